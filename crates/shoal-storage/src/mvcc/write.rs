@@ -1,0 +1,229 @@
+//! MVCC writes, intent resolution and garbage collection.
+//!
+//! Every function here reads through a [`Reader`] and appends its effects to a [`WriteBatch`];
+//! none writes to the engine itself (see "Evaluation into batches" in the module docs).
+
+use shoal_hlc::Timestamp;
+use shoal_keys::{Key, Span, layout};
+
+use super::TxnMeta;
+use super::key::{decode, encode_prefix, encode_prefix_end, encode_versioned};
+use super::read::read_lock;
+use super::value::{LockRecord, decode_value, encode_value};
+use crate::engine::{Cf, IterOptions, Reader, WriteBatch};
+use crate::{Error, Result};
+
+/// Writes `value` to `key` at `ts` (`None` writes a tombstone).
+///
+/// Without a transaction, the version is committed at once. With one, `ts` must equal
+/// `txn.write_ts` and the write becomes the transaction's intent, replacing any earlier intent
+/// of the same transaction on the key.
+pub fn put<R: Reader + ?Sized>(
+    reader: &R,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    ts: Timestamp,
+    value: Option<&[u8]>,
+    txn: Option<&TxnMeta>,
+) -> Result<()> {
+    if key.starts_with(layout::LOCAL_LOCK_PREFIX) {
+        return Err(Error::InvalidArgument(format!("{} is a lock record key", Key::new(key))));
+    }
+    if ts.is_zero() {
+        return Err(Error::InvalidArgument(format!(
+            "write to {} at the zero timestamp",
+            Key::new(key)
+        )));
+    }
+    if let Some(txn) = txn
+        && txn.write_ts != ts
+    {
+        return Err(Error::InvalidArgument(format!(
+            "write at {ts} by txn {} whose write timestamp is {}",
+            txn.short_id(),
+            txn.write_ts
+        )));
+    }
+
+    if let Some(lock) = read_lock(reader, key)? {
+        match txn {
+            Some(txn) if txn.id == lock.txn.id => {
+                if lock.txn.epoch > txn.epoch {
+                    return Err(Error::InvalidArgument(format!(
+                        "txn {} at epoch {} wrote {} over its intent from the later epoch {}",
+                        txn.short_id(),
+                        txn.epoch,
+                        Key::new(key),
+                        lock.txn.epoch
+                    )));
+                }
+            }
+            _ => return Err(Error::LockConflict { locks: vec![(Key::new(key), lock.txn)] }),
+        }
+    }
+
+    if let Some(existing_ts) = newest_version_ts(reader, key)?
+        && existing_ts >= ts
+    {
+        return Err(Error::WriteTooOld { key: Key::new(key), write_ts: ts, existing_ts });
+    }
+
+    match txn {
+        None => batch.put(Cf::Mvcc, encode_versioned(key, ts), encode_value(value)),
+        Some(txn) => {
+            let record = LockRecord { txn: txn.clone(), value: value.map(<[u8]>::to_vec) };
+            batch.put(Cf::Mvcc, encode_prefix(layout::lock_key(key).as_bytes()), record.encode());
+        }
+    }
+    Ok(())
+}
+
+/// Deletes `key` at `ts`: [`put`] of a tombstone.
+pub fn delete<R: Reader + ?Sized>(
+    reader: &R,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    ts: Timestamp,
+    txn: Option<&TxnMeta>,
+) -> Result<()> {
+    put(reader, batch, key, ts, None, txn)
+}
+
+/// How a transaction ended, for [`resolve_intent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// Committed at `commit_ts` in `epoch`. Intents of earlier epochs are discarded.
+    Commit {
+        /// The commit timestamp; at or above every intent's timestamp of this epoch.
+        commit_ts: Timestamp,
+        /// The epoch that committed.
+        epoch: u32,
+    },
+    /// Still pending, but pushed to `write_ts`: the intent moves up to it (never down), so
+    /// readers below `write_ts` no longer conflict with it.
+    Pending {
+        /// The pushed write timestamp.
+        write_ts: Timestamp,
+    },
+    /// Aborted: every intent is discarded.
+    Abort,
+}
+
+/// Resolves the intent of transaction `txn_id` on `key`. Returns false (and does nothing) if
+/// the key holds no intent of that transaction, so resolution is idempotent.
+pub fn resolve_intent<R: Reader + ?Sized>(
+    reader: &R,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    txn_id: u128,
+    resolution: Resolution,
+) -> Result<bool> {
+    let Some(lock) = read_lock(reader, key)?.filter(|lock| lock.txn.id == txn_id) else {
+        return Ok(false);
+    };
+    let lock_key = encode_prefix(layout::lock_key(key).as_bytes());
+    if let Resolution::Pending { write_ts } = resolution {
+        if write_ts > lock.txn.write_ts {
+            let mut moved = lock;
+            moved.txn.write_ts = write_ts;
+            batch.put(Cf::Mvcc, lock_key, moved.encode());
+        }
+        return Ok(true);
+    }
+    if let Resolution::Commit { commit_ts, epoch } = resolution {
+        if lock.txn.epoch > epoch {
+            return Err(Error::InvalidArgument(format!(
+                "commit of txn {} at epoch {epoch} found its intent on {} from the later epoch {}",
+                lock.txn.short_id(),
+                Key::new(key),
+                lock.txn.epoch
+            )));
+        }
+        if lock.txn.epoch == epoch {
+            if commit_ts < lock.txn.write_ts {
+                return Err(Error::InvalidArgument(format!(
+                    "commit of txn {} at {commit_ts}, below its intent on {} at {}",
+                    lock.txn.short_id(),
+                    Key::new(key),
+                    lock.txn.write_ts
+                )));
+            }
+            batch.put(
+                Cf::Mvcc,
+                encode_versioned(key, commit_ts),
+                encode_value(lock.value.as_deref()),
+            );
+        }
+    }
+    batch.delete(Cf::Mvcc, lock_key);
+    Ok(true)
+}
+
+/// What [`gc`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Versions (values and tombstones) removed.
+    pub versions_removed: usize,
+}
+
+/// Removes the versions in `span` that no read at or above `threshold` can see: for each key,
+/// every version older than the newest one at or below `threshold`, and that one too if it is
+/// a tombstone. Intents are untouched.
+pub fn gc<R: Reader + ?Sized>(
+    reader: &R,
+    batch: &mut WriteBatch,
+    span: &Span,
+    threshold: Timestamp,
+) -> Result<GcStats> {
+    let mut stats = GcStats::default();
+    let mut iter = reader.iter(
+        Cf::Mvcc,
+        IterOptions::bounded(
+            encode_prefix(span.start.as_bytes()),
+            encode_prefix(span.end.as_bytes()),
+        ),
+    )?;
+    iter.seek_to_first();
+    // The user key whose visible-at-threshold version was found already.
+    let mut covered: Option<Vec<u8>> = None;
+    while iter.valid()? {
+        let (key, ts) = decode(iter.key())?;
+        let Some(ts) = ts else {
+            iter.seek(&encode_prefix_end(&key));
+            continue;
+        };
+        if ts <= threshold {
+            if covered.as_deref() == Some(&key[..]) {
+                batch.delete(Cf::Mvcc, iter.key().to_vec());
+                stats.versions_removed += 1;
+            } else {
+                if decode_value(iter.value())?.is_none() {
+                    batch.delete(Cf::Mvcc, iter.key().to_vec());
+                    stats.versions_removed += 1;
+                }
+                covered = Some(key);
+            }
+        }
+        iter.next();
+    }
+    Ok(stats)
+}
+
+fn newest_version_ts<R: Reader + ?Sized>(reader: &R, key: &[u8]) -> Result<Option<Timestamp>> {
+    let mut iter = reader.iter(
+        Cf::Mvcc,
+        IterOptions {
+            lower: Some(encode_prefix(key)),
+            upper: Some(encode_prefix_end(key)),
+            prefix_same_as_start: true,
+        },
+    )?;
+    iter.seek(&encode_prefix(key));
+    while iter.valid()? {
+        if let (_, Some(ts)) = decode(iter.key())? {
+            return Ok(Some(ts));
+        }
+        iter.next();
+    }
+    Ok(None)
+}
