@@ -16,6 +16,9 @@ use crate::{Error, Result, Timestamp};
 /// The default maximum clock offset tolerated between nodes (design §4).
 pub const DEFAULT_MAX_OFFSET: Duration = Duration::from_millis(500);
 
+/// The largest logical counter accepted as is from a remote reading (see [`Clock::update`]).
+const LOGICAL_CEILING: u32 = u32::MAX / 2;
+
 /// A source of physical time in nanoseconds since the Unix epoch.
 pub trait PhysicalClock: Send + Sync + fmt::Debug {
     /// Returns the current physical time in nanoseconds since the Unix epoch.
@@ -157,8 +160,16 @@ impl Clock {
     /// Fails with [`Error::RemoteClockAhead`], leaving the clock unchanged, when `remote` is
     /// more than `max_offset` ahead of the local physical clock.
     pub fn update(&self, remote: Timestamp) -> Result<()> {
+        // `hybrid-clocks` adds one to the logical counter unchecked. A reading whose counter is
+        // near the top is replaced by the next wall tick, a slightly later reading: every later
+        // `now()` is still after `remote`, and the counter cannot overflow.
+        let accepted = if remote.logical > LOGICAL_CEILING {
+            Timestamp::new(remote.wall.saturating_add(1), 0)
+        } else {
+            remote
+        };
         let reading =
-            hybrid_clocks::Timestamp { epoch: 0, time: remote.wall, count: remote.logical };
+            hybrid_clocks::Timestamp { epoch: 0, time: accepted.wall, count: accepted.logical };
         match self.lock().observe(&reading) {
             Ok(()) => Ok(()),
             Err(hybrid_clocks::Error::OffsetTooGreat) => {
@@ -242,6 +253,18 @@ mod tests {
         assert!(clock.now() > before);
         // Exactly max_offset ahead is still accepted.
         clock.update(Timestamp::new(10 * SEC + 500_000_000, 0)).unwrap();
+    }
+
+    #[test]
+    fn update_with_saturated_logical_counter_stays_monotonic() {
+        let (clock, _physical) = manual(10 * SEC);
+        let remote = Timestamp::new(10 * SEC, u32::MAX);
+        clock.update(remote).unwrap();
+        let first = clock.now();
+        assert!(first > remote, "{first} must be after {remote}");
+        assert!(clock.now() > first);
+        clock.update(Timestamp::new(first.wall, u32::MAX - 1)).unwrap();
+        assert!(clock.now() > Timestamp::new(first.wall, u32::MAX - 1));
     }
 
     #[test]

@@ -132,13 +132,8 @@ pub fn decode_datum(input: &[u8]) -> Result<(Datum, Direction, &[u8])> {
         return Err(Error::Invalid(format!("unknown key column tag {tag:#04x}")));
     };
     let payload = &input[1..];
-    let (datum, used) = match direction {
-        Direction::Ascending => decode_payload(tag, payload)?,
-        Direction::Descending => {
-            let inverted: Vec<u8> = payload.iter().map(|b| !b).collect();
-            decode_payload(!tag, &inverted)?
-        }
-    };
+    let ascending_tag = if direction == Direction::Ascending { tag } else { !tag };
+    let (datum, used) = decode_payload(ascending_tag, payload, direction == Direction::Descending)?;
     Ok((datum, direction, &payload[used..]))
 }
 
@@ -146,23 +141,33 @@ fn is_ascending_tag(tag: u8) -> bool {
     matches!(tag, TAG_NULL | TAG_FALSE | TAG_TRUE | TAG_INT | TAG_FLOAT | TAG_BYTES | TAG_STRING)
 }
 
-/// Decodes the payload of an ascending `tag`, returning the datum and the bytes consumed.
-fn decode_payload(tag: u8, payload: &[u8]) -> Result<(Datum, usize)> {
+/// Decodes the payload of an ascending `tag`, returning the datum and the bytes consumed. With
+/// `invert`, every payload byte is read inverted (a descending column); only the bytes the
+/// value occupies are touched.
+fn decode_payload(tag: u8, payload: &[u8], invert: bool) -> Result<(Datum, usize)> {
     Ok(match tag {
         TAG_NULL => (Datum::Null, 0),
         TAG_FALSE => (Datum::Bool(false), 0),
         TAG_TRUE => (Datum::Bool(true), 0),
         TAG_INT => {
-            let raw = fixed8(payload, "INT")?;
+            let raw = fixed8(payload, "INT", invert)?;
             (Datum::Int((raw ^ (1 << 63)) as i64), 8)
         }
-        TAG_FLOAT => (Datum::Float(float_from_ordered(fixed8(payload, "FLOAT")?)), 8),
+        TAG_FLOAT => {
+            let x = float_from_ordered(fixed8(payload, "FLOAT", invert)?);
+            // Encoding folds -0.0 into 0.0 and every NaN into one; other bit patterns would be
+            // a second encoding of an equal value.
+            if x.to_bits() == (-0.0f64).to_bits() || (x.is_nan() && x.to_bits() != CANONICAL_NAN) {
+                return Err(Error::Invalid(format!("non-canonical FLOAT bits {:#x}", x.to_bits())));
+            }
+            (Datum::Float(x), 8)
+        }
         TAG_BYTES => {
-            let (bytes, used) = decode_escaped(payload)?;
+            let (bytes, used) = decode_escaped_inner(payload, invert)?;
             (Datum::Bytes(bytes), used)
         }
         TAG_STRING => {
-            let (bytes, used) = decode_escaped(payload)?;
+            let (bytes, used) = decode_escaped_inner(payload, invert)?;
             let s = String::from_utf8(bytes)
                 .map_err(|_| Error::Invalid("STRING key column is not UTF-8".into()))?;
             (Datum::String(s), used)
@@ -171,10 +176,11 @@ fn decode_payload(tag: u8, payload: &[u8]) -> Result<(Datum, usize)> {
     })
 }
 
-fn fixed8(payload: &[u8], what: &'static str) -> Result<u64> {
+fn fixed8(payload: &[u8], what: &'static str, invert: bool) -> Result<u64> {
     let bytes: [u8; 8] =
         payload.get(..8).and_then(|b| b.try_into().ok()).ok_or(Error::Truncated(what))?;
-    Ok(u64::from_be_bytes(bytes))
+    let raw = u64::from_be_bytes(bytes);
+    Ok(if invert { !raw } else { raw })
 }
 
 fn float_to_ordered(x: f64) -> u64 {
@@ -207,18 +213,23 @@ pub fn encode_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
 /// Decodes [`encode_escaped`]'s output from the front of `input`, returning the bytes and the
 /// number of input bytes consumed (terminator included).
 pub fn decode_escaped(input: &[u8]) -> Result<(Vec<u8>, usize)> {
+    decode_escaped_inner(input, false)
+}
+
+fn decode_escaped_inner(input: &[u8], invert: bool) -> Result<(Vec<u8>, usize)> {
+    let at = |i: usize| input.get(i).map(|&b| if invert { !b } else { b });
     let mut out = Vec::new();
     let mut i = 0;
     loop {
-        match input.get(i) {
+        match at(i) {
             None => return Err(Error::Truncated("unterminated bytes")),
-            Some(&ESCAPE) => match input.get(i + 1) {
-                Some(&ESCAPED_ZERO) => out.push(0),
-                Some(&TERMINATOR) => return Ok((out, i + 2)),
+            Some(ESCAPE) => match at(i + 1) {
+                Some(ESCAPED_ZERO) => out.push(0),
+                Some(TERMINATOR) => return Ok((out, i + 2)),
                 Some(b) => return Err(Error::Invalid(format!("bad escape 00 {b:02x}"))),
                 None => return Err(Error::Truncated("unterminated bytes")),
             },
-            Some(&b) => {
+            Some(b) => {
                 out.push(b);
                 i += 1;
                 continue;
@@ -415,5 +426,7 @@ mod tests {
         assert_eq!(decode_datum(&[TAG_INT, 1, 2]).unwrap_err(), Error::Truncated("INT"));
         assert!(decode_uvarint(&[0xf0, 5]).is_err(), "non-minimal");
         assert!(decode_datum(&[TAG_STRING, 0xff, 0, 1]).is_err(), "not UTF-8");
+        let negative_zero = [TAG_FLOAT, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode_datum(&negative_zero).unwrap_err().to_string().contains("non-canonical"));
     }
 }

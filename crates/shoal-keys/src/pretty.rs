@@ -12,8 +12,20 @@
 use crate::encoding::{decode_datum, decode_escaped, decode_uvarint};
 use crate::layout::*;
 
+/// How many layout prefixes are interpreted inside one another (`/Local/Lock/Meta/...`);
+/// deeper keys print the rest quoted, so a crafted key cannot exhaust the stack.
+const MAX_NESTING: usize = 4;
+
 /// Returns the human-readable form of a key.
 pub fn pretty(key: &[u8]) -> String {
+    pretty_at(key, 0)
+}
+
+fn pretty_at(key: &[u8], depth: usize) -> String {
+    if depth > MAX_NESTING {
+        return quoted(key);
+    }
+    let inner = |rest: &[u8]| nested(rest, depth + 1);
     if key.is_empty() {
         return "/Min".to_string();
     }
@@ -24,10 +36,10 @@ pub fn pretty(key: &[u8]) -> String {
         return format!("/Local/Range{}", pretty_range_local(rest));
     }
     if let Some(rest) = key.strip_prefix(LOCAL_TXN_PREFIX) {
-        return format!("/Local/Txn{}", pretty_txn(rest));
+        return format!("/Local/Txn{}", pretty_txn(rest, depth + 1));
     }
     if let Some(rest) = key.strip_prefix(LOCAL_LOCK_PREFIX) {
-        return format!("/Local/Lock{}", nested(rest));
+        return format!("/Local/Lock{}", inner(rest));
     }
     if let Some(rest) = key.strip_prefix(LOCAL_PREFIX) {
         return format!("/Local{}", raw(rest));
@@ -36,7 +48,7 @@ pub fn pretty(key: &[u8]) -> String {
         return "/Meta/Max".to_string();
     }
     if let Some(rest) = key.strip_prefix(META_PREFIX) {
-        return format!("/Meta{}", nested(rest));
+        return format!("/Meta{}", inner(rest));
     }
     if key == SYSTEM_MAX {
         return "/System/Max".to_string();
@@ -46,7 +58,7 @@ pub fn pretty(key: &[u8]) -> String {
     }
     if let Some(rest) = key.strip_prefix(TENANT_PREFIX) {
         return match decode_uvarint(rest) {
-            Ok((tenant, rest)) => format!("/Tenant/{tenant}{}", nested(rest)),
+            Ok((tenant, rest)) => format!("/Tenant/{tenant}{}", inner(rest)),
             Err(_) => format!("/Tenant{}", raw(rest)),
         };
     }
@@ -57,11 +69,11 @@ pub fn pretty(key: &[u8]) -> String {
 }
 
 /// Prints `rest` as a path continuation: nothing if empty, else starting with `/`.
-fn nested(rest: &[u8]) -> String {
+fn nested(rest: &[u8], depth: usize) -> String {
     if rest.is_empty() {
         return "/Min".to_string();
     }
-    let s = pretty(rest);
+    let s = pretty_at(rest, depth);
     if s.starts_with('/') { s } else { format!("/{s}") }
 }
 
@@ -84,11 +96,11 @@ fn pretty_range_local(rest: &[u8]) -> String {
     }
 }
 
-fn pretty_txn(rest: &[u8]) -> String {
+fn pretty_txn(rest: &[u8], depth: usize) -> String {
     match decode_escaped(rest) {
         Ok((anchor, used)) if rest.len() - used == 16 => {
             let id = u128::from_be_bytes(rest[used..].try_into().expect("16 bytes"));
-            format!("{}/{id:032x}", nested(&anchor))
+            format!("{}/{id:032x}", nested(&anchor, depth))
         }
         _ => raw(rest),
     }
@@ -172,6 +184,15 @@ mod tests {
         for (key, want) in cases {
             assert_eq!(key.to_string(), want, "{:x?}", key.as_bytes());
         }
+    }
+
+    #[test]
+    fn deeply_nested_keys_print_without_recursing_deeply() {
+        let deep = vec![0x02; 200_000];
+        let s = pretty(&deep);
+        assert!(s.starts_with("/Meta/Meta/Meta/Meta/Meta/\""), "{}", &s[..40]);
+        let locks: Vec<u8> = LOCAL_LOCK_PREFIX.repeat(100_000);
+        assert!(pretty(&locks).starts_with("/Local/Lock/Local/Lock"));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub const STORE_MARKER_FILE: &str = "SHOAL_STORE";
 pub const STORE_FORMAT_VERSION: u32 = 1;
 
 const MARKER_MAGIC: &str = "shoal-store";
+const MARKER_TMP_FILE: &str = "SHOAL_STORE.tmp";
 const BLOCK_CACHE_BYTES: usize = 128 << 20;
 
 /// A RocksDB-backed engine.
@@ -156,6 +157,11 @@ fn check_or_create_marker(path: &Path) -> Result<()> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+            // A leftover temporary marker means a crash while creating the store: start over.
+            let tmp = path.join(MARKER_TMP_FILE);
+            if tmp.exists() {
+                fs::remove_file(&tmp).map_err(|e| io_error(&tmp, e))?;
+            }
             let has_files = fs::read_dir(path).map_err(|e| io_error(path, e))?.next().is_some();
             if has_files {
                 return Err(not_a_store(format!(
@@ -171,7 +177,7 @@ fn check_or_create_marker(path: &Path) -> Result<()> {
 /// Writes the marker durably: temporary file, fsync, rename, fsync of the directory, so a
 /// crash leaves either no marker (an empty directory, recreated on the next open) or a whole one.
 fn write_marker(path: &Path) -> Result<()> {
-    let tmp = path.join(format!("{STORE_MARKER_FILE}.tmp"));
+    let tmp = path.join(MARKER_TMP_FILE);
     let mut file = fs::File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
     write!(file, "{MARKER_MAGIC}\nformat-version: {STORE_FORMAT_VERSION}\n")
         .and_then(|_| file.sync_all())
@@ -362,6 +368,14 @@ mod tests {
             msg.contains(&path.display().to_string()) && msg.contains("format version 99"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn recovers_from_a_crash_while_creating_the_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MARKER_TMP_FILE), "shoal-st").unwrap();
+        RocksEngine::open(dir.path()).unwrap();
+        assert!(!dir.path().join(MARKER_TMP_FILE).exists());
     }
 
     #[test]

@@ -17,7 +17,9 @@ use crate::{Error, Result};
 ///
 /// Without a transaction, the version is committed at once. With one, `ts` must equal
 /// `txn.write_ts` and the write becomes the transaction's intent, replacing any earlier intent
-/// of the same transaction on the key.
+/// of the same transaction on the key. Returns the timestamp written at: `ts`, or the
+/// transaction's existing intent's timestamp if a push moved that higher (an intent never
+/// moves down, or readers that pushed it would conflict again).
 pub fn put<R: Reader + ?Sized>(
     reader: &R,
     batch: &mut WriteBatch,
@@ -25,7 +27,7 @@ pub fn put<R: Reader + ?Sized>(
     ts: Timestamp,
     value: Option<&[u8]>,
     txn: Option<&TxnMeta>,
-) -> Result<()> {
+) -> Result<Timestamp> {
     if key.starts_with(layout::LOCAL_LOCK_PREFIX) {
         return Err(Error::InvalidArgument(format!("{} is a lock record key", Key::new(key))));
     }
@@ -45,9 +47,11 @@ pub fn put<R: Reader + ?Sized>(
         )));
     }
 
+    let mut write_ts = ts;
     if let Some(lock) = read_lock(reader, key)? {
         match txn {
             Some(txn) if txn.id == lock.txn.id => {
+                write_ts = write_ts.max(lock.txn.write_ts);
                 if lock.txn.epoch > txn.epoch {
                     return Err(Error::InvalidArgument(format!(
                         "txn {} at epoch {} wrote {} over its intent from the later epoch {}",
@@ -63,19 +67,21 @@ pub fn put<R: Reader + ?Sized>(
     }
 
     if let Some(existing_ts) = newest_version_ts(reader, key)?
-        && existing_ts >= ts
+        && existing_ts >= write_ts
     {
-        return Err(Error::WriteTooOld { key: Key::new(key), write_ts: ts, existing_ts });
+        return Err(Error::WriteTooOld { key: Key::new(key), write_ts, existing_ts });
     }
 
     match txn {
-        None => batch.put(Cf::Mvcc, encode_versioned(key, ts), encode_value(value)),
+        None => batch.put(Cf::Mvcc, encode_versioned(key, write_ts), encode_value(value)),
         Some(txn) => {
-            let record = LockRecord { txn: txn.clone(), value: value.map(<[u8]>::to_vec) };
+            let mut meta = txn.clone();
+            meta.write_ts = write_ts;
+            let record = LockRecord { txn: meta, value: value.map(<[u8]>::to_vec) };
             batch.put(Cf::Mvcc, encode_prefix(layout::lock_key(key).as_bytes()), record.encode());
         }
     }
-    Ok(())
+    Ok(write_ts)
 }
 
 /// Deletes `key` at `ts`: [`put`] of a tombstone.
@@ -85,7 +91,7 @@ pub fn delete<R: Reader + ?Sized>(
     key: &[u8],
     ts: Timestamp,
     txn: Option<&TxnMeta>,
-) -> Result<()> {
+) -> Result<Timestamp> {
     put(reader, batch, key, ts, None, txn)
 }
 
