@@ -34,14 +34,7 @@ pub fn get<R: Reader + ?Sized>(
 ) -> Result<Option<Versioned>> {
     check_read(ts, &opts)?;
     let lock = read_lock(reader, key)?;
-    let mut iter = reader.iter(
-        Cf::Mvcc,
-        IterOptions {
-            lower: Some(encode_prefix(key)),
-            upper: Some(encode_prefix_end(key)),
-            prefix_same_as_start: true,
-        },
-    )?;
+    let mut iter = key_iter(reader, key)?;
     let mut conflicts = Vec::new();
     let found = read_key(iter.as_mut(), key, lock.as_ref(), ts, &opts, &mut conflicts)?;
     if !conflicts.is_empty() {
@@ -63,13 +56,7 @@ pub fn scan<R: Reader + ?Sized>(
         return Ok(result);
     }
     let locks: BTreeMap<Key, LockRecord> = scan_locks(reader, span)?.into_iter().collect();
-    let mut iter = reader.iter(
-        Cf::Mvcc,
-        IterOptions::bounded(
-            encode_prefix(span.start.as_bytes()),
-            encode_prefix(span.end.as_bytes()),
-        ),
-    )?;
+    let mut iter = span_iter(reader, span)?;
     let mut conflicts = Vec::new();
     // Forward: keys in [cursor, span.end) remain. Reverse: keys in [span.start, cursor) remain.
     let mut cursor = if opts.reverse { span.end.clone() } else { span.start.clone() };
@@ -110,14 +97,7 @@ pub fn scan<R: Reader + ?Sized>(
 
 /// Returns every lock record on keys in `span`, in key order.
 pub fn scan_locks<R: Reader + ?Sized>(reader: &R, span: &Span) -> Result<Vec<(Key, LockRecord)>> {
-    let lock_span = layout::lock_span(span);
-    let mut iter = reader.iter(
-        Cf::Mvcc,
-        IterOptions::bounded(
-            encode_prefix(lock_span.start.as_bytes()),
-            encode_prefix(lock_span.end.as_bytes()),
-        ),
-    )?;
+    let mut iter = span_iter(reader, &layout::lock_span(span))?;
     iter.seek_to_first();
     let mut out = Vec::new();
     while iter.valid()? {
@@ -132,6 +112,31 @@ pub fn scan_locks<R: Reader + ?Sized>(reader: &R, span: &Span) -> Result<Vec<(Ke
         iter.next();
     }
     Ok(out)
+}
+
+/// Returns an iterator over every entry of the user keys in `span`.
+pub(crate) fn span_iter<'r, R: Reader + ?Sized>(
+    reader: &'r R,
+    span: &Span,
+) -> Result<Box<dyn EngineIterator + 'r>> {
+    let bounds = IterOptions::bounded(
+        encode_prefix(span.start.as_bytes()),
+        encode_prefix(span.end.as_bytes()),
+    );
+    reader.iter(Cf::Mvcc, bounds)
+}
+
+/// Returns an iterator over the entries of one user key, using the prefix bloom filter.
+pub(crate) fn key_iter<'r, R: Reader + ?Sized>(
+    reader: &'r R,
+    key: &[u8],
+) -> Result<Box<dyn EngineIterator + 'r>> {
+    let bounds = IterOptions {
+        lower: Some(encode_prefix(key)),
+        upper: Some(encode_prefix_end(key)),
+        prefix_same_as_start: true,
+    };
+    reader.iter(Cf::Mvcc, bounds)
 }
 
 /// Reads the lock record of `key`, if any.

@@ -8,9 +8,9 @@ use shoal_keys::{Key, Span, layout};
 
 use super::TxnMeta;
 use super::key::{decode, encode_prefix, encode_prefix_end, encode_versioned};
-use super::read::read_lock;
+use super::read::{key_iter, read_lock, span_iter};
 use super::value::{LockRecord, decode_value, encode_value};
-use crate::engine::{Cf, IterOptions, Reader, WriteBatch};
+use crate::engine::{Cf, Reader, WriteBatch};
 use crate::{Error, Result};
 
 /// Writes `value` to `key` at `ts` (`None` writes a tombstone).
@@ -182,13 +182,7 @@ pub fn gc<R: Reader + ?Sized>(
     threshold: Timestamp,
 ) -> Result<GcStats> {
     let mut stats = GcStats::default();
-    let mut iter = reader.iter(
-        Cf::Mvcc,
-        IterOptions::bounded(
-            encode_prefix(span.start.as_bytes()),
-            encode_prefix(span.end.as_bytes()),
-        ),
-    )?;
+    let mut iter = span_iter(reader, span)?;
     iter.seek_to_first();
     // The user key whose visible-at-threshold version was found already.
     let mut covered: Option<Vec<u8>> = None;
@@ -216,14 +210,7 @@ pub fn gc<R: Reader + ?Sized>(
 }
 
 fn newest_version_ts<R: Reader + ?Sized>(reader: &R, key: &[u8]) -> Result<Option<Timestamp>> {
-    let mut iter = reader.iter(
-        Cf::Mvcc,
-        IterOptions {
-            lower: Some(encode_prefix(key)),
-            upper: Some(encode_prefix_end(key)),
-            prefix_same_as_start: true,
-        },
-    )?;
+    let mut iter = key_iter(reader, key)?;
     iter.seek(&encode_prefix(key));
     while iter.valid()? {
         if let (_, Some(ts)) = decode(iter.key())? {
