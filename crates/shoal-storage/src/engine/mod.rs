@@ -37,6 +37,7 @@
 //! Engine calls block (RocksDB may stall on compaction); async callers must run them off the
 //! async worker threads.
 
+mod batch_codec;
 mod memory;
 mod rocks;
 
