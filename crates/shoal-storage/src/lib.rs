@@ -15,6 +15,7 @@
 //!
 //! This is the only crate that uses RocksDB (design §1); a test in `tests/` enforces it.
 
+mod bytes;
 pub mod engine;
 mod error;
 pub mod mvcc;

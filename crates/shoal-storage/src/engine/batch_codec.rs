@@ -12,6 +12,7 @@
 //! versions, ops and column families, and truncated input, with [`Error::Corruption`].
 
 use super::{BatchOp, Cf, WriteBatch};
+use crate::bytes::ByteReader;
 use crate::{Error, Result};
 
 const FORMAT_V1: u8 = 1;
@@ -72,13 +73,13 @@ impl WriteBatch {
 
     /// Decodes [`WriteBatch::encode`]'s output.
     pub fn decode(bytes: &[u8]) -> Result<WriteBatch> {
-        let mut r = Cursor { bytes, pos: 0 };
+        let mut r = ByteReader::new(bytes, "write batch");
         let version = r.take(1)?[0];
         if version != FORMAT_V1 {
             return Err(Error::Corruption(format!("unknown write batch format {version}")));
         }
         let mut batch = WriteBatch::new();
-        while r.pos < bytes.len() {
+        while !r.is_empty() {
             let op = r.take(1)?[0];
             let cf = cf_from_code(r.take(1)?[0])?;
             let key = r.take_len_prefixed()?;
@@ -90,32 +91,6 @@ impl WriteBatch {
             }
         }
         Ok(batch)
-    }
-}
-
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end =
-            self.pos.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
-                Error::Corruption(format!(
-                    "write batch truncated at byte {} of {}",
-                    self.pos,
-                    self.bytes.len()
-                ))
-            })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn take_len_prefixed(&mut self) -> Result<&'a [u8]> {
-        let len = u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
-        self.take(len)
     }
 }
 

@@ -15,6 +15,7 @@ use shoal_hlc::Timestamp;
 use shoal_keys::Key;
 
 use super::TxnMeta;
+use crate::bytes::ByteReader;
 use crate::{Error, Result};
 
 const TOMBSTONE: u8 = 0x00;
@@ -72,41 +73,19 @@ impl LockRecord {
 
     /// Decodes [`LockRecord::encode`]'s output.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut r = ByteReader { bytes, pos: 0 };
+        let mut r = ByteReader::new(bytes, "lock record");
         let version = r.take(1)?[0];
         if version != LOCK_FORMAT_V1 {
             return Err(Error::Corruption(format!("unknown lock record version {version}")));
         }
         let id = u128::from_be_bytes(r.take(16)?.try_into().expect("16 bytes"));
-        let epoch = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes"));
+        let epoch = r.take_u32()?;
         let write_ts = Timestamp::decode(r.take(12)?)
             .map_err(|e| Error::Corruption(format!("lock record timestamp: {e}")))?;
-        let priority = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes"));
-        let anchor_len = u32::from_be_bytes(r.take(4)?.try_into().expect("4 bytes")) as usize;
-        let anchor = Key::new(r.take(anchor_len)?);
-        let value = decode_value(&bytes[r.pos..])?;
+        let priority = r.take_u32()?;
+        let anchor = Key::new(r.take_len_prefixed()?);
+        let value = decode_value(r.rest())?;
         Ok(LockRecord { txn: TxnMeta { id, anchor, epoch, write_ts, priority }, value })
-    }
-}
-
-struct ByteReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> ByteReader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end =
-            self.pos.checked_add(n).filter(|end| *end <= self.bytes.len()).ok_or_else(|| {
-                Error::Corruption(format!(
-                    "lock record truncated at byte {} of {}",
-                    self.pos,
-                    self.bytes.len()
-                ))
-            })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
     }
 }
 
