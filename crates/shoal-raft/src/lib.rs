@@ -22,22 +22,31 @@
 //! it), so an upgrade touches one crate. Its own log-storage test suite runs against
 //! [`LogStore`] and [`RangeStateMachine`] on both engines.
 //!
-//! Out of scope so far: the network (`shoal-rpc`), snapshot streaming, and creating and
-//! wiring `Raft` instances (the KV server's store).
+//! - [`network`]: Raft messages in envelopes over a byte [`Transport`] that the node provides;
+//!   [`start_replica`] wires a log store, state machine and network into a running [`Replica`].
+//!
+//! Out of scope so far: the node-to-node transport itself (`shoal-rpc`), streaming snapshots in
+//! chunks, and deciding which replicas exist (the KV server's store).
 
 mod codec;
 mod error;
 pub mod keys;
 mod log_store;
+pub mod network;
+mod replica;
 mod state_machine;
 pub mod types;
 mod writer;
 
 #[cfg(test)]
+mod cluster_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::{Error, Result};
 pub use log_store::LogStore;
+pub use network::{RaftEnvelope, RaftRequest, RaftResponse, Transport, TransportError, deliver};
+pub use replica::{RaftTimers, Replica, ReplicaContext, start_replica};
 pub use state_machine::{Applier, EngineSpan, RangeSnapshot, RangeStateMachine, SnapshotBuilder};
 pub use types::{Command, CommandResponse, ReplicaLocation, TypeConfig};
 pub use writer::{LogWriter, SyncedCallback};
