@@ -1,0 +1,367 @@
+//! A node's endpoint: the listener that answers peers and the outgoing queues to each peer.
+//!
+//! ```text
+//!   send(n2, Raft, msg) ─▶ queue (n2, Raft) ─▶ batcher: drain queue ─▶ deliver(hdr, [m1..mk])
+//!   send(n2, Raft, msg) ─▶       │                 one connection per (peer, lane), multiplexed:
+//!   send(n3, Snapshot, s) ─▶ queue (n3, Snapshot)  several batches in flight at once
+//! ```
+//!
+//! Each `(peer, lane)` pair has a queue drained by one task: every message waiting when the task
+//! wakes goes into one `deliver` call, so many ranges' Raft messages to one node share a frame.
+//! Calls are pipelined over the connection, so a slow batch does not hold later ones back. A
+//! broken connection is dropped and re-dialled by the next batch.
+//!
+//! Every call has a deadline. The caller's wait is bounded by it even if the peer accepted the
+//! connection and never answers; other peers have their own queues and connections, so one
+//! stalled peer delays nobody else.
+//!
+//! The HLC travels both ways: the sender's reading in the request header updates the receiver's
+//! clock, and the receiver's reading in the answer updates the sender's. A reading beyond the
+//! maximum offset is refused by the receiving clock and the call fails.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use shoal_hlc::Clock;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::{client, context};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::faults::Faults;
+use crate::wire::{
+    DeliverResult, Header, Lane, MAX_FRAME_BYTES, NodeService, NodeServiceClient, Payload,
+};
+use crate::{Error, Result};
+
+/// Handles messages that arrive from peers.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles one message from node `from` on `lane` and returns the reply bytes.
+    fn handle(&self, from: u64, lane: Lane, message: Vec<u8>) -> BoxFuture<'static, Vec<u8>>;
+}
+
+/// Endpoint settings.
+#[derive(Debug, Clone)]
+pub struct RpcConfig {
+    /// This node's id.
+    pub node_id: u64,
+    /// Where to listen (port 0 picks a free port).
+    pub listen_addr: SocketAddr,
+    /// How long dialling a peer may take.
+    pub connect_timeout: Duration,
+    /// The most messages in one batch.
+    pub max_batch: usize,
+}
+
+impl RpcConfig {
+    /// Settings with defaults for `node_id` listening on `listen_addr`.
+    pub fn new(node_id: u64, listen_addr: SocketAddr) -> Self {
+        RpcConfig { node_id, listen_addr, connect_timeout: Duration::from_secs(2), max_batch: 512 }
+    }
+}
+
+/// A node's transport endpoint. Cloning shares it.
+#[derive(Clone)]
+pub struct Rpc {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RpcConfig,
+    local_addr: SocketAddr,
+    clock: Arc<Clock>,
+    faults: Faults,
+    addresses: RwLock<HashMap<u64, SocketAddr>>,
+    queues: Mutex<HashMap<(u64, Lane), mpsc::UnboundedSender<Outgoing>>>,
+    batches_sent: AtomicU64,
+    messages_sent: AtomicU64,
+}
+
+struct Outgoing {
+    message: Vec<u8>,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Vec<u8>>>,
+}
+
+impl Rpc {
+    /// Starts listening and returns the endpoint.
+    pub async fn start(
+        config: RpcConfig,
+        clock: Arc<Clock>,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Rpc> {
+        let listen_error = |e: &dyn std::fmt::Display| Error::Listen {
+            addr: config.listen_addr.to_string(),
+            reason: e.to_string(),
+        };
+        let mut listener =
+            tarpc::serde_transport::tcp::listen(config.listen_addr, Bincode::default)
+                .await
+                .map_err(|e| listen_error(&e))?;
+        listener.config_mut().max_frame_length(MAX_FRAME_BYTES);
+        let local_addr = listener.local_addr();
+        let server = Server { node_id: config.node_id, clock: clock.clone(), handler };
+        tokio::spawn(async move {
+            while let Some(accepted) = listener.next().await {
+                match accepted {
+                    Ok(transport) => {
+                        let channel = BaseChannel::with_defaults(transport);
+                        tokio::spawn(channel.execute(server.clone().serve()).for_each(
+                            |call| async {
+                                tokio::spawn(call);
+                            },
+                        ));
+                    }
+                    Err(e) => tracing::warn!("accepting a peer connection failed: {e}"),
+                }
+            }
+        });
+        let inner = Inner {
+            config,
+            local_addr,
+            clock,
+            faults: Faults::default(),
+            addresses: RwLock::default(),
+            queues: Mutex::default(),
+            batches_sent: AtomicU64::new(0),
+            messages_sent: AtomicU64::new(0),
+        };
+        Ok(Rpc { inner: Arc::new(inner) })
+    }
+
+    /// Returns the address the endpoint listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Returns this node's id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.config.node_id
+    }
+
+    /// Returns how many batches and messages this endpoint has sent.
+    pub fn sent(&self) -> (u64, u64) {
+        (
+            self.inner.batches_sent.load(Ordering::Relaxed),
+            self.inner.messages_sent.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Records where node `node_id` listens.
+    pub fn set_address(&self, node_id: u64, addr: SocketAddr) {
+        self.inner.addresses.write().unwrap_or_else(|p| p.into_inner()).insert(node_id, addr);
+    }
+
+    /// Returns the fault injector of outgoing messages.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Sends `message` to node `to` on `lane` and waits for the reply, at most `timeout`.
+    pub async fn send(
+        &self,
+        to: u64,
+        lane: Lane,
+        message: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let fault = self.inner.faults.get(to);
+        if fault.drop {
+            return Err(Error::Unreachable {
+                node: to,
+                reason: "dropped by fault injection".into(),
+            });
+        }
+        if !fault.delay.is_zero() {
+            tokio::time::sleep(fault.delay.min(timeout)).await;
+        }
+        let queue = self.queue(to, lane)?;
+        let (reply, answer) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        queue
+            .send(Outgoing { message, deadline, reply })
+            .map_err(|_| Error::Connection { node: to, reason: "the peer queue stopped".into() })?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => {
+                Err(Error::Connection { node: to, reason: "the peer queue stopped".into() })
+            }
+            Err(_) => Err(Error::Timeout { node: to, after: timeout }),
+        }
+    }
+
+    fn queue(&self, to: u64, lane: Lane) -> Result<mpsc::UnboundedSender<Outgoing>> {
+        let mut queues = self.inner.queues.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(queue) = queues.get(&(to, lane))
+            && !queue.is_closed()
+        {
+            return Ok(queue.clone());
+        }
+        let addr = *self
+            .inner
+            .addresses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&to)
+            .ok_or(Error::UnknownNode(to))?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let peer = Peer { inner: self.inner.clone(), to, lane, addr, client: Arc::default() };
+        tokio::spawn(peer.run(rx));
+        queues.insert((to, lane), tx.clone());
+        Ok(tx)
+    }
+}
+
+/// The task that drains one `(peer, lane)` queue into batches.
+struct Peer {
+    inner: Arc<Inner>,
+    to: u64,
+    lane: Lane,
+    addr: SocketAddr,
+    client: Arc<Mutex<Option<NodeServiceClient>>>,
+}
+
+impl Peer {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < self.inner.config.max_batch {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let now = Instant::now();
+            let (live, expired): (Vec<_>, Vec<_>) =
+                batch.into_iter().partition(|m| m.deadline > now);
+            for message in expired {
+                let _ = message
+                    .reply
+                    .send(Err(Error::Timeout { node: self.to, after: Duration::ZERO }));
+            }
+            if live.is_empty() {
+                continue;
+            }
+            let client = match self.connect().await {
+                Ok(client) => client,
+                Err(e) => {
+                    for message in live {
+                        let _ = message.reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            };
+            // Pipelined: the next batch may go out before this one is answered.
+            tokio::spawn(self.call(client, live));
+        }
+    }
+
+    async fn connect(&self) -> Result<NodeServiceClient> {
+        if let Some(client) = self.client.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(client);
+        }
+        let unreachable = |reason: String| Error::Unreachable { node: self.to, reason };
+        let mut connecting = tarpc::serde_transport::tcp::connect(self.addr, Bincode::default);
+        connecting.config_mut().max_frame_length(MAX_FRAME_BYTES);
+        let transport = tokio::time::timeout(self.inner.config.connect_timeout, connecting)
+            .await
+            .map_err(|_| unreachable(format!("connecting to {} timed out", self.addr)))?
+            .map_err(|e| unreachable(format!("connecting to {}: {e}", self.addr)))?;
+        let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
+        Ok(client)
+    }
+
+    fn call(
+        &self,
+        client: NodeServiceClient,
+        batch: Vec<Outgoing>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let (to, lane, inner, slot) = (self.to, self.lane, self.inner.clone(), self.client.clone());
+        async move {
+            let now = inner.clock.now();
+            let header = Header {
+                from: inner.config.node_id,
+                to,
+                lane,
+                clock_wall: now.wall,
+                clock_logical: now.logical,
+            };
+            let mut ctx = context::current();
+            ctx.deadline = batch.iter().map(|m| m.deadline).max().expect("a non-empty batch");
+            let (payloads, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|m| (Payload(m.message), m.reply)).unzip();
+            inner.batches_sent.fetch_add(1, Ordering::Relaxed);
+            inner.messages_sent.fetch_add(payloads.len() as u64, Ordering::Relaxed);
+            let result = match client.deliver(ctx, header, payloads).await {
+                Ok(Ok((answer, payloads))) => match inner.clock.update(answer.clock()) {
+                    Ok(()) if payloads.len() == replies.len() => Ok(payloads),
+                    Ok(()) => {
+                        Err(Error::Refused { node: to, reason: "answer count mismatch".into() })
+                    }
+                    Err(e) => Err(Error::Refused { node: to, reason: e.to_string() }),
+                },
+                Ok(Err(reason)) => Err(Error::Refused { node: to, reason }),
+                Err(tarpc::client::RpcError::DeadlineExceeded) => {
+                    Err(Error::Timeout { node: to, after: Duration::ZERO })
+                }
+                Err(e) => {
+                    // The connection is broken: forget it so the next batch re-dials.
+                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    Err(Error::Connection { node: to, reason: e.to_string() })
+                }
+            };
+            match result {
+                Ok(payloads) => {
+                    for (reply, payload) in replies.into_iter().zip(payloads) {
+                        let _ = reply.send(Ok(payload.0));
+                    }
+                }
+                Err(e) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Answers peers' batches.
+#[derive(Clone)]
+struct Server {
+    node_id: u64,
+    clock: Arc<Clock>,
+    handler: Arc<dyn Handler>,
+}
+
+impl NodeService for Server {
+    async fn deliver(
+        self,
+        _: context::Context,
+        header: Header,
+        messages: Vec<Payload>,
+    ) -> DeliverResult {
+        if header.to != self.node_id {
+            return Err(format!("this is node {}, not node {}", self.node_id, header.to));
+        }
+        self.clock.update(header.clock()).map_err(|e| e.to_string())?;
+        let handled =
+            messages.into_iter().map(|m| self.handler.handle(header.from, header.lane, m.0));
+        let replies = futures::future::join_all(handled).await;
+        let now = self.clock.now();
+        let answer = Header {
+            from: self.node_id,
+            to: header.from,
+            lane: header.lane,
+            clock_wall: now.wall,
+            clock_logical: now.logical,
+        };
+        Ok((answer, replies.into_iter().map(Payload).collect()))
+    }
+}
