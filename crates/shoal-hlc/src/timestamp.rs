@@ -24,7 +24,9 @@ use crate::{Error, Result};
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 /// A hybrid logical clock timestamp.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Timestamp {
     /// Physical time: nanoseconds since the Unix epoch.
     pub wall: u64,

@@ -8,8 +8,10 @@
 use std::fmt;
 
 /// A key: a byte string ordered bytewise.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Key(Vec<u8>);
+#[derive(
+    Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+pub struct Key(#[serde(with = "serde_bytes")] Vec<u8>);
 
 impl Key {
     /// The smallest key (`/Min`, empty).
@@ -109,7 +111,9 @@ impl fmt::Debug for Key {
 }
 
 /// A half-open interval of keys, `[start, end)`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub struct Span {
     /// The first key in the span.
     pub start: Key,
