@@ -1,85 +1,22 @@
 //! In-process three-replica groups over an in-memory transport that can isolate nodes: the
 //! storage adapter under a real openraft, with elections, replication and snapshots.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftLogStorage;
-use shoal_storage::{Cf, Engine, MemoryEngine, Reader, WriteBatch};
+use shoal_storage::{Cf, Engine, MemoryEngine, WriteBatch};
 
-use crate::network::{RaftEnvelope, RaftResponse, Transport, TransportError, deliver};
+use crate::testing::{BatchApplier, LocalNet};
 use crate::{
-    Applier, Command, CommandResponse, EngineSpan, LogStore, LogWriter, RaftTimers, Replica,
-    ReplicaContext, ReplicaLocation, Result, start_replica,
+    Command, LogStore, LogWriter, RaftTimers, Replica, ReplicaContext, ReplicaLocation,
+    start_replica,
 };
 
 const RANGE: u64 = 1;
 const WAIT: Option<Duration> = Some(Duration::from_secs(10));
-
-/// Applies commands that are encoded write batches; replicates the whole MVCC column family.
-struct BatchApplier;
-
-impl Applier for BatchApplier {
-    fn apply(
-        &self,
-        _: u64,
-        command: &Command,
-        _: &dyn Reader,
-        batch: &mut WriteBatch,
-    ) -> CommandResponse {
-        batch.extend(WriteBatch::decode(&command.0).expect("tests propose valid batches"));
-        CommandResponse::default()
-    }
-
-    fn replicated_spans(&self, _: u64, _: &dyn Reader) -> Result<Vec<EngineSpan>> {
-        Ok(vec![EngineSpan { cf: Cf::Mvcc, start: vec![], end: vec![0xff, 0xff] }])
-    }
-}
-
-/// The in-memory network: replicas by node, and the set of isolated nodes.
-#[derive(Default)]
-struct LocalNet {
-    replicas: Mutex<HashMap<(u64, u64), Replica>>, // (node, replica) -> handle
-    isolated: Mutex<HashSet<u64>>,
-}
-
-/// One node's view of the network.
-struct NodeTransport {
-    node_id: u64,
-    net: Arc<LocalNet>,
-}
-
-impl Transport for NodeTransport {
-    fn send(
-        &self,
-        to: ReplicaLocation,
-        message: Vec<u8>,
-        timeout: Duration,
-    ) -> BoxFuture<'static, std::result::Result<Vec<u8>, TransportError>> {
-        let isolated = self.net.isolated.lock().unwrap();
-        if isolated.contains(&self.node_id) || isolated.contains(&to.node_id) {
-            let err = TransportError::Unreachable(to.node_id, "partitioned".into());
-            return Box::pin(async move { Err(err) });
-        }
-        drop(isolated);
-        let net = self.net.clone();
-        Box::pin(async move {
-            let envelope = RaftEnvelope::decode(&message).expect("valid envelope");
-            let replica =
-                net.replicas.lock().unwrap().get(&(to.node_id, envelope.to_replica)).cloned();
-            let Some(replica) = replica else {
-                return Ok(RaftResponse::Error("no such replica".into()).encode());
-            };
-            match tokio::time::timeout(timeout, deliver(&replica, envelope.request)).await {
-                Ok(response) => Ok(response.encode()),
-                Err(_) => Err(TransportError::Timeout(to.node_id, timeout)),
-            }
-        })
-    }
-}
 
 struct Node {
     engine: Arc<dyn Engine>,
@@ -98,7 +35,7 @@ fn location(node_id: u64) -> ReplicaLocation {
 impl Cluster {
     /// Starts replica `n` of the range on node `n` for n in 1..=3 and initializes the group.
     async fn start(timers: RaftTimers) -> Cluster {
-        let net = Arc::new(LocalNet::default());
+        let net = LocalNet::new();
         let mut cluster = Cluster { net: net.clone(), nodes: BTreeMap::new() };
         for node_id in 1..=3 {
             let engine: Arc<dyn Engine> = Arc::new(MemoryEngine::new());
@@ -106,7 +43,7 @@ impl Cluster {
                 engine: engine.clone(),
                 writer: LogWriter::start(engine.clone()),
                 applier: Arc::new(BatchApplier),
-                transport: Arc::new(NodeTransport { node_id, net: net.clone() }),
+                transport: net.transport(node_id),
                 timers,
             };
             cluster.nodes.insert(node_id, Node { engine, ctx });
@@ -119,12 +56,12 @@ impl Cluster {
 
     async fn start_replica(&self, node_id: u64) -> Replica {
         let replica = start_replica(&self.nodes[&node_id].ctx, RANGE, node_id).await.unwrap();
-        self.net.replicas.lock().unwrap().insert((node_id, node_id), replica.clone());
+        self.net.register(node_id, RANGE, node_id, replica.clone());
         replica
     }
 
     fn replica(&self, node_id: u64) -> Replica {
-        self.net.replicas.lock().unwrap()[&(node_id, node_id)].clone()
+        self.net.replica(node_id, RANGE, node_id).expect("registered")
     }
 
     /// Waits until some replica among `candidates` leads, and returns its node id.
@@ -163,11 +100,11 @@ impl Cluster {
     }
 
     fn isolate(&self, node_id: u64) {
-        self.net.isolated.lock().unwrap().insert(node_id);
+        self.net.isolate(node_id);
     }
 
     fn heal(&self) {
-        self.net.isolated.lock().unwrap().clear();
+        self.net.heal();
     }
 }
 
@@ -243,7 +180,7 @@ async fn a_restarted_replica_recovers_from_its_own_log() {
     cluster.wait_applied(follower, index).await;
 
     cluster.replica(follower).shutdown().await.unwrap();
-    cluster.net.replicas.lock().unwrap().remove(&(follower, follower));
+    cluster.net.unregister(follower, RANGE, follower);
     // What the restarted replica starts from: its own log and applied state on disk.
     let ctx = &cluster.nodes[&follower].ctx;
     let mut log = LogStore::new(RANGE, ctx.engine.clone(), ctx.writer.clone());

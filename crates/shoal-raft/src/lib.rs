@@ -35,6 +35,8 @@ mod log_store;
 pub mod network;
 mod replica;
 mod state_machine;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod types;
 mod writer;
 

@@ -61,13 +61,14 @@ pub struct EngineSpan {
 
 /// Gives commands their meaning. Implemented by the KV server.
 pub trait Applier: Send + Sync + 'static {
-    /// Applies one committed command of `range_id`: appends its writes to `batch` and returns
-    /// the response for the proposer. `reader` shows the state after every earlier entry.
-    /// Must be deterministic; an error that is not deterministic must crash the process rather
-    /// than be returned.
+    /// Applies one committed command of `range_id`, proposed by the leader of `term`: appends
+    /// its writes to `batch` and returns the response for the proposer. `reader` shows the
+    /// state after every earlier entry. Must be deterministic; an error that is not
+    /// deterministic must crash the process rather than be returned.
     fn apply(
         &self,
         range_id: u64,
+        term: u64,
         command: &Command,
         reader: &dyn Reader,
         batch: &mut WriteBatch,
@@ -177,7 +178,8 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
             let response = match &entry.payload {
                 EntryPayload::Blank => CommandResponse::default(),
                 EntryPayload::Normal(command) => {
-                    self.applier.apply(self.range_id, command, &*self.engine, &mut batch)
+                    let term = entry.log_id.leader_id.term;
+                    self.applier.apply(self.range_id, term, command, &*self.engine, &mut batch)
                 }
                 EntryPayload::Membership(membership) => {
                     state.membership =

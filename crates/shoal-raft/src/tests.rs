@@ -8,33 +8,12 @@ use openraft::impls::leader_id_adv::LeaderId;
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader, StorageError};
-use shoal_storage::{Cf, Engine, MemoryEngine, Reader, RocksEngine, WriteBatch};
+use shoal_storage::{Cf, Engine, MemoryEngine, RocksEngine, WriteBatch};
 use tempfile::TempDir;
 
+use crate::testing::BatchApplier;
 use crate::types::{Entry, LogId, TypeConfig};
 use crate::*;
-
-/// Applies commands that are encoded write batches; replicates the whole MVCC column family.
-struct BatchApplier;
-
-impl Applier for BatchApplier {
-    fn apply(
-        &self,
-        _range_id: u64,
-        command: &Command,
-        _reader: &dyn Reader,
-        batch: &mut WriteBatch,
-    ) -> CommandResponse {
-        let writes = WriteBatch::decode(&command.0).expect("tests propose valid batches");
-        let count = writes.len() as u8;
-        batch.extend(writes);
-        CommandResponse(vec![count])
-    }
-
-    fn replicated_spans(&self, _range_id: u64, _reader: &dyn Reader) -> Result<Vec<EngineSpan>> {
-        Ok(vec![EngineSpan { cf: Cf::Mvcc, start: vec![], end: vec![0xff, 0xff] }])
-    }
-}
 
 struct Builder {
     rocks: bool,
