@@ -30,6 +30,7 @@
 
 mod codec;
 mod error;
+pub mod handle;
 pub mod keys;
 mod log_store;
 pub mod network;

@@ -64,7 +64,7 @@
 //! - The GC threshold must only rise, and must be raised (and persisted) before [`gc`] runs.
 //! - Keys under `/Local/Lock` cannot be written through MVCC: they are the lock records.
 
-pub(crate) mod key;
+pub mod key;
 mod read;
 mod value;
 mod write;

@@ -1,0 +1,26 @@
+//! Shoal's KV server: the store and its range replicas.
+//!
+//! A [`Store`] owns one engine and every replica of a range that lives on it. Each
+//! [`RangeReplica`] runs a Raft group (through `shoal-raft`); its leader holds the range's
+//! lease, evaluates KV batches and proposes their writes as [`ProposedCommand`]s, which every
+//! replica applies.
+//!
+//! ```text
+//!   BatchRequest ─▶ Store::send ─▶ RangeReplica::send ─▶ lease read ─▶ latches ─▶ eval (MVCC)
+//!                                                      └─▶ propose ─▶ Raft ─▶ apply on every replica
+//! ```
+//!
+//! Not built yet: the meta range and addressing records, node liveness, splits, transactions,
+//! the timestamp cache and span latches (see the issue tracker).
+
+pub mod command;
+pub mod eval;
+mod replica;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use command::{ApplyOutcome, ProposedCommand};
+pub use replica::RangeReplica;
+pub use store::{Store, StoreConfig};

@@ -1,0 +1,176 @@
+//! A range replica on this store: lease checks, latches, evaluation and proposal of batches.
+//!
+//! ```text
+//!   send(batch) ─▶ keys in range? ─▶ lease read (leader, lease valid, applied up to date)
+//!              ─▶ latch (reads shared, writes exclusive) ─▶ evaluate at clock.now()
+//!              ─▶ writes? propose ProposedCommand { lease_sequence: term } ─▶ applied here
+//!              ─▶ BatchResponse { responses, timestamp }
+//! ```
+//!
+//! # Invariants (design §5)
+//!
+//! 1. Nothing is evaluated before the lease read returns: the leader has then applied every
+//!    entry committed before its lease, including all of earlier terms.
+//! 2. Latches serialize overlapping requests: a write holds its latch until its command is
+//!    applied, so a later request evaluates on its effects.
+//! 3. Every command carries the term it was evaluated under and is rejected at apply under any
+//!    other term.
+//! 4. Replicas raise their clocks to every applied write's timestamp, so a new leaseholder's
+//!    `now()` is above every write it serves: its reads cannot miss them.
+//!
+//! # Out of scope
+//!
+//! Latches are per range (reads shared, writes exclusive), not per key span yet; transactions
+//! and the timestamp cache come with the transaction work.
+
+use std::sync::{Arc, RwLock};
+
+use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
+use shoal_hlc::{Clock, Timestamp};
+use shoal_raft::Replica;
+use shoal_raft::handle::{self, NotServing};
+use shoal_storage::{Engine, WriteBatch};
+
+use crate::command::{ApplyOutcome, ProposedCommand};
+use crate::eval::{self, EvalError};
+
+/// How often a write re-evaluates above a newer committed version before giving up.
+const MAX_WRITE_TOO_OLD_RETRIES: usize = 8;
+
+/// One replica of a range on this store.
+pub struct RangeReplica {
+    descriptor: RwLock<RangeDescriptor>,
+    replica_id: u64,
+    raft: Replica,
+    engine: Arc<dyn Engine>,
+    clock: Arc<Clock>,
+    latches: tokio::sync::RwLock<()>,
+}
+
+impl RangeReplica {
+    /// Wraps a running Raft replica.
+    pub fn new(
+        descriptor: RangeDescriptor,
+        replica_id: u64,
+        raft: Replica,
+        engine: Arc<dyn Engine>,
+        clock: Arc<Clock>,
+    ) -> Self {
+        RangeReplica {
+            descriptor: RwLock::new(descriptor),
+            replica_id,
+            raft,
+            engine,
+            clock,
+            latches: tokio::sync::RwLock::new(()),
+        }
+    }
+
+    /// Returns the range's descriptor as this replica knows it.
+    pub fn descriptor(&self) -> RangeDescriptor {
+        self.descriptor.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Returns this replica's id.
+    pub fn replica_id(&self) -> u64 {
+        self.replica_id
+    }
+
+    /// Returns the Raft handle.
+    pub fn raft(&self) -> &Replica {
+        &self.raft
+    }
+
+    /// Returns true if this replica currently leads its group (holds the lease).
+    pub fn is_leaseholder(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// Evaluates and, for writes, replicates a batch. Must be called on the leaseholder.
+    pub async fn send(&self, batch: BatchRequest) -> Result<BatchResponse, KvError> {
+        let descriptor = self.descriptor();
+        for request in &batch.requests {
+            let span = request.span();
+            if !descriptor.contains_span(&span) {
+                return Err(KvError::RangeKeyMismatch {
+                    range_id: descriptor.range_id,
+                    key: span.start,
+                    actual: Some(Box::new(descriptor.clone())),
+                });
+            }
+        }
+        eval::check_no_overlapping_writes(&batch.requests)?;
+        handle::lease_read(&self.raft).await.map_err(|e| self.not_serving(e))?;
+        let writes = batch.requests.iter().any(|r| r.is_write());
+        if !writes {
+            let _latch = self.latches.read().await;
+            let ts = self.clock.now();
+            let mut unused = WriteBatch::new();
+            let responses = eval::evaluate(&*self.engine, &batch.requests, ts, &mut unused)?;
+            return Ok(BatchResponse { responses, timestamp: ts });
+        }
+
+        let _latch = self.latches.write().await;
+        let lease_sequence = handle::current_term(&self.raft);
+        let mut ts = self.clock.now();
+        let mut attempts = 0;
+        let (responses, writes) = loop {
+            let mut writes = WriteBatch::new();
+            match eval::evaluate(&*self.engine, &batch.requests, ts, &mut writes) {
+                Ok(responses) => break (responses, writes),
+                // A newer committed version (written by a leaseholder whose clock ran ahead):
+                // a non-transactional write simply moves above it.
+                Err(EvalError::Storage(shoal_storage::Error::WriteTooOld {
+                    existing_ts, ..
+                })) if attempts < MAX_WRITE_TOO_OLD_RETRIES => {
+                    attempts += 1;
+                    ts = existing_ts.next().max(self.clock.now());
+                    let _ = self.clock.update(ts);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !writes.is_empty() {
+            self.replicate(lease_sequence, ts, writes).await?;
+        }
+        Ok(BatchResponse { responses, timestamp: ts })
+    }
+
+    async fn replicate(
+        &self,
+        lease_sequence: u64,
+        ts: Timestamp,
+        writes: WriteBatch,
+    ) -> Result<(), KvError> {
+        let command = ProposedCommand { lease_sequence, max_write_ts: ts, writes: writes.encode() };
+        let response = handle::propose(&self.raft, command.to_command())
+            .await
+            .map_err(|e| self.not_serving(e))?;
+        match ApplyOutcome::from_response(&response) {
+            ApplyOutcome::Applied => Ok(()),
+            // Evaluated under a lease that ended before the entry's term: nothing was written.
+            ApplyOutcome::Rejected { .. } => {
+                Err(self.not_leaseholder(handle::current_leader(&self.raft)))
+            }
+            ApplyOutcome::Undecodable => {
+                Err(KvError::Internal("a proposed command did not decode".into()))
+            }
+        }
+    }
+
+    fn not_serving(&self, e: NotServing) -> KvError {
+        match e {
+            NotServing::NotLeader { leader } => self.not_leaseholder(leader),
+            NotServing::Unavailable(reason) => KvError::Unavailable(reason),
+            NotServing::Ambiguous(reason) => KvError::Ambiguous(reason),
+        }
+    }
+
+    fn not_leaseholder(&self, leader: Option<u64>) -> KvError {
+        let descriptor = self.descriptor();
+        KvError::NotLeaseholder {
+            range_id: descriptor.range_id,
+            leaseholder: leader.and_then(|id| descriptor.replica(id)),
+        }
+    }
+}

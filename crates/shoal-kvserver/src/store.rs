@@ -1,0 +1,189 @@
+//! A store: one engine, its group-commit log writer, and every range replica on it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
+use shoal_hlc::Clock;
+use shoal_keys::layout;
+use shoal_raft::handle;
+use shoal_raft::{
+    Applier, Command, CommandResponse, EngineSpan, LogWriter, RaftEnvelope, RaftResponse,
+    RaftTimers, ReplicaContext, ReplicaLocation, Transport, deliver, start_replica,
+};
+use shoal_storage::mvcc::key::encode_prefix;
+use shoal_storage::{Cf, Engine, Reader, WriteBatch};
+
+use crate::command::ProposedCommand;
+use crate::replica::RangeReplica;
+
+/// A store's identity and environment.
+#[derive(Clone)]
+pub struct StoreConfig {
+    /// The node this store belongs to.
+    pub node_id: u64,
+    /// The store's id.
+    pub store_id: u64,
+    /// Raft timers.
+    pub timers: RaftTimers,
+}
+
+/// The ranges' descriptors, shared with the applier (which needs spans for snapshots).
+type Descriptors = Arc<RwLock<HashMap<u64, RangeDescriptor>>>;
+
+/// Applies [`ProposedCommand`]s and names the spans a range's snapshot copies.
+struct KvApplier {
+    clock: Arc<Clock>,
+    descriptors: Descriptors,
+}
+
+impl Applier for KvApplier {
+    fn apply(
+        &self,
+        _range_id: u64,
+        term: u64,
+        command: &Command,
+        _: &dyn Reader,
+        batch: &mut WriteBatch,
+    ) -> CommandResponse {
+        ProposedCommand::apply(command, term, &self.clock, batch).to_response()
+    }
+
+    fn replicated_spans(
+        &self,
+        range_id: u64,
+        _: &dyn Reader,
+    ) -> shoal_raft::Result<Vec<EngineSpan>> {
+        let descriptors = self.descriptors.read().unwrap_or_else(|p| p.into_inner());
+        let Some(descriptor) = descriptors.get(&range_id) else {
+            return Err(shoal_raft::Error::Stopped(format!(
+                "range {range_id} has no descriptor on this store"
+            )));
+        };
+        let span = descriptor.span();
+        let locks = layout::lock_span(&span);
+        let mvcc = |start: &[u8], end: &[u8]| EngineSpan {
+            cf: Cf::Mvcc,
+            start: encode_prefix(start),
+            end: encode_prefix(end),
+        };
+        Ok(vec![
+            mvcc(span.start.as_bytes(), span.end.as_bytes()),
+            mvcc(locks.start.as_bytes(), locks.end.as_bytes()),
+        ])
+    }
+}
+
+/// A store and its replicas.
+pub struct Store {
+    config: StoreConfig,
+    ctx: ReplicaContext,
+    clock: Arc<Clock>,
+    descriptors: Descriptors,
+    replicas: RwLock<HashMap<u64, Arc<RangeReplica>>>,
+}
+
+impl Store {
+    /// Opens a store over `engine`, sending Raft messages through `transport`.
+    pub fn new(
+        config: StoreConfig,
+        engine: Arc<dyn Engine>,
+        clock: Arc<Clock>,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        let descriptors: Descriptors = Arc::default();
+        let applier =
+            Arc::new(KvApplier { clock: clock.clone(), descriptors: descriptors.clone() });
+        let ctx = ReplicaContext {
+            engine: engine.clone(),
+            writer: LogWriter::start(engine),
+            applier,
+            transport,
+            timers: config.timers,
+        };
+        Store { config, ctx, clock, descriptors, replicas: RwLock::default() }
+    }
+
+    /// Returns this store's location.
+    pub fn location(&self) -> ReplicaLocation {
+        ReplicaLocation { node_id: self.config.node_id, store_id: self.config.store_id }
+    }
+
+    /// Starts this store's replica of the range described by `descriptor`.
+    pub async fn add_replica(
+        &self,
+        descriptor: RangeDescriptor,
+    ) -> Result<Arc<RangeReplica>, KvError> {
+        let replica = descriptor.replica_on(self.config.node_id).ok_or_else(|| {
+            KvError::InvalidArgument(format!(
+                "range {} has no replica on node {}",
+                descriptor.range_id, self.config.node_id
+            ))
+        })?;
+        self.descriptors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(descriptor.range_id, descriptor.clone());
+        let raft = start_replica(&self.ctx, descriptor.range_id, replica.replica_id)
+            .await
+            .map_err(|e| KvError::Internal(e.to_string()))?;
+        let range_id = descriptor.range_id;
+        let range = Arc::new(RangeReplica::new(
+            descriptor,
+            replica.replica_id,
+            raft,
+            self.ctx.engine.clone(),
+            self.clock.clone(),
+        ));
+        self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());
+        Ok(range)
+    }
+
+    /// Bootstraps the Raft group of a range whose replicas were all added. Call on one store.
+    pub async fn bootstrap(&self, range_id: u64) -> Result<(), KvError> {
+        let range = self.replica(range_id)?;
+        let members: BTreeMap<u64, ReplicaLocation> = range
+            .descriptor()
+            .replicas
+            .iter()
+            .map(|r| (r.replica_id, ReplicaLocation { node_id: r.node_id, store_id: r.store_id }))
+            .collect();
+        handle::initialize(range.raft(), members)
+            .await
+            .map_err(|e| KvError::Internal(e.to_string()))
+    }
+
+    /// Returns this store's replica of `range_id`.
+    pub fn replica(&self, range_id: u64) -> Result<Arc<RangeReplica>, KvError> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&range_id)
+            .cloned()
+            .ok_or(KvError::RangeNotFound(range_id))
+    }
+
+    /// Evaluates a batch on this store's replica of its range.
+    pub async fn send(&self, batch: BatchRequest) -> Result<BatchResponse, KvError> {
+        self.replica(batch.range_id)?.send(batch).await
+    }
+
+    /// Handles an encoded Raft message for one of this store's replicas.
+    pub async fn deliver_raft(&self, message: &[u8]) -> Vec<u8> {
+        let envelope = match RaftEnvelope::decode(message) {
+            Ok(envelope) => envelope,
+            Err(e) => return RaftResponse::Error(e.to_string()).encode(),
+        };
+        let replica = match self.replica(envelope.range_id) {
+            Ok(replica) if replica.replica_id() == envelope.to_replica => replica,
+            _ => {
+                let error = format!(
+                    "no replica {} of range {} here",
+                    envelope.to_replica, envelope.range_id
+                );
+                return RaftResponse::Error(error).encode();
+            }
+        };
+        deliver(replica.raft(), envelope.request).await.encode()
+    }
+}

@@ -1,0 +1,201 @@
+//! Three stores in one process over the in-memory Raft network: KV batches on one range.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_api::{BatchRequest, KvError, RangeDescriptor, ReplicaDescriptor, Request, Response};
+use shoal_hlc::Clock;
+use shoal_keys::{Key, Span};
+use shoal_raft::RaftTimers;
+use shoal_raft::testing::LocalNet;
+use shoal_storage::MemoryEngine;
+
+use crate::{Store, StoreConfig};
+
+const RANGE: u64 = 1;
+
+struct Cluster {
+    net: Arc<LocalNet>,
+    stores: Vec<Store>,
+}
+
+fn descriptor() -> RangeDescriptor {
+    RangeDescriptor {
+        range_id: RANGE,
+        start_key: Key::MIN,
+        end_key: Key::max(),
+        replicas: (1..=3)
+            .map(|n| ReplicaDescriptor { node_id: n, store_id: 1, replica_id: n })
+            .collect(),
+        next_replica_id: 4,
+        generation: 0,
+    }
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let net = LocalNet::new();
+        let mut stores = Vec::new();
+        for node_id in 1..=3 {
+            let config = StoreConfig { node_id, store_id: 1, timers: RaftTimers::FAST };
+            let clock = Arc::new(Clock::system().0);
+            let store =
+                Store::new(config, Arc::new(MemoryEngine::new()), clock, net.transport(node_id));
+            let replica = store.add_replica(descriptor()).await.unwrap();
+            net.register(node_id, RANGE, node_id, replica.raft().clone());
+            stores.push(store);
+        }
+        stores[0].bootstrap(RANGE).await.unwrap();
+        Cluster { net, stores }
+    }
+
+    fn store(&self, node_id: u64) -> &Store {
+        &self.stores[node_id as usize - 1]
+    }
+
+    /// Sends a batch, following NotLeaseholder hints and retrying while there is no leader, as
+    /// the DistSender will.
+    async fn send(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
+        self.send_among(&[1, 2, 3], requests).await
+    }
+
+    async fn send_among(
+        &self,
+        nodes: &[u64],
+        requests: Vec<Request>,
+    ) -> Result<Vec<Response>, KvError> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut target = nodes[0];
+        loop {
+            let batch = BatchRequest { range_id: RANGE, requests: requests.clone() };
+            match self.store(target).send(batch).await {
+                Ok(response) => return Ok(response.responses),
+                Err(KvError::NotLeaseholder { leaseholder: Some(r), .. })
+                    if nodes.contains(&r.node_id) =>
+                {
+                    target = r.node_id;
+                }
+                Err(KvError::NotLeaseholder { .. } | KvError::Unavailable(_)) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "no leaseholder among {nodes:?}"
+                    );
+                    let i = nodes.iter().position(|n| *n == target).unwrap_or(0);
+                    target = nodes[(i + 1) % nodes.len()];
+                    // Waiting for an election; the loop re-checks the condition each time.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn key(k: &str) -> Key {
+    Key::from(k)
+}
+
+fn put(k: &str, v: &str) -> Request {
+    Request::Put { key: key(k), value: v.as_bytes().to_vec() }
+}
+
+fn get(k: &str) -> Request {
+    Request::Get { key: key(k) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_read_and_write_through_the_leaseholder() {
+    let cluster = Cluster::start().await;
+    cluster.send(vec![put("a", "1"), put("b", "2"), put("c", "3")]).await.unwrap();
+    let responses = cluster.send(vec![get("a"), get("zz")]).await.unwrap();
+    assert_eq!(responses, vec![Response::Get(Some(b"1".to_vec())), Response::Get(None)]);
+
+    let scan =
+        cluster.send(vec![Request::Scan { span: Span::new("a", "c"), limit: None }]).await.unwrap();
+    let rows = vec![(key("a"), b"1".to_vec()), (key("b"), b"2".to_vec())];
+    assert_eq!(scan, vec![Response::Scan { rows, resume: None }]);
+    let reverse = cluster
+        .send(vec![Request::ReverseScan { span: Span::new("a", "z"), limit: Some(2) }])
+        .await
+        .unwrap();
+    let rows = vec![(key("c"), b"3".to_vec()), (key("b"), b"2".to_vec())];
+    assert_eq!(
+        reverse,
+        vec![Response::Scan { rows, resume: Some(Span { start: key("a"), end: key("a").next() }) }]
+    );
+
+    let deleted =
+        cluster.send(vec![Request::DeleteRange { span: Span::new("b", "z") }]).await.unwrap();
+    assert_eq!(deleted, vec![Response::DeleteRange(2)]);
+    cluster.send(vec![Request::Delete { key: key("a") }]).await.unwrap();
+    let empty =
+        cluster.send(vec![Request::Scan { span: Span::new("a", "z"), limit: None }]).await.unwrap();
+    assert_eq!(empty, vec![Response::Scan { rows: vec![], resume: None }]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_put_and_increment() {
+    let cluster = Cluster::start().await;
+    let cput = |expected: Option<&str>, value: &str| Request::ConditionalPut {
+        key: key("reg"),
+        value: value.as_bytes().to_vec(),
+        expected: expected.map(|e| e.as_bytes().to_vec()),
+    };
+    cluster.send(vec![cput(None, "1")]).await.unwrap();
+    let err = cluster.send(vec![cput(None, "2")]).await.unwrap_err();
+    assert_eq!(err, KvError::ConditionFailed { actual: Some(b"1".to_vec()) });
+    cluster.send(vec![cput(Some("1"), "2")]).await.unwrap();
+    let err = cluster.send(vec![cput(Some("1"), "3")]).await.unwrap_err();
+    assert_eq!(err, KvError::ConditionFailed { actual: Some(b"2".to_vec()) });
+
+    let inc = |delta| Request::Increment { key: key("n"), delta };
+    assert_eq!(cluster.send(vec![inc(5)]).await.unwrap(), vec![Response::Increment(5)]);
+    assert_eq!(cluster.send(vec![inc(-7)]).await.unwrap(), vec![Response::Increment(-2)]);
+    cluster.send(vec![put("text", "abc")]).await.unwrap();
+    let err =
+        cluster.send(vec![Request::Increment { key: key("text"), delta: 1 }]).await.unwrap_err();
+    assert!(matches!(&err, KvError::InvalidArgument(m) if m.contains("not an integer")), "{err}");
+    let err = cluster.send(vec![put("x", "1"), get("x")]).await.unwrap_err();
+    assert!(matches!(&err, KvError::InvalidArgument(m) if m.contains("overlap")), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_redirect_to_the_leaseholder() {
+    let cluster = Cluster::start().await;
+    cluster.send(vec![put("a", "1")]).await.unwrap();
+    let leaseholder =
+        (1..=3).find(|n| cluster.store(*n).replica(RANGE).unwrap().is_leaseholder()).unwrap();
+    let follower = (1..=3).find(|n| *n != leaseholder).unwrap();
+    let batch = BatchRequest { range_id: RANGE, requests: vec![get("a")] };
+    match cluster.store(follower).send(batch).await {
+        Err(KvError::NotLeaseholder { range_id: RANGE, leaseholder: Some(hint) }) => {
+            assert_eq!(hint.node_id, leaseholder)
+        }
+        other => panic!("expected a redirect to n{leaseholder}, got {other:?}"),
+    }
+    let batch = BatchRequest { range_id: 99, requests: vec![get("a")] };
+    assert_eq!(cluster.store(1).send(batch).await.unwrap_err(), KvError::RangeNotFound(99));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_leaseholder_loss_without_stale_reads() {
+    let cluster = Cluster::start().await;
+    for i in 0..20 {
+        cluster.send(vec![put(&format!("k{i:02}"), &i.to_string())]).await.unwrap();
+    }
+    let old = (1..=3).find(|n| cluster.store(*n).replica(RANGE).unwrap().is_leaseholder()).unwrap();
+    cluster.net.isolate(old);
+    let others: Vec<u64> = (1..=3).filter(|n| *n != old).collect();
+    // A register: the latest acknowledged value must be read after the change, never an older one.
+    cluster.send_among(&others, vec![put("k19", "latest")]).await.unwrap();
+    let responses = cluster.send_among(&others, vec![get("k19"), get("k00")]).await.unwrap();
+    assert_eq!(
+        responses,
+        vec![Response::Get(Some(b"latest".to_vec())), Response::Get(Some(b"0".to_vec()))]
+    );
+    // The isolated old leaseholder cannot serve: its lease lapses rather than serving stale data.
+    let batch = BatchRequest { range_id: RANGE, requests: vec![get("k19")] };
+    let stale = tokio::time::timeout(Duration::from_secs(5), cluster.store(old).send(batch)).await;
+    assert!(!matches!(stale, Ok(Ok(_))), "the partitioned replica served a read: {stale:?}");
+    cluster.net.heal();
+}

@@ -1,0 +1,73 @@
+//! What the KV server needs from a running replica, in Shoal's terms: lease checks, proposals
+//! with outcomes classified for routing, leadership and bootstrap. Keeps openraft's types out
+//! of the layers above.
+
+use std::collections::BTreeMap;
+
+use openraft::ReadPolicy;
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+
+use crate::{Command, CommandResponse, Error, Replica, ReplicaLocation, Result};
+
+/// Why a replica cannot serve or propose now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotServing {
+    /// Another replica leads (or nobody does yet); `leader` is the best guess. Nothing was
+    /// proposed: the caller may retry elsewhere.
+    NotLeader {
+        /// The leader's replica id, if known.
+        leader: Option<u64>,
+    },
+    /// A quorum cannot be reached, or the replica is stopping. Nothing was proposed.
+    Unavailable(String),
+    /// The proposal may or may not commit (leadership changed after it was appended, or the
+    /// replica stopped): the outcome is unknown.
+    Ambiguous(String),
+}
+
+/// Waits until this replica holds a valid leader lease and has applied everything committed
+/// before the lease read began: after it returns, local reads are linearizable.
+pub async fn lease_read(replica: &Replica) -> std::result::Result<(), NotServing> {
+    match replica.ensure_linearizable(ReadPolicy::LeaseRead).await {
+        Ok(_) => Ok(()),
+        Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+            Err(NotServing::NotLeader { leader: f.leader_id })
+        }
+        Err(RaftError::APIError(e)) => Err(NotServing::Unavailable(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(NotServing::Unavailable(e.to_string())),
+    }
+}
+
+/// Proposes `command` and waits until it is committed and applied here.
+pub async fn propose(
+    replica: &Replica,
+    command: Command,
+) -> std::result::Result<CommandResponse, NotServing> {
+    match replica.client_write(command).await {
+        Ok(response) => Ok(response.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+            Err(NotServing::NotLeader { leader: f.leader_id })
+        }
+        Err(RaftError::APIError(e)) => Err(NotServing::Ambiguous(e.to_string())),
+        Err(RaftError::Fatal(e)) => Err(NotServing::Ambiguous(e.to_string())),
+    }
+}
+
+/// Returns the replica's current term (the lease sequence while it leads).
+pub fn current_term(replica: &Replica) -> u64 {
+    replica.metrics().borrow_watched().current_term
+}
+
+/// Returns the replica id this replica believes leads, if any.
+pub fn current_leader(replica: &Replica) -> Option<u64> {
+    replica.metrics().borrow_watched().current_leader
+}
+
+/// Bootstraps a new group with `members` (replica id → location). Call on one replica only.
+pub async fn initialize(replica: &Replica, members: BTreeMap<u64, ReplicaLocation>) -> Result<()> {
+    replica
+        .initialize(members)
+        .await
+        .map_err(|e| Error::Stopped(format!("initializing the group: {e}")))
+}
