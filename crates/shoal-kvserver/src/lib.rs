@@ -15,12 +15,16 @@
 
 pub mod command;
 pub mod eval;
+mod node;
 mod replica;
 mod store;
 
 #[cfg(test)]
+mod node_tests;
+#[cfg(test)]
 mod tests;
 
 pub use command::{ApplyOutcome, ProposedCommand};
+pub use node::{Node, RpcTransport};
 pub use replica::RangeReplica;
 pub use store::{Store, StoreConfig};

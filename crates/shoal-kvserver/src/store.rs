@@ -168,6 +168,20 @@ impl Store {
         self.replica(batch.range_id)?.send(batch).await
     }
 
+    /// Stops every replica's Raft group.
+    pub async fn shutdown(&self) {
+        let replicas: Vec<_> = self
+            .replicas
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, r)| r)
+            .collect();
+        for replica in replicas {
+            let _ = replica.raft().shutdown().await;
+        }
+    }
+
     /// Handles an encoded Raft message for one of this store's replicas.
     pub async fn deliver_raft(&self, message: &[u8]) -> Vec<u8> {
         let envelope = match RaftEnvelope::decode(message) {

@@ -48,7 +48,9 @@ mod tests;
 
 pub use error::{Error, Result};
 pub use log_store::LogStore;
-pub use network::{RaftEnvelope, RaftRequest, RaftResponse, Transport, TransportError, deliver};
+pub use network::{
+    MessageKind, RaftEnvelope, RaftRequest, RaftResponse, Transport, TransportError, deliver,
+};
 pub use replica::{RaftTimers, Replica, ReplicaContext, start_replica};
 pub use state_machine::{Applier, EngineSpan, RangeSnapshot, RangeStateMachine, SnapshotBuilder};
 pub use types::{Command, CommandResponse, ReplicaLocation, TypeConfig};

@@ -53,13 +53,24 @@ pub enum TransportError {
 
 /// Delivers encoded Raft messages to other nodes and returns their encoded answers.
 pub trait Transport: Send + Sync + 'static {
-    /// Sends `message` to the node at `to` and returns its answer, within `timeout`.
+    /// Sends `message` of `kind` to the node at `to` and returns its answer, within `timeout`.
     fn send(
         &self,
         to: ReplicaLocation,
+        kind: MessageKind,
         message: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'static, std::result::Result<Vec<u8>, TransportError>>;
+}
+
+/// What a message carries, so the transport can keep large snapshots off the lane of small,
+/// latency-sensitive messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Appends, heartbeats, votes, leader transfers.
+    Raft,
+    /// A full snapshot.
+    Snapshot,
 }
 
 /// A Raft request for one replica.
@@ -202,14 +213,18 @@ impl RangeNetwork {
         request: RaftRequest,
         timeout: Duration,
     ) -> std::result::Result<RaftResponse, RPCError<TypeConfig>> {
+        let kind = match request {
+            RaftRequest::Snapshot { .. } => MessageKind::Snapshot,
+            _ => MessageKind::Raft,
+        };
         let envelope = RaftEnvelope { range_id: self.range_id, to_replica: self.target, request };
         let bytes =
-            self.transport.send(self.location, envelope.encode(), timeout).await.map_err(|e| {
-                match e {
+            self.transport.send(self.location, kind, envelope.encode(), timeout).await.map_err(
+                |e| match e {
                     TransportError::Network(..) => RPCError::Network(NetworkError::new(&e)),
                     _ => RPCError::Unreachable(Unreachable::new(&e)),
-                }
-            })?;
+                },
+            )?;
         match RaftResponse::decode(&bytes) {
             Ok(RaftResponse::Error(message)) => Err(RPCError::Network(NetworkError::from_string(
                 format!("replica {} of range {}: {message}", self.target, self.range_id),

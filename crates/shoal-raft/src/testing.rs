@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use shoal_storage::{Cf, Reader, WriteBatch};
 
-use crate::network::{RaftEnvelope, RaftResponse, Transport, TransportError, deliver};
+use crate::network::{MessageKind, RaftEnvelope, RaftResponse, Transport, TransportError, deliver};
 use crate::{Applier, Command, CommandResponse, EngineSpan, Replica, ReplicaLocation, Result};
 
 /// Applies commands that are encoded write batches and replicates the whole MVCC column
@@ -94,6 +94,7 @@ impl Transport for NodeTransport {
     fn send(
         &self,
         to: ReplicaLocation,
+        _kind: MessageKind,
         message: Vec<u8>,
         timeout: Duration,
     ) -> BoxFuture<'static, std::result::Result<Vec<u8>, TransportError>> {

@@ -71,15 +71,28 @@ pub struct Rpc {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// What the peer tasks need; it holds no queue, so peer tasks end when the endpoint goes.
+struct Shared {
     config: RpcConfig,
-    local_addr: SocketAddr,
     clock: Arc<Clock>,
-    faults: Faults,
     addresses: RwLock<HashMap<u64, SocketAddr>>,
-    queues: Mutex<HashMap<(u64, Lane), mpsc::UnboundedSender<Outgoing>>>,
     batches_sent: AtomicU64,
     messages_sent: AtomicU64,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    faults: Faults,
+    queues: Mutex<HashMap<(u64, Lane), mpsc::UnboundedSender<Outgoing>>>,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Stop accepting once the last handle is gone; open connections end with their peers.
+        self.accept_loop.abort();
+    }
 }
 
 struct Outgoing {
@@ -106,12 +119,16 @@ impl Rpc {
         listener.config_mut().max_frame_length(MAX_FRAME_BYTES);
         let local_addr = listener.local_addr();
         let server = Server { node_id: config.node_id, clock: clock.clone(), handler };
-        tokio::spawn(async move {
+        let accept_loop = tokio::spawn(async move {
+            // Connections live in this set: when the endpoint goes, aborting this task drops
+            // the set and closes every connection, as a process exit would.
+            let mut connections = tokio::task::JoinSet::new();
             while let Some(accepted) = listener.next().await {
+                while connections.try_join_next().is_some() {}
                 match accepted {
                     Ok(transport) => {
                         let channel = BaseChannel::with_defaults(transport);
-                        tokio::spawn(channel.execute(server.clone().serve()).for_each(
+                        connections.spawn(channel.execute(server.clone().serve()).for_each(
                             |call| async {
                                 tokio::spawn(call);
                             },
@@ -121,15 +138,19 @@ impl Rpc {
                 }
             }
         });
-        let inner = Inner {
+        let shared = Shared {
             config,
-            local_addr,
             clock,
-            faults: Faults::default(),
             addresses: RwLock::default(),
-            queues: Mutex::default(),
             batches_sent: AtomicU64::new(0),
             messages_sent: AtomicU64::new(0),
+        };
+        let inner = Inner {
+            shared: Arc::new(shared),
+            local_addr,
+            faults: Faults::default(),
+            queues: Mutex::default(),
+            accept_loop,
         };
         Ok(Rpc { inner: Arc::new(inner) })
     }
@@ -141,20 +162,25 @@ impl Rpc {
 
     /// Returns this node's id.
     pub fn node_id(&self) -> u64 {
-        self.inner.config.node_id
+        self.inner.shared.config.node_id
     }
 
     /// Returns how many batches and messages this endpoint has sent.
     pub fn sent(&self) -> (u64, u64) {
         (
-            self.inner.batches_sent.load(Ordering::Relaxed),
-            self.inner.messages_sent.load(Ordering::Relaxed),
+            self.inner.shared.batches_sent.load(Ordering::Relaxed),
+            self.inner.shared.messages_sent.load(Ordering::Relaxed),
         )
     }
 
     /// Records where node `node_id` listens.
     pub fn set_address(&self, node_id: u64, addr: SocketAddr) {
-        self.inner.addresses.write().unwrap_or_else(|p| p.into_inner()).insert(node_id, addr);
+        self.inner
+            .shared
+            .addresses
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node_id, addr);
     }
 
     /// Returns the fault injector of outgoing messages.
@@ -202,27 +228,28 @@ impl Rpc {
         {
             return Ok(queue.clone());
         }
-        let addr = *self
-            .inner
-            .addresses
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&to)
-            .ok_or(Error::UnknownNode(to))?;
+        if self.inner.shared.address(to).is_none() {
+            return Err(Error::UnknownNode(to));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
-        let peer = Peer { inner: self.inner.clone(), to, lane, addr, client: Arc::default() };
+        let peer = Peer { shared: self.inner.shared.clone(), to, lane, client: Arc::default() };
         tokio::spawn(peer.run(rx));
         queues.insert((to, lane), tx.clone());
         Ok(tx)
     }
 }
 
+impl Shared {
+    fn address(&self, node_id: u64) -> Option<SocketAddr> {
+        self.addresses.read().unwrap_or_else(|p| p.into_inner()).get(&node_id).copied()
+    }
+}
+
 /// The task that drains one `(peer, lane)` queue into batches.
 struct Peer {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
     to: u64,
     lane: Lane,
-    addr: SocketAddr,
     client: Arc<Mutex<Option<NodeServiceClient>>>,
 }
 
@@ -230,7 +257,7 @@ impl Peer {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
-            while batch.len() < self.inner.config.max_batch {
+            while batch.len() < self.shared.config.max_batch {
                 match queue.try_recv() {
                     Ok(next) => batch.push(next),
                     Err(_) => break,
@@ -266,12 +293,14 @@ impl Peer {
             return Ok(client);
         }
         let unreachable = |reason: String| Error::Unreachable { node: self.to, reason };
-        let mut connecting = tarpc::serde_transport::tcp::connect(self.addr, Bincode::default);
+        // Looked up at each dial: a restarted peer may listen somewhere else.
+        let addr = self.shared.address(self.to).ok_or(Error::UnknownNode(self.to))?;
+        let mut connecting = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
         connecting.config_mut().max_frame_length(MAX_FRAME_BYTES);
-        let transport = tokio::time::timeout(self.inner.config.connect_timeout, connecting)
+        let transport = tokio::time::timeout(self.shared.config.connect_timeout, connecting)
             .await
-            .map_err(|_| unreachable(format!("connecting to {} timed out", self.addr)))?
-            .map_err(|e| unreachable(format!("connecting to {}: {e}", self.addr)))?;
+            .map_err(|_| unreachable(format!("connecting to {addr} timed out")))?
+            .map_err(|e| unreachable(format!("connecting to {addr}: {e}")))?;
         let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
         *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
         Ok(client)
@@ -282,7 +311,8 @@ impl Peer {
         client: NodeServiceClient,
         batch: Vec<Outgoing>,
     ) -> impl Future<Output = ()> + Send + 'static {
-        let (to, lane, inner, slot) = (self.to, self.lane, self.inner.clone(), self.client.clone());
+        let (to, lane, inner, slot) =
+            (self.to, self.lane, self.shared.clone(), self.client.clone());
         async move {
             let now = inner.clock.now();
             let header = Header {

@@ -1,0 +1,123 @@
+//! Three nodes on loopback sockets with RocksDB stores: Raft over the real transport, and a
+//! node restarted from its own store.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_api::{BatchRequest, KvError, RangeDescriptor, ReplicaDescriptor, Request, Response};
+use shoal_hlc::{Clock, Timestamp};
+use shoal_keys::Key;
+use shoal_raft::RaftTimers;
+use shoal_storage::mvcc::{self, ReadOptions};
+use shoal_storage::{Engine, RocksEngine};
+
+use crate::{Node, StoreConfig};
+
+const RANGE: u64 = 1;
+
+fn descriptor() -> RangeDescriptor {
+    RangeDescriptor {
+        range_id: RANGE,
+        start_key: Key::MIN,
+        end_key: Key::max(),
+        replicas: (1..=3)
+            .map(|n| ReplicaDescriptor { node_id: n, store_id: 1, replica_id: n })
+            .collect(),
+        next_replica_id: 4,
+        generation: 0,
+    }
+}
+
+async fn start(node_id: u64, dir: &Path) -> (Node, Arc<dyn Engine>) {
+    let engine: Arc<dyn Engine> =
+        Arc::new(RocksEngine::open(dir.join(format!("n{node_id}"))).unwrap());
+    let config = StoreConfig { node_id, store_id: 1, timers: RaftTimers::FAST };
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let node =
+        Node::start(config, listen, engine.clone(), Arc::new(Clock::system().0)).await.unwrap();
+    node.store.add_replica(descriptor()).await.unwrap();
+    (node, engine)
+}
+
+fn connect(nodes: &[&Node]) {
+    for a in nodes {
+        for b in nodes {
+            a.rpc.set_address(b.rpc.node_id(), b.rpc.local_addr());
+        }
+    }
+}
+
+/// Sends to whichever node leads, following redirects; polls while an election runs.
+async fn send(nodes: &[&Node], requests: Vec<Request>) -> Vec<Response> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut i = 0;
+    loop {
+        let batch = BatchRequest { range_id: RANGE, requests: requests.clone() };
+        match nodes[i % nodes.len()].store.send(batch).await {
+            Ok(response) => return response.responses,
+            Err(KvError::NotLeaseholder { leaseholder: Some(r), .. }) => {
+                if let Some(j) = nodes.iter().position(|n| n.rpc.node_id() == r.node_id) {
+                    i = j;
+                    continue;
+                }
+                i += 1;
+            }
+            Err(KvError::NotLeaseholder { .. } | KvError::Unavailable(_)) => i += 1,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no leaseholder answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn put(i: usize) -> Request {
+    Request::Put {
+        key: Key::from(format!("key{i:04}").as_str()),
+        value: format!("v{i}").into_bytes(),
+    }
+}
+
+/// Waits until `engine` holds every key `0..n`, reading its MVCC data directly.
+async fn wait_for_keys(engine: &dyn Engine, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let missing = (0..n).find(|i| {
+            let key = format!("key{i:04}");
+            mvcc::get(engine, key.as_bytes(), Timestamp::MAX, ReadOptions::default())
+                .unwrap()
+                .is_none()
+        });
+        let Some(missing) = missing else { return };
+        assert!(tokio::time::Instant::now() < deadline, "key{missing:04} never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicates_over_sockets_and_a_restarted_node_catches_up_from_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n1, _e1) = start(1, dir.path()).await;
+    let (n2, _e2) = start(2, dir.path()).await;
+    let (n3, e3) = start(3, dir.path()).await;
+    connect(&[&n1, &n2, &n3]);
+    n1.store.bootstrap(RANGE).await.unwrap();
+
+    for i in 0..100 {
+        send(&[&n1, &n2, &n3], vec![put(i)]).await;
+    }
+    wait_for_keys(&*e3, 100).await;
+
+    // Stop node 3 and reopen its RocksDB store.
+    n3.shutdown().await;
+    drop(e3);
+    for i in 100..200 {
+        send(&[&n1, &n2], vec![put(i)]).await;
+    }
+    let (n3, e3) = start(3, dir.path()).await;
+    connect(&[&n1, &n2, &n3]);
+    wait_for_keys(&*e3, 200).await;
+    let responses = send(&[&n3, &n1, &n2], vec![Request::Get { key: Key::from("key0150") }]).await;
+    assert_eq!(responses, vec![Response::Get(Some(b"v150".to_vec()))]);
+}
