@@ -22,6 +22,8 @@ mod store;
 #[cfg(test)]
 mod node_tests;
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;
 
 pub use command::{ApplyOutcome, ProposedCommand};

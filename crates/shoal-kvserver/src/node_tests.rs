@@ -6,29 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_api::{BatchRequest, KvError, RangeDescriptor, ReplicaDescriptor, Request, Response};
+use shoal_api::{BatchRequest, KvError, Request, Response};
 use shoal_hlc::{Clock, Timestamp};
 use shoal_keys::Key;
 use shoal_raft::RaftTimers;
 use shoal_storage::mvcc::{self, ReadOptions};
 use shoal_storage::{Engine, RocksEngine};
 
+use crate::test_util::descriptor;
 use crate::{Node, StoreConfig};
 
 const RANGE: u64 = 1;
-
-fn descriptor() -> RangeDescriptor {
-    RangeDescriptor {
-        range_id: RANGE,
-        start_key: Key::MIN,
-        end_key: Key::max(),
-        replicas: (1..=3)
-            .map(|n| ReplicaDescriptor { node_id: n, store_id: 1, replica_id: n })
-            .collect(),
-        next_replica_id: 4,
-        generation: 0,
-    }
-}
 
 async fn start(node_id: u64, dir: &Path) -> (Node, Arc<dyn Engine>) {
     let engine: Arc<dyn Engine> =

@@ -3,13 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_api::{BatchRequest, KvError, RangeDescriptor, ReplicaDescriptor, Request, Response};
+use shoal_api::{BatchRequest, KvError, Request, Response};
 use shoal_hlc::Clock;
 use shoal_keys::{Key, Span};
 use shoal_raft::RaftTimers;
 use shoal_raft::testing::LocalNet;
 use shoal_storage::MemoryEngine;
 
+use crate::test_util::descriptor;
 use crate::{Store, StoreConfig};
 
 const RANGE: u64 = 1;
@@ -17,19 +18,6 @@ const RANGE: u64 = 1;
 struct Cluster {
     net: Arc<LocalNet>,
     stores: Vec<Store>,
-}
-
-fn descriptor() -> RangeDescriptor {
-    RangeDescriptor {
-        range_id: RANGE,
-        start_key: Key::MIN,
-        end_key: Key::max(),
-        replicas: (1..=3)
-            .map(|n| ReplicaDescriptor { node_id: n, store_id: 1, replica_id: n })
-            .collect(),
-        next_replica_id: 4,
-        generation: 0,
-    }
 }
 
 impl Cluster {
