@@ -9,6 +9,7 @@
 //! used between nodes. This crate has no behaviour beyond small helpers: the layers above
 //! give the types meaning.
 
+pub mod addressing;
 mod descriptor;
 mod error;
 mod request;

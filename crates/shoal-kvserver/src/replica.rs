@@ -24,6 +24,7 @@
 //! and the timestamp cache come with the transaction work.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
 use shoal_hlc::{Clock, Timestamp};
@@ -45,6 +46,7 @@ pub struct RangeReplica {
     engine: Arc<dyn Engine>,
     clock: Arc<Clock>,
     latches: tokio::sync::RwLock<()>,
+    request_timeout: Duration,
 }
 
 impl RangeReplica {
@@ -55,6 +57,7 @@ impl RangeReplica {
         raft: Replica,
         engine: Arc<dyn Engine>,
         clock: Arc<Clock>,
+        request_timeout: Duration,
     ) -> Self {
         RangeReplica {
             descriptor: RwLock::new(descriptor),
@@ -63,6 +66,7 @@ impl RangeReplica {
             engine,
             clock,
             latches: tokio::sync::RwLock::new(()),
+            request_timeout,
         }
     }
 
@@ -100,7 +104,16 @@ impl RangeReplica {
             }
         }
         eval::check_no_overlapping_writes(&batch.requests)?;
-        handle::lease_read(&self.raft).await.map_err(|e| self.not_serving(e))?;
+        // Bounded: a leader cut off from its followers may wait for a quorum forever.
+        match tokio::time::timeout(self.request_timeout, handle::lease_read(&self.raft)).await {
+            Ok(result) => result.map_err(|e| self.not_serving(e))?,
+            Err(_) => {
+                return Err(KvError::Unavailable(format!(
+                    "range {} could not confirm its lease within {:?}",
+                    descriptor.range_id, self.request_timeout
+                )));
+            }
+        }
         let writes = batch.requests.iter().any(|r| r.is_write());
         if !writes {
             let _latch = self.latches.read().await;
@@ -143,9 +156,17 @@ impl RangeReplica {
         writes: WriteBatch,
     ) -> Result<(), KvError> {
         let command = ProposedCommand { lease_sequence, max_write_ts: ts, writes: writes.encode() };
-        let response = handle::propose(&self.raft, command.to_command())
-            .await
-            .map_err(|e| self.not_serving(e))?;
+        let proposal = handle::propose(&self.raft, command.to_command());
+        let response = match tokio::time::timeout(self.request_timeout, proposal).await {
+            Ok(result) => result.map_err(|e| self.not_serving(e))?,
+            // Proposed but not known to be committed: it may still commit later.
+            Err(_) => {
+                return Err(KvError::Ambiguous(format!(
+                    "the write was proposed but not committed within {:?}",
+                    self.request_timeout
+                )));
+            }
+        };
         match ApplyOutcome::from_response(&response) {
             ApplyOutcome::Applied => Ok(()),
             // Evaluated under a lease that ended before the entry's term: nothing was written.

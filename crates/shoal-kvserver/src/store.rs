@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
 use shoal_hlc::Clock;
@@ -128,12 +129,16 @@ impl Store {
             .await
             .map_err(|e| KvError::Internal(e.to_string()))?;
         let range_id = descriptor.range_id;
+        // Long enough for an election or two; beyond it the caller hears "unavailable" or,
+        // for a proposed write, "ambiguous".
+        let request_timeout = Duration::from_millis(4 * self.config.timers.election_max_ms);
         let range = Arc::new(RangeReplica::new(
             descriptor,
             replica.replica_id,
             raft,
             self.ctx.engine.clone(),
             self.clock.clone(),
+            request_timeout,
         ));
         self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());
         Ok(range)

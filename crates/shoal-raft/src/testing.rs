@@ -101,7 +101,12 @@ impl Transport for NodeTransport {
         let isolated = self.net.isolated.lock().unwrap_or_else(|p| p.into_inner());
         if isolated.contains(&self.node_id) || isolated.contains(&to.node_id) {
             let err = TransportError::Unreachable(to.node_id, "partitioned".into());
-            return Box::pin(async move { Err(err) });
+            // A real partition costs the sender a failed connection attempt; failing at once
+            // would let retry loops spin without ever yielding the thread.
+            return Box::pin(async move {
+                tokio::time::sleep(timeout.min(Duration::from_millis(20))).await;
+                Err(err)
+            });
         }
         drop(isolated);
         let net = self.net.clone();

@@ -1,0 +1,314 @@
+//! DistSender: sends KV requests to the ranges that hold their keys.
+//!
+//! ```text
+//!   send([Put a, Get q, Scan [a, z)])
+//!     ├─ point requests grouped by range (range cache, else a meta lookup in range 1)
+//!     │    range 2: [Put a]   range 3: [Get q]        ── sent in parallel
+//!     └─ span requests walk the ranges they cross, in order, until their limit
+//!          Scan [a, m) on range 2, then [m, z) on range 3
+//!   each part goes to the cached leaseholder, else to each replica in turn;
+//!   NotLeaseholder(hint) → retry at the hint; key mismatch → evict, look up again;
+//!   Unavailable (election running) → back off and retry until the deadline
+//! ```
+//!
+//! Routing errors never reach the caller; user errors, ambiguous results and internal errors do.
+//!
+//! # Out of scope
+//!
+//! Transactions: a batch that touches several ranges is not atomic across them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{BoxFuture, join_all};
+use shoal_api::addressing::{decode_meta_record, is_meta_range_key, meta_lookup_span};
+use shoal_api::{
+    BatchRequest, BatchResponse, ErrorKind, KvError, RangeDescriptor, Request, Response,
+};
+use shoal_keys::{Key, Span, layout};
+
+use crate::cache::RangeCache;
+
+/// Delivers a batch to the store on one node.
+pub trait NodeSender: Send + Sync + 'static {
+    /// Sends `batch` to node `node_id`.
+    fn send(
+        &self,
+        node_id: u64,
+        batch: BatchRequest,
+    ) -> BoxFuture<'static, Result<BatchResponse, KvError>>;
+}
+
+/// How long a request may keep retrying while ranges elect leaders.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
+const BACKOFF: Duration = Duration::from_millis(25);
+
+/// Routes KV requests to ranges.
+pub struct DistSender {
+    meta_range: RangeDescriptor,
+    cache: RangeCache,
+    sender: Arc<dyn NodeSender>,
+    deadline: Duration,
+}
+
+impl DistSender {
+    /// Returns a sender that finds ranges through `meta_range` (range 1).
+    pub fn new(meta_range: RangeDescriptor, sender: Arc<dyn NodeSender>) -> Self {
+        let cache = RangeCache::default();
+        cache.insert(meta_range.clone());
+        DistSender { meta_range, cache, sender, deadline: DEFAULT_DEADLINE }
+    }
+
+    /// Returns the range cache.
+    pub fn cache(&self) -> &RangeCache {
+        &self.cache
+    }
+
+    /// Sends `requests`, returning one response per request.
+    pub async fn send(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
+        let mut responses: Vec<Option<Response>> = vec![None; requests.len()];
+        // Point requests, grouped by range and sent in parallel.
+        let mut groups: BTreeMap<u64, (RangeDescriptor, Vec<(usize, Request)>)> = BTreeMap::new();
+        for (i, request) in requests.iter().enumerate() {
+            if let Request::Scan { .. }
+            | Request::ReverseScan { .. }
+            | Request::DeleteRange { .. } = request
+            {
+                continue;
+            }
+            let descriptor = self.locate(&Locate::At(request.span().start)).await?;
+            groups
+                .entry(descriptor.range_id)
+                .or_insert_with(|| (descriptor, Vec::new()))
+                .1
+                .push((i, request.clone()));
+        }
+        let sends = groups.into_values().map(|(descriptor, group)| async move {
+            let (indexes, parts): (Vec<usize>, Vec<Request>) = group.into_iter().unzip();
+            let anchor = Locate::At(parts[0].span().start);
+            let response = self.send_to_range(descriptor, &anchor, parts).await?;
+            Ok::<_, KvError>(indexes.into_iter().zip(response.responses).collect::<Vec<_>>())
+        });
+        for result in join_all(sends).await {
+            for (i, response) in result? {
+                responses[i] = Some(response);
+            }
+        }
+        // Span requests, range by range.
+        for (i, request) in requests.into_iter().enumerate() {
+            match request {
+                Request::Scan { span, limit } => {
+                    responses[i] = Some(self.scan(span, limit, false).await?)
+                }
+                Request::ReverseScan { span, limit } => {
+                    responses[i] = Some(self.scan(span, limit, true).await?)
+                }
+                Request::DeleteRange { span } => {
+                    responses[i] = Some(self.delete_range(span).await?)
+                }
+                _ => {}
+            }
+        }
+        Ok(responses.into_iter().map(|r| r.expect("every request answered")).collect())
+    }
+
+    async fn scan(
+        &self,
+        span: Span,
+        limit: Option<u64>,
+        reverse: bool,
+    ) -> Result<Response, KvError> {
+        let mut rows = Vec::new();
+        let mut remaining = span.clone();
+        while !remaining.is_empty() {
+            let anchor = if reverse {
+                Locate::Before(remaining.end.clone())
+            } else {
+                Locate::At(remaining.start.clone())
+            };
+            let descriptor = self.locate(&anchor).await?;
+            let part = clamp(&remaining, &descriptor);
+            let left = limit.map(|l| l.saturating_sub(rows.len() as u64));
+            let request = if reverse {
+                Request::ReverseScan { span: part.clone(), limit: left }
+            } else {
+                Request::Scan { span: part.clone(), limit: left }
+            };
+            let response = self.send_to_range(descriptor, &anchor, vec![request]).await?;
+            let Some(Response::Scan { rows: got, resume }) = response.responses.into_iter().next()
+            else {
+                return Err(KvError::Internal("a scan was answered with another response".into()));
+            };
+            rows.extend(got);
+            if let Some(resume) = resume {
+                // The limit stopped the scan inside this range: the rest is the caller's resume.
+                let rest = if reverse {
+                    Span { start: span.start.clone(), end: resume.end }
+                } else {
+                    Span { start: resume.start, end: span.end.clone() }
+                };
+                return Ok(Response::Scan { rows, resume: Some(rest) });
+            }
+            remaining = if reverse {
+                Span { start: remaining.start.clone(), end: part.start }
+            } else {
+                Span { start: part.end, end: remaining.end.clone() }
+            };
+            if limit.is_some_and(|l| rows.len() as u64 >= l) && !remaining.is_empty() {
+                return Ok(Response::Scan { rows, resume: Some(remaining) });
+            }
+        }
+        Ok(Response::Scan { rows, resume: None })
+    }
+
+    async fn delete_range(&self, span: Span) -> Result<Response, KvError> {
+        let mut deleted = 0;
+        let mut remaining = span;
+        while !remaining.is_empty() {
+            let anchor = Locate::At(remaining.start.clone());
+            let descriptor = self.locate(&anchor).await?;
+            let part = clamp(&remaining, &descriptor);
+            let response = self
+                .send_to_range(
+                    descriptor,
+                    &anchor,
+                    vec![Request::DeleteRange { span: part.clone() }],
+                )
+                .await?;
+            if let Some(Response::DeleteRange(n)) = response.responses.into_iter().next() {
+                deleted += n;
+            }
+            remaining = Span { start: part.end, end: remaining.end };
+        }
+        Ok(Response::DeleteRange(deleted))
+    }
+
+    /// Returns the descriptor of the range holding `key`, from the cache or range 1.
+    pub async fn descriptor_for(&self, key: &Key) -> Result<RangeDescriptor, KvError> {
+        self.locate(&Locate::At(key.clone())).await
+    }
+
+    async fn locate(&self, locate: &Locate) -> Result<RangeDescriptor, KvError> {
+        let (key, lookup_span) = match locate {
+            Locate::At(key) if is_meta_range_key(key) => return Ok(self.meta_range.clone()),
+            Locate::Before(end) if end.as_bytes() <= layout::META_MAX => {
+                return Ok(self.meta_range.clone());
+            }
+            Locate::At(key) => match self.cache.lookup(key) {
+                Some(cached) => return Ok(cached.descriptor),
+                None => (key, meta_lookup_span(key)),
+            },
+            Locate::Before(end) => match self.cache.lookup_before(end) {
+                Some(cached) => return Ok(cached.descriptor),
+                // The first record at or after /Meta/<end> ends at or after `end`.
+                None => (
+                    end,
+                    Span {
+                        start: layout::meta_key(end.as_bytes()),
+                        end: Key::new(layout::META_MAX),
+                    },
+                ),
+            },
+        };
+        let lookup = Request::Scan { span: lookup_span, limit: Some(1) };
+        let response = self
+            .send_to_range(self.meta_range.clone(), &Locate::At(Key::MIN), vec![lookup])
+            .await?;
+        let Some(Response::Scan { rows, .. }) = response.responses.into_iter().next() else {
+            return Err(KvError::Internal(
+                "a meta lookup was answered with another response".into(),
+            ));
+        };
+        let (_, value) = rows.into_iter().next().ok_or_else(|| {
+            KvError::Internal(format!("no range holds {key}: the meta range is incomplete"))
+        })?;
+        let descriptor = decode_meta_record(&value)?;
+        let found = match locate {
+            Locate::At(key) => descriptor.contains_key(key.as_bytes()),
+            Locate::Before(end) => descriptor.start_key < *end && *end <= descriptor.end_key,
+        };
+        if !found {
+            return Err(KvError::Internal(format!(
+                "meta lookup for {key} found range {}",
+                descriptor.range_id
+            )));
+        }
+        self.cache.insert(descriptor.clone());
+        Ok(descriptor)
+    }
+
+    /// Sends requests that all fall in `descriptor`'s range to its leaseholder, retrying on
+    /// routing errors until the deadline. `locate` re-finds the range if the descriptor is stale.
+    async fn send_to_range(
+        &self,
+        mut descriptor: RangeDescriptor,
+        locate: &Locate,
+        requests: Vec<Request>,
+    ) -> Result<BatchResponse, KvError> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let mut last_error =
+            KvError::Unavailable(format!("no replica of range {} answered", descriptor.range_id));
+        loop {
+            let leaseholder = self.cache.leaseholder(descriptor.range_id);
+            let mut order: Vec<_> = leaseholder.into_iter().collect();
+            order.extend(descriptor.replicas.iter().copied().filter(|r| Some(*r) != leaseholder));
+            let mut next = 0;
+            let mut stale = false;
+            while next < order.len() {
+                let replica = order[next];
+                next += 1;
+                let batch =
+                    BatchRequest { range_id: descriptor.range_id, requests: requests.clone() };
+                match self.sender.send(replica.node_id, batch).await {
+                    Ok(response) => {
+                        self.cache.set_leaseholder(descriptor.range_id, replica);
+                        return Ok(response);
+                    }
+                    Err(KvError::NotLeaseholder { leaseholder: Some(hint), .. }) => {
+                        self.cache.set_leaseholder(descriptor.range_id, hint);
+                        if hint != replica {
+                            order.insert(next, hint);
+                        }
+                        last_error = KvError::Unavailable(format!(
+                            "range {} is changing leaseholder",
+                            descriptor.range_id
+                        ));
+                    }
+                    Err(e @ (KvError::RangeKeyMismatch { .. } | KvError::RangeNotFound(_))) => {
+                        self.cache.evict(descriptor.range_id);
+                        last_error = e;
+                        stale = true;
+                        break;
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::Route | ErrorKind::Retry) => {
+                        last_error = e
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(last_error);
+            }
+            if stale && descriptor.range_id != self.meta_range.range_id {
+                descriptor = Box::pin(self.locate(locate)).await?;
+            }
+            // An election or lease change is under way; try again shortly.
+            tokio::time::sleep(BACKOFF).await;
+        }
+    }
+}
+
+/// Returns the part of `span` inside `descriptor`'s range.
+fn clamp(span: &Span, descriptor: &RangeDescriptor) -> Span {
+    Span {
+        start: span.start.clone().max(descriptor.start_key.clone()),
+        end: span.end.clone().min(descriptor.end_key.clone()),
+    }
+}
+
+/// Where to find a range: the one holding a key, or the one holding the keys just below one.
+enum Locate {
+    At(Key),
+    Before(Key),
+}
