@@ -68,31 +68,54 @@ impl DistSender {
     /// Sends `requests`, returning one response per request.
     pub async fn send(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         let mut responses: Vec<Option<Response>> = vec![None; requests.len()];
-        // Point requests, grouped by range and sent in parallel.
-        let mut groups: BTreeMap<u64, (RangeDescriptor, Vec<(usize, Request)>)> = BTreeMap::new();
-        for (i, request) in requests.iter().enumerate() {
-            if let Request::Scan { .. }
-            | Request::ReverseScan { .. }
-            | Request::DeleteRange { .. } = request
-            {
-                continue;
+        // Point requests, grouped by range and sent in parallel. A group that hits a range
+        // boundary change is regrouped; groups that succeeded are never sent again.
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let mut pending: Vec<(usize, Request)> = requests
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(_, r)| {
+                !matches!(
+                    r,
+                    Request::Scan { .. }
+                        | Request::ReverseScan { .. }
+                        | Request::DeleteRange { .. }
+                )
+            })
+            .collect();
+        while !pending.is_empty() {
+            let mut groups: BTreeMap<u64, (RangeDescriptor, Vec<(usize, Request)>)> =
+                BTreeMap::new();
+            for (i, request) in pending.drain(..) {
+                let descriptor = self.locate(&Locate::At(request.span().start)).await?;
+                groups
+                    .entry(descriptor.range_id)
+                    .or_insert_with(|| (descriptor, Vec::new()))
+                    .1
+                    .push((i, request));
             }
-            let descriptor = self.locate(&Locate::At(request.span().start)).await?;
-            groups
-                .entry(descriptor.range_id)
-                .or_insert_with(|| (descriptor, Vec::new()))
-                .1
-                .push((i, request.clone()));
-        }
-        let sends = groups.into_values().map(|(descriptor, group)| async move {
-            let (indexes, parts): (Vec<usize>, Vec<Request>) = group.into_iter().unzip();
-            let anchor = Locate::At(parts[0].span().start);
-            let response = self.send_to_range(descriptor, &anchor, parts).await?;
-            Ok::<_, KvError>(indexes.into_iter().zip(response.responses).collect::<Vec<_>>())
-        });
-        for result in join_all(sends).await {
-            for (i, response) in result? {
-                responses[i] = Some(response);
+            let sends = groups.into_values().map(|(descriptor, group)| async move {
+                let parts: Vec<Request> = group.iter().map(|(_, r)| r.clone()).collect();
+                let anchor = Locate::At(parts[0].span().start);
+                let result = self.send_to_range(descriptor, &anchor, parts).await;
+                (group, result)
+            });
+            for (group, result) in join_all(sends).await {
+                match result {
+                    Ok(response) => {
+                        for ((i, _), response) in group.into_iter().zip(response.responses) {
+                            responses[i] = Some(response);
+                        }
+                    }
+                    Err(e @ KvError::RangeKeyMismatch { .. }) => {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(e);
+                        }
+                        pending.extend(group);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         // Span requests, range by range.
@@ -119,6 +142,7 @@ impl DistSender {
         limit: Option<u64>,
         reverse: bool,
     ) -> Result<Response, KvError> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
         let mut rows = Vec::new();
         let mut remaining = span.clone();
         while !remaining.is_empty() {
@@ -135,7 +159,14 @@ impl DistSender {
             } else {
                 Request::Scan { span: part.clone(), limit: left }
             };
-            let response = self.send_to_range(descriptor, &anchor, vec![request]).await?;
+            let response = match self.send_to_range(descriptor, &anchor, vec![request]).await {
+                Ok(response) => response,
+                // The range was split: look it up again and re-cut the remaining span.
+                Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let Some(Response::Scan { rows: got, resume }) = response.responses.into_iter().next()
             else {
                 return Err(KvError::Internal("a scan was answered with another response".into()));
@@ -163,19 +194,22 @@ impl DistSender {
     }
 
     async fn delete_range(&self, span: Span) -> Result<Response, KvError> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
         let mut deleted = 0;
         let mut remaining = span;
         while !remaining.is_empty() {
             let anchor = Locate::At(remaining.start.clone());
             let descriptor = self.locate(&anchor).await?;
             let part = clamp(&remaining, &descriptor);
-            let response = self
-                .send_to_range(
-                    descriptor,
-                    &anchor,
-                    vec![Request::DeleteRange { span: part.clone() }],
-                )
-                .await?;
+            let request = vec![Request::DeleteRange { span: part.clone() }];
+            let response = match self.send_to_range(descriptor, &anchor, request).await {
+                Ok(response) => response,
+                // The range was split: look it up again and re-cut the remaining span.
+                Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(Response::DeleteRange(n)) = response.responses.into_iter().next() {
                 deleted += n;
             }
@@ -254,8 +288,8 @@ impl DistSender {
             let mut order: Vec<_> = leaseholder.into_iter().collect();
             order.extend(descriptor.replicas.iter().copied().filter(|r| Some(*r) != leaseholder));
             let mut next = 0;
-            let mut stale = false;
-            while next < order.len() {
+            let mut hints_followed = 0;
+            while next < order.len() && tokio::time::Instant::now() < deadline {
                 let replica = order[next];
                 next += 1;
                 let batch =
@@ -267,7 +301,10 @@ impl DistSender {
                     }
                     Err(KvError::NotLeaseholder { leaseholder: Some(hint), .. }) => {
                         self.cache.set_leaseholder(descriptor.range_id, hint);
-                        if hint != replica {
+                        // Bounded: replicas that disagree about the leaseholder must not keep
+                        // this loop bouncing between them.
+                        if hint != replica && hints_followed < descriptor.replicas.len() {
+                            hints_followed += 1;
                             order.insert(next, hint);
                         }
                         last_error = KvError::Unavailable(format!(
@@ -275,12 +312,17 @@ impl DistSender {
                             descriptor.range_id
                         ));
                     }
-                    Err(e @ (KvError::RangeKeyMismatch { .. } | KvError::RangeNotFound(_))) => {
-                        self.cache.evict(descriptor.range_id);
-                        last_error = e;
-                        stale = true;
-                        break;
+                    // The range changed shape (a split): refresh the cache and let the caller
+                    // re-cut its requests to the new boundaries.
+                    Err(KvError::RangeKeyMismatch { range_id, key, actual }) => {
+                        self.cache.evict(range_id);
+                        if let Some(actual) = &actual {
+                            self.cache.insert((**actual).clone());
+                        }
+                        return Err(KvError::RangeKeyMismatch { range_id, key, actual });
                     }
+                    // This node has no replica (yet): another replica may.
+                    Err(e @ KvError::RangeNotFound(_)) => last_error = e,
                     Err(e) if matches!(e.kind(), ErrorKind::Route | ErrorKind::Retry) => {
                         last_error = e
                     }
@@ -290,7 +332,10 @@ impl DistSender {
             if tokio::time::Instant::now() >= deadline {
                 return Err(last_error);
             }
-            if stale && descriptor.range_id != self.meta_range.range_id {
+            if matches!(last_error, KvError::RangeNotFound(_))
+                && descriptor.range_id != self.meta_range.range_id
+            {
+                self.cache.evict(descriptor.range_id);
                 descriptor = Box::pin(self.locate(locate)).await?;
             }
             // An election or lease change is under way; try again shortly.

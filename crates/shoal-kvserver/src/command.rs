@@ -67,7 +67,11 @@ impl ProposedCommand {
         batch.extend(writes);
         // Not a decision: raising the local clock changes no replicated state. It makes a
         // future leaseholder's clock at least as high as every write it will ever serve.
-        let _ = clock.update(proposed.max_write_ts);
+        if let Err(e) = clock.update(proposed.max_write_ts) {
+            // Only possible if clocks break the max-offset assumption; the write still applies
+            // (apply must be deterministic), but this node's reads may now lag it.
+            tracing::error!("applied a write beyond the clock's maximum offset: {e}");
+        }
         ApplyOutcome::Applied
     }
 }

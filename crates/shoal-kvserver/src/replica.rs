@@ -1,18 +1,20 @@
 //! A range replica on this store: lease checks, latches, evaluation and proposal of batches.
 //!
 //! ```text
-//!   send(batch) ─▶ keys in range? ─▶ lease read (leader, lease valid, applied up to date)
-//!              ─▶ latch (reads shared, writes exclusive) ─▶ evaluate at clock.now()
+//!   send(batch) ─▶ keys in range? ─▶ latch (reads shared, writes exclusive)
+//!              ─▶ lease read (leader, lease valid, applied up to date) ─▶ evaluate at clock.now()
 //!              ─▶ writes? propose ProposedCommand { lease_sequence: term } ─▶ applied here
 //!              ─▶ BatchResponse { responses, timestamp }
 //! ```
 //!
 //! # Invariants (design §5)
 //!
-//! 1. Nothing is evaluated before the lease read returns: the leader has then applied every
-//!    entry committed before its lease, including all of earlier terms.
+//! 1. Nothing is evaluated before the lease read returns (taken after the latch): the leader has
+//!    then applied every entry committed before its lease, including all of earlier terms. The
+//!    command carries the term that lease read confirmed.
 //! 2. Latches serialize overlapping requests: a write holds its latch until its command is
-//!    applied, so a later request evaluates on its effects.
+//!    applied or, after a timeout, until the proposal resolves, so a later request evaluates on
+//!    its effects.
 //! 3. Every command carries the term it was evaluated under and is rejected at apply under any
 //!    other term.
 //! 4. Replicas raise their clocks to every applied write's timestamp, so a new leaseholder's
@@ -35,6 +37,12 @@ use shoal_storage::{Engine, WriteBatch};
 use crate::command::{ApplyOutcome, ProposedCommand};
 use crate::eval::{self, EvalError};
 
+/// A held latch: shared for reads, exclusive for writes (per range for now).
+enum Latch {
+    Read(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
+    Write(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
+}
+
 /// How often a write re-evaluates above a newer committed version before giving up.
 const MAX_WRITE_TOO_OLD_RETRIES: usize = 8;
 
@@ -45,7 +53,7 @@ pub struct RangeReplica {
     raft: Replica,
     engine: Arc<dyn Engine>,
     clock: Arc<Clock>,
-    latches: tokio::sync::RwLock<()>,
+    latches: Arc<tokio::sync::RwLock<()>>,
     request_timeout: Duration,
 }
 
@@ -65,7 +73,7 @@ impl RangeReplica {
             raft,
             engine,
             clock,
-            latches: tokio::sync::RwLock::new(()),
+            latches: Arc::new(tokio::sync::RwLock::new(())),
             request_timeout,
         }
     }
@@ -104,27 +112,33 @@ impl RangeReplica {
             }
         }
         eval::check_no_overlapping_writes(&batch.requests)?;
-        // Bounded: a leader cut off from its followers may wait for a quorum forever.
-        match tokio::time::timeout(self.request_timeout, handle::lease_read(&self.raft)).await {
-            Ok(result) => result.map_err(|e| self.not_serving(e))?,
-            Err(_) => {
-                return Err(KvError::Unavailable(format!(
-                    "range {} could not confirm its lease within {:?}",
-                    descriptor.range_id, self.request_timeout
-                )));
-            }
-        }
         let writes = batch.requests.iter().any(|r| r.is_write());
+        // The latch first, then the lease read: evaluation must see everything committed before
+        // the lease read, including writes that finished while this request waited for the latch.
+        let acquire = async {
+            if writes {
+                Latch::Write(self.latches.clone().write_owned().await)
+            } else {
+                Latch::Read(self.latches.clone().read_owned().await)
+            }
+        };
+        // Bounded: an earlier write whose proposal never resolves (this replica lost its
+        // quorum) keeps its latch; later requests give up and the client tries elsewhere.
+        let Ok(latch) = tokio::time::timeout(self.request_timeout, acquire).await else {
+            return Err(KvError::Unavailable(format!(
+                "range {} is busy with a write whose outcome is still unknown",
+                descriptor.range_id
+            )));
+        };
+        let lease_sequence = self.confirm_lease(&descriptor).await?;
         if !writes {
-            let _latch = self.latches.read().await;
             let ts = self.clock.now();
             let mut unused = WriteBatch::new();
             let responses = eval::evaluate(&*self.engine, &batch.requests, ts, &mut unused)?;
+            drop(latch);
             return Ok(BatchResponse { responses, timestamp: ts });
         }
 
-        let _latch = self.latches.write().await;
-        let lease_sequence = handle::current_term(&self.raft);
         let mut ts = self.clock.now();
         let mut attempts = 0;
         let (responses, writes) = loop {
@@ -138,15 +152,31 @@ impl RangeReplica {
                 })) if attempts < MAX_WRITE_TOO_OLD_RETRIES => {
                     attempts += 1;
                     ts = existing_ts.next().max(self.clock.now());
-                    let _ = self.clock.update(ts);
+                    if let Err(e) = self.clock.update(ts) {
+                        return Err(KvError::Unavailable(format!(
+                            "cannot write above {existing_ts}: {e}"
+                        )));
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
         };
         if !writes.is_empty() {
-            self.replicate(lease_sequence, ts, writes).await?;
+            self.replicate(lease_sequence, ts, writes, latch).await?;
         }
         Ok(BatchResponse { responses, timestamp: ts })
+    }
+
+    /// Takes a lease read, bounded: a leader cut off from its followers may wait for a quorum
+    /// forever. Returns the lease sequence (term) to evaluate under.
+    async fn confirm_lease(&self, descriptor: &RangeDescriptor) -> Result<u64, KvError> {
+        match tokio::time::timeout(self.request_timeout, handle::lease_read(&self.raft)).await {
+            Ok(result) => result.map_err(|e| self.not_serving(e)),
+            Err(_) => Err(KvError::Unavailable(format!(
+                "range {} could not confirm its lease within {:?}",
+                descriptor.range_id, self.request_timeout
+            ))),
+        }
     }
 
     async fn replicate(
@@ -154,19 +184,29 @@ impl RangeReplica {
         lease_sequence: u64,
         ts: Timestamp,
         writes: WriteBatch,
+        latch: Latch,
     ) -> Result<(), KvError> {
         let command = ProposedCommand { lease_sequence, max_write_ts: ts, writes: writes.encode() };
-        let proposal = handle::propose(&self.raft, command.to_command());
-        let response = match tokio::time::timeout(self.request_timeout, proposal).await {
-            Ok(result) => result.map_err(|e| self.not_serving(e))?,
-            // Proposed but not known to be committed: it may still commit later.
+        let raft = self.raft.clone();
+        let mut proposal =
+            tokio::spawn(async move { handle::propose(&raft, command.to_command()).await });
+        let response = match tokio::time::timeout(self.request_timeout, &mut proposal).await {
+            Ok(Ok(result)) => result.map_err(|e| self.not_serving(e))?,
+            Ok(Err(e)) => return Err(KvError::Ambiguous(format!("the proposal task failed: {e}"))),
+            // Proposed but not known to be committed: it may still commit later. The latch stays
+            // held until the proposal resolves, so no later request evaluates without its effect.
             Err(_) => {
+                tokio::spawn(async move {
+                    let _ = proposal.await;
+                    drop(latch);
+                });
                 return Err(KvError::Ambiguous(format!(
                     "the write was proposed but not committed within {:?}",
                     self.request_timeout
                 )));
             }
         };
+        drop(latch);
         match ApplyOutcome::from_response(&response) {
             ApplyOutcome::Applied => Ok(()),
             // Evaluated under a lease that ended before the entry's term: nothing was written.

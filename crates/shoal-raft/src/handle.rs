@@ -27,10 +27,11 @@ pub enum NotServing {
 }
 
 /// Waits until this replica holds a valid leader lease and has applied everything committed
-/// before the lease read began: after it returns, local reads are linearizable.
-pub async fn lease_read(replica: &Replica) -> std::result::Result<(), NotServing> {
+/// before the lease read began: after it returns, local reads are linearizable. Returns the
+/// term of the leadership that granted the read: the lease sequence to evaluate under.
+pub async fn lease_read(replica: &Replica) -> std::result::Result<u64, NotServing> {
     match replica.ensure_linearizable(ReadPolicy::LeaseRead).await {
-        Ok(_) => Ok(()),
+        Ok(read_log_id) => Ok(read_log_id.committed_leader_id().term),
         Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
             Err(NotServing::NotLeader { leader: f.leader_id })
         }

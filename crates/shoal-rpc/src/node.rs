@@ -232,7 +232,13 @@ impl Rpc {
             return Err(Error::UnknownNode(to));
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let peer = Peer { shared: self.inner.shared.clone(), to, lane, client: Arc::default() };
+        let peer = Peer {
+            shared: self.inner.shared.clone(),
+            to,
+            lane,
+            client: Arc::default(),
+            dials: AtomicU64::new(0),
+        };
         tokio::spawn(peer.run(rx));
         queues.insert((to, lane), tx.clone());
         Ok(tx)
@@ -250,7 +256,11 @@ struct Peer {
     shared: Arc<Shared>,
     to: u64,
     lane: Lane,
-    client: Arc<Mutex<Option<NodeServiceClient>>>,
+    /// The current connection and a number that identifies it, so a late failure of an old
+    /// connection never discards a newer one.
+    client: Arc<Mutex<Option<(u64, NodeServiceClient)>>>,
+    /// How many connections this peer task has dialled (the next connection's number).
+    dials: AtomicU64,
 }
 
 impl Peer {
@@ -288,9 +298,9 @@ impl Peer {
         }
     }
 
-    async fn connect(&self) -> Result<NodeServiceClient> {
-        if let Some(client) = self.client.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Ok(client);
+    async fn connect(&self) -> Result<(u64, NodeServiceClient)> {
+        if let Some(current) = self.client.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(current);
         }
         let unreachable = |reason: String| Error::Unreachable { node: self.to, reason };
         // Looked up at each dial: a restarted peer may listen somewhere else.
@@ -302,13 +312,15 @@ impl Peer {
             .map_err(|_| unreachable(format!("connecting to {addr} timed out")))?
             .map_err(|e| unreachable(format!("connecting to {addr}: {e}")))?;
         let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
-        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.clone());
-        Ok(client)
+        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.dials.fetch_add(1, Ordering::Relaxed);
+        *slot = Some((generation, client.clone()));
+        Ok((generation, client))
     }
 
     fn call(
         &self,
-        client: NodeServiceClient,
+        (generation, client): (u64, NodeServiceClient),
         batch: Vec<Outgoing>,
     ) -> impl Future<Output = ()> + Send + 'static {
         let (to, lane, inner, slot) =
@@ -337,13 +349,20 @@ impl Peer {
                     Err(e) => Err(Error::Refused { node: to, reason: e.to_string() }),
                 },
                 Ok(Err(reason)) => Err(Error::Refused { node: to, reason }),
-                Err(tarpc::client::RpcError::DeadlineExceeded) => {
-                    Err(Error::Timeout { node: to, after: Duration::ZERO })
-                }
                 Err(e) => {
-                    // The connection is broken: forget it so the next batch re-dials.
-                    *slot.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                    Err(Error::Connection { node: to, reason: e.to_string() })
+                    // Broken, or silent past the deadline (a half-open connection to a dead host
+                    // looks exactly like that): forget this connection so the next batch
+                    // re-dials, unless a newer one already replaced it.
+                    let mut current = slot.lock().unwrap_or_else(|p| p.into_inner());
+                    if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+                        *current = None;
+                    }
+                    match e {
+                        tarpc::client::RpcError::DeadlineExceeded => {
+                            Err(Error::Timeout { node: to, after: Duration::ZERO })
+                        }
+                        e => Err(Error::Connection { node: to, reason: e.to_string() }),
+                    }
                 }
             };
             match result {
