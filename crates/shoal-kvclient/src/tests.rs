@@ -21,7 +21,6 @@ use crate::{DistSender, KvClient, NodeSender};
 /// Sends straight to the stores, as if every node were one hop away.
 struct LocalSender {
     stores: HashMap<u64, Arc<Store>>,
-    net: Arc<LocalNet>,
 }
 
 impl NodeSender for LocalSender {
@@ -31,7 +30,6 @@ impl NodeSender for LocalSender {
         batch: BatchRequest,
     ) -> BoxFuture<'static, Result<BatchResponse, KvError>> {
         let store = self.stores.get(&node_id).cloned();
-        let _ = &self.net;
         Box::pin(async move {
             match store {
                 Some(store) => store.send(batch).await,
@@ -88,8 +86,7 @@ async fn cluster() -> (KvClient, Arc<LocalNet>) {
     for descriptor in ranges() {
         stores[&1].bootstrap(descriptor.range_id).await.unwrap();
     }
-    let sender =
-        DistSender::new(ranges()[0].clone(), Arc::new(LocalSender { stores, net: net.clone() }));
+    let sender = DistSender::new(ranges()[0].clone(), Arc::new(LocalSender { stores }));
     // The addressing records, written through range 1 like any other keys.
     let records: Vec<Request> = ranges()
         .iter()

@@ -9,7 +9,7 @@ use std::time::Duration;
 use shoal_api::{BatchRequest, KvError, Request, Response};
 use shoal_hlc::{Clock, Timestamp};
 use shoal_keys::Key;
-use shoal_raft::RaftTimers;
+use shoal_raft::{RaftTimers, handle};
 use shoal_storage::mvcc::{self, ReadOptions};
 use shoal_storage::{Engine, RocksEngine};
 
@@ -17,6 +17,7 @@ use crate::test_util::descriptor;
 use crate::{Node, StoreConfig};
 
 const RANGE: u64 = 1;
+const WAIT: Duration = Duration::from_secs(15);
 
 async fn start(node_id: u64, dir: &Path) -> (Node, Arc<dyn Engine>) {
     let engine: Arc<dyn Engine> =
@@ -37,27 +38,36 @@ fn connect(nodes: &[&Node]) {
     }
 }
 
-/// Sends to whichever node leads, following redirects; polls while an election runs.
+/// Sends to whichever node leads, following redirects and waiting out elections.
 async fn send(nodes: &[&Node], requests: Vec<Request>) -> Vec<Response> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let ids: Vec<u64> = nodes.iter().map(|n| n.rpc.node_id()).collect();
     let mut i = 0;
-    loop {
+    for _ in 0..20 {
         let batch = BatchRequest { range_id: RANGE, requests: requests.clone() };
-        match nodes[i % nodes.len()].store.send(batch).await {
+        match nodes[i].store.send(batch).await {
             Ok(response) => return response.responses,
-            Err(KvError::NotLeaseholder { leaseholder: Some(r), .. }) => {
-                if let Some(j) = nodes.iter().position(|n| n.rpc.node_id() == r.node_id) {
-                    i = j;
-                    continue;
-                }
-                i += 1;
+            Err(KvError::NotLeaseholder { leaseholder: Some(r), .. })
+                if ids.contains(&r.node_id) =>
+            {
+                i = ids.iter().position(|id| *id == r.node_id).expect("checked");
             }
-            Err(KvError::NotLeaseholder { .. } | KvError::Unavailable(_)) => i += 1,
+            Err(KvError::NotLeaseholder { .. } | KvError::Unavailable(_)) => {
+                // Replica n lives on node n: wait until one of these nodes leads.
+                let observer = nodes[0].store.replica(RANGE).unwrap();
+                let leader = handle::wait_for_leader(observer.raft(), WAIT, |l| ids.contains(&l))
+                    .await
+                    .expect("a leader among the nodes");
+                i = ids.iter().position(|id| *id == leader).expect("accepted");
+                let replica = nodes[i].store.replica(RANGE).unwrap();
+                assert!(
+                    handle::wait_for_lease(replica.raft(), WAIT).await,
+                    "n{leader} has no lease"
+                );
+            }
             Err(e) => panic!("{e}"),
         }
-        assert!(tokio::time::Instant::now() < deadline, "no leaseholder answered");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    panic!("the leaseholder kept moving")
 }
 
 fn put(i: usize) -> Request {
@@ -67,19 +77,25 @@ fn put(i: usize) -> Request {
     }
 }
 
-/// Waits until `engine` holds every key `0..n`, reading its MVCC data directly.
-async fn wait_for_keys(engine: &dyn Engine, n: usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let missing = (0..n).find(|i| {
-            let key = format!("key{i:04}");
-            mvcc::get(engine, key.as_bytes(), Timestamp::MAX, ReadOptions::default())
-                .unwrap()
-                .is_none()
-        });
-        let Some(missing) = missing else { return };
-        assert!(tokio::time::Instant::now() < deadline, "key{missing:04} never arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Waits until `node` applied everything the leaseholder among `from` applied, then checks
+/// that its engine holds every key `0..n`.
+async fn caught_up(from: &[&Node], node: &Node, engine: &dyn Engine, n: usize) {
+    let leader = from
+        .iter()
+        .find(|f| f.store.replica(RANGE).unwrap().is_leaseholder())
+        .expect("a leaseholder");
+    let index =
+        handle::applied_index(leader.store.replica(RANGE).unwrap().raft()).expect("applied");
+    let replica = node.store.replica(RANGE).unwrap();
+    assert!(
+        handle::wait_for_applied(replica.raft(), index, WAIT).await,
+        "node never applied {index}"
+    );
+    for i in 0..n {
+        let key = format!("key{i:04}");
+        let found =
+            mvcc::get(engine, key.as_bytes(), Timestamp::MAX, ReadOptions::default()).unwrap();
+        assert!(found.is_some(), "{key} is missing");
     }
 }
 
@@ -95,7 +111,7 @@ async fn replicates_over_sockets_and_a_restarted_node_catches_up_from_its_store(
     for i in 0..100 {
         send(&[&n1, &n2, &n3], vec![put(i)]).await;
     }
-    wait_for_keys(&*e3, 100).await;
+    caught_up(&[&n1, &n2, &n3], &n3, &*e3, 100).await;
 
     // Stop node 3 and reopen its RocksDB store.
     n3.shutdown().await;
@@ -105,7 +121,7 @@ async fn replicates_over_sockets_and_a_restarted_node_catches_up_from_its_store(
     }
     let (n3, e3) = start(3, dir.path()).await;
     connect(&[&n1, &n2, &n3]);
-    wait_for_keys(&*e3, 200).await;
+    caught_up(&[&n1, &n2], &n3, &*e3, 200).await;
     let responses = send(&[&n3, &n1, &n2], vec![Request::Get { key: Key::from("key0150") }]).await;
     assert_eq!(responses, vec![Response::Get(Some(b"v150".to_vec()))]);
 }

@@ -6,14 +6,15 @@ use std::time::Duration;
 use shoal_api::{BatchRequest, KvError, Request, Response};
 use shoal_hlc::Clock;
 use shoal_keys::{Key, Span};
-use shoal_raft::RaftTimers;
 use shoal_raft::testing::LocalNet;
+use shoal_raft::{RaftTimers, handle};
 use shoal_storage::MemoryEngine;
 
 use crate::test_util::descriptor;
 use crate::{Store, StoreConfig};
 
 const RANGE: u64 = 1;
+const WAIT: Duration = Duration::from_secs(10);
 
 struct Cluster {
     net: Arc<LocalNet>,
@@ -52,9 +53,8 @@ impl Cluster {
         nodes: &[u64],
         requests: Vec<Request>,
     ) -> Result<Vec<Response>, KvError> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         let mut target = nodes[0];
-        loop {
+        for _ in 0..20 {
             let batch = BatchRequest { range_id: RANGE, requests: requests.clone() };
             match self.store(target).send(batch).await {
                 Ok(response) => return Ok(response.responses),
@@ -64,18 +64,22 @@ impl Cluster {
                     target = r.node_id;
                 }
                 Err(KvError::NotLeaseholder { .. } | KvError::Unavailable(_)) => {
+                    // An election is running: wait until one of `nodes` leads (replica n is on
+                    // node n), then go there.
+                    let observer = self.store(nodes[0]).replica(RANGE).unwrap();
+                    target = handle::wait_for_leader(observer.raft(), WAIT, |l| nodes.contains(&l))
+                        .await
+                        .unwrap_or_else(|| panic!("no leaseholder among {nodes:?}"));
+                    let leader = self.store(target).replica(RANGE).unwrap();
                     assert!(
-                        tokio::time::Instant::now() < deadline,
-                        "no leaseholder among {nodes:?}"
+                        handle::wait_for_lease(leader.raft(), WAIT).await,
+                        "n{target} has no lease"
                     );
-                    let i = nodes.iter().position(|n| *n == target).unwrap_or(0);
-                    target = nodes[(i + 1) % nodes.len()];
-                    // Waiting for an election; the loop re-checks the condition each time.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(e) => return Err(e),
             }
         }
+        panic!("the leaseholder among {nodes:?} kept moving")
     }
 }
 

@@ -9,6 +9,7 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::storage::RaftLogStorage;
 use shoal_storage::{Cf, Engine, MemoryEngine, WriteBatch};
 
+use crate::handle;
 use crate::testing::{BatchApplier, LocalNet};
 use crate::{
     Command, LogStore, LogWriter, RaftTimers, Replica, ReplicaContext, ReplicaLocation,
@@ -66,18 +67,15 @@ impl Cluster {
 
     /// Waits until some replica among `candidates` leads, and returns its node id.
     async fn leader_among(&self, candidates: &[u64]) -> u64 {
-        let deadline = tokio::time::Instant::now() + WAIT.unwrap();
-        loop {
-            for &n in candidates {
-                if self.replica(n).current_leader().await == Some(n) && self.replica(n).is_leader()
-                {
-                    return n;
-                }
-            }
-            assert!(tokio::time::Instant::now() < deadline, "no leader among {candidates:?}");
-            // Polls the replicas' own state; each check is a condition, not a guess.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let observer = self.replica(candidates[0]);
+        let leader = handle::wait_for_leader(&observer, WAIT.unwrap(), |l| candidates.contains(&l))
+            .await
+            .unwrap_or_else(|| panic!("no leader among {candidates:?}"));
+        assert!(
+            handle::wait_for_lease(&self.replica(leader), WAIT.unwrap()).await,
+            "n{leader} has no lease"
+        );
+        leader
     }
 
     async fn put(&self, leader: u64, key: &str, value: &str) -> u64 {

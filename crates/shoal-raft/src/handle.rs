@@ -55,11 +55,6 @@ pub async fn propose(
     }
 }
 
-/// Returns the replica's current term (the lease sequence while it leads).
-pub fn current_term(replica: &Replica) -> u64 {
-    replica.metrics().borrow_watched().current_term
-}
-
 /// Returns the replica id this replica believes leads, if any.
 pub fn current_leader(replica: &Replica) -> Option<u64> {
     replica.metrics().borrow_watched().current_leader
@@ -71,4 +66,45 @@ pub async fn initialize(replica: &Replica, members: BTreeMap<u64, ReplicaLocatio
         .initialize(members)
         .await
         .map_err(|e| Error::Stopped(format!("initializing the group: {e}")))
+}
+
+/// Waits until `replica` knows a leader that `accept` approves, and returns its replica id;
+/// `None` if none appears within `timeout`.
+pub async fn wait_for_leader(
+    replica: &Replica,
+    timeout: std::time::Duration,
+    accept: impl Fn(u64) -> bool + Send + Sync,
+) -> Option<u64> {
+    let metrics = replica
+        .wait(Some(timeout))
+        .metrics(|m| m.current_leader.is_some_and(&accept), "a leader")
+        .await
+        .ok()?;
+    metrics.current_leader
+}
+
+/// Returns the index of the last entry `replica` applied.
+pub fn applied_index(replica: &Replica) -> Option<u64> {
+    replica.metrics().borrow_watched().last_applied.map(|id| id.index)
+}
+
+/// Waits until `replica` applied the entry at `index`; false if it did not within `timeout`.
+pub async fn wait_for_applied(replica: &Replica, index: u64, timeout: std::time::Duration) -> bool {
+    replica.wait(Some(timeout)).applied_index_at_least(Some(index), "applied").await.is_ok()
+}
+
+/// Waits until `replica` leads with a lease (it committed an entry of its own term, so a quorum
+/// acknowledged it); false if it does not within `timeout`.
+pub async fn wait_for_lease(replica: &Replica, timeout: std::time::Duration) -> bool {
+    replica
+        .wait(Some(timeout))
+        .metrics(
+            |m| {
+                m.state == openraft::ServerState::Leader
+                    && m.cluster_committed.is_some_and(|c| c.leader_id.term == m.current_term)
+            },
+            "leading with a lease",
+        )
+        .await
+        .is_ok()
 }
