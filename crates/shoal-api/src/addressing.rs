@@ -10,7 +10,7 @@
 
 use shoal_keys::{Key, Span, layout};
 
-use crate::{KvError, RangeDescriptor, decode, encode};
+use crate::{KvError, RangeDescriptor, ReplicaDescriptor, decode, encode};
 
 /// Returns the addressing record of `descriptor`: its key and value.
 pub fn meta_record(descriptor: &RangeDescriptor) -> (Key, Vec<u8>) {
@@ -31,4 +31,33 @@ pub fn decode_meta_record(value: &[u8]) -> Result<RangeDescriptor, KvError> {
 /// Returns true if `key` belongs to the meta range (range 1).
 pub fn is_meta_range_key(key: &Key) -> bool {
     key.as_bytes() < layout::META_MAX
+}
+
+/// Returns the counter of node ids handed out, `/System/node-idgen`.
+pub fn node_id_generator() -> Key {
+    layout::system_key(b"node-idgen")
+}
+
+/// Returns the counter of range ids handed out, `/System/range-idgen`.
+pub fn range_id_generator() -> Key {
+    layout::system_key(b"range-idgen")
+}
+
+/// Returns the ranges a new cluster starts with, each replicated on `replicas`: range 1, the
+/// meta range `[/Min, /Meta/Max)`, and range 2 holding everything else.
+pub fn bootstrap_ranges(replicas: &[ReplicaDescriptor]) -> Vec<RangeDescriptor> {
+    let next_replica_id = replicas.iter().map(|r| r.replica_id).max().unwrap_or(0) + 1;
+    let bounds = [(Key::MIN, Key::new(layout::META_MAX)), (Key::new(layout::META_MAX), Key::max())];
+    bounds
+        .into_iter()
+        .zip(1..)
+        .map(|((start_key, end_key), range_id)| RangeDescriptor {
+            range_id,
+            start_key,
+            end_key,
+            replicas: replicas.to_vec(),
+            next_replica_id,
+            generation: 0,
+        })
+        .collect()
 }

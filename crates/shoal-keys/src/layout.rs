@@ -5,6 +5,7 @@
 //! ```text
 //!   /Min                                   (empty key)
 //!   01 72 <range_id:8> <suffix>            /Local/Range/<range_id>/<kind>   range-local state
+//!   01 73 <name>                           /Local/Store/<name>              store identity
 //!   01 74 <anchor escaped> <txn_id:16>     /Local/Txn/<anchor>/<txn_id>     transaction records
 //!   01 7a <key>                            /Local/Lock/<key>                separated intents
 //!   02 <end_key>                           /Meta/<end_key>                  range descriptors
@@ -33,6 +34,9 @@ pub const LOCAL_PREFIX: &[u8] = &[0x01];
 pub const LOCAL_MAX: &[u8] = &[0x02];
 /// Prefix of range-id-local keys: `/Local/Range/<range_id>/...`.
 pub const LOCAL_RANGE_PREFIX: &[u8] = &[0x01, b'r'];
+/// Prefix of store-local keys: `/Local/Store/<name>`, records of one store that are never
+/// replicated (its identity, for one).
+pub const LOCAL_STORE_PREFIX: &[u8] = &[0x01, b's'];
 /// Prefix of transaction records: `/Local/Txn/<anchor>/<txn_id>`.
 pub const LOCAL_TXN_PREFIX: &[u8] = &[0x01, b't'];
 /// Prefix of lock (intent) records: `/Local/Lock/<key>`.
@@ -108,6 +112,20 @@ pub fn range_local_key(range_id: u64, kind: RangeLocalKind) -> Key {
     let mut k = LOCAL_RANGE_PREFIX.to_vec();
     k.extend_from_slice(&range_id.to_be_bytes());
     k.extend_from_slice(kind.suffix());
+    Key::new(k)
+}
+
+/// Splits a range-id-local key into its range id and kind.
+pub fn decode_range_local_key(key: &[u8]) -> Option<(u64, RangeLocalKind)> {
+    let rest = key.strip_prefix(LOCAL_RANGE_PREFIX)?;
+    let (id, suffix) = rest.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*id), RangeLocalKind::from_suffix(suffix)?))
+}
+
+/// Returns the store-local key `/Local/Store/<name>`.
+pub fn store_local_key(name: &[u8]) -> Key {
+    let mut k = LOCAL_STORE_PREFIX.to_vec();
+    k.extend_from_slice(name);
     Key::new(k)
 }
 

@@ -41,6 +41,9 @@ fn pretty_at(key: &[u8], depth: usize) -> String {
     if let Some(rest) = key.strip_prefix(LOCAL_LOCK_PREFIX) {
         return format!("/Local/Lock{}", inner(rest));
     }
+    if let Some(rest) = key.strip_prefix(LOCAL_STORE_PREFIX) {
+        return format!("/Local/Store/{}", raw(rest));
+    }
     if let Some(rest) = key.strip_prefix(LOCAL_PREFIX) {
         return format!("/Local{}", raw(rest));
     }

@@ -51,6 +51,14 @@ impl KvClient {
             .map(|_| ())
     }
 
+    /// Adds `delta` to the integer counter at `key` (absent counts as 0); returns the new value.
+    pub async fn increment(&self, key: impl Into<Key>, delta: i64) -> Result<i64, KvError> {
+        match self.one(Request::Increment { key: key.into(), delta }).await? {
+            Response::Increment(value) => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Deletes `key`.
     pub async fn delete(&self, key: impl Into<Key>) -> Result<(), KvError> {
         self.one(Request::Delete { key: key.into() }).await.map(|_| ())

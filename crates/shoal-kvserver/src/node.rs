@@ -26,6 +26,13 @@ pub struct RpcTransport {
     rpc: Rpc,
 }
 
+impl RpcTransport {
+    /// Returns a transport over `rpc`.
+    pub fn new(rpc: Rpc) -> Self {
+        RpcTransport { rpc }
+    }
+}
+
 impl Transport for RpcTransport {
     fn send(
         &self,
@@ -63,6 +70,10 @@ impl Handler for StoreHandler {
         Box::pin(async move {
             match (lane, store) {
                 (Lane::Raft | Lane::Snapshot, Some(store)) => store.deliver_raft(&message).await,
+                (Lane::Kv, Some(store)) => store.deliver_kv(&message).await,
+                (Lane::Control, _) => {
+                    RaftResponse::Error("this node takes no control messages".into()).encode()
+                }
                 (_, None) => RaftResponse::Error("the store is not running".into()).encode(),
             }
         })

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
 use shoal_hlc::Clock;
-use shoal_keys::layout;
+use shoal_keys::Span;
+use shoal_keys::layout::{self, RangeLocalKind};
 use shoal_raft::handle;
 use shoal_raft::{
     Applier, Command, CommandResponse, EngineSpan, LogWriter, RaftEnvelope, RaftResponse,
     RaftTimers, ReplicaContext, ReplicaLocation, Transport, deliver, start_replica,
 };
 use shoal_storage::mvcc::key::encode_prefix;
-use shoal_storage::{Cf, Engine, Reader, WriteBatch};
+use shoal_storage::{Cf, Engine, IterOptions, Reader, WriteBatch, WriteOptions, scan_all};
 
 use crate::command::ProposedCommand;
 use crate::replica::RangeReplica;
@@ -110,7 +111,60 @@ impl Store {
         ReplicaLocation { node_id: self.config.node_id, store_id: self.config.store_id }
     }
 
-    /// Starts this store's replica of the range described by `descriptor`.
+    /// Records `descriptor` in this store and starts its replica there. The record is what
+    /// [`Store::load_replicas`] finds after a restart.
+    pub async fn create_replica(
+        &self,
+        descriptor: RangeDescriptor,
+    ) -> Result<Arc<RangeReplica>, KvError> {
+        let mut batch = WriteBatch::new();
+        let key = layout::range_local_key(descriptor.range_id, RangeLocalKind::Descriptor);
+        batch.put(Cf::Local, key.into_bytes(), shoal_api::encode(&descriptor));
+        // Synced: a replica whose record is lost would be missing after a restart while its
+        // peers count on its vote. Creating replicas is rare, so the fsync costs nothing.
+        self.ctx.engine.write(&batch, WriteOptions { sync: true }).map_err(|e| {
+            KvError::Internal(format!("recording range {}: {e}", descriptor.range_id))
+        })?;
+        self.add_replica(descriptor).await
+    }
+
+    /// Starts a replica for every descriptor recorded in this store, in range id order, and
+    /// returns how many it started.
+    pub async fn load_replicas(&self) -> Result<usize, KvError> {
+        let internal =
+            |e: shoal_storage::Error| KvError::Internal(format!("reading descriptors: {e}"));
+        let span = Span::prefix(layout::LOCAL_RANGE_PREFIX);
+        let records = scan_all(
+            self.ctx.engine.as_ref(),
+            Cf::Local,
+            IterOptions::bounded(span.start.as_bytes(), span.end.as_bytes()),
+        )
+        .map_err(internal)?;
+        let mut started = 0;
+        for (key, value) in records {
+            if !matches!(
+                layout::decode_range_local_key(&key),
+                Some((_, RangeLocalKind::Descriptor))
+            ) {
+                continue;
+            }
+            let descriptor: RangeDescriptor = shoal_api::decode(&value)?;
+            self.add_replica(descriptor).await?;
+            started += 1;
+        }
+        Ok(started)
+    }
+
+    /// Returns every replica on this store, by range id.
+    pub fn replicas(&self) -> Vec<Arc<RangeReplica>> {
+        let replicas = self.replicas.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = replicas.values().cloned().collect();
+        out.sort_by_key(|r| r.descriptor().range_id);
+        out
+    }
+
+    /// Starts this store's replica of the range described by `descriptor`, without recording
+    /// the descriptor (see [`Store::create_replica`]).
     pub async fn add_replica(
         &self,
         descriptor: RangeDescriptor,
@@ -185,6 +239,16 @@ impl Store {
         for replica in replicas {
             let _ = replica.raft().shutdown().await;
         }
+    }
+
+    /// Handles an encoded [`BatchRequest`] sent by another node's DistSender and returns the
+    /// encoded `Result<BatchResponse, KvError>`.
+    pub async fn deliver_kv(&self, message: &[u8]) -> Vec<u8> {
+        let result = match shoal_api::decode::<BatchRequest>(message) {
+            Ok(batch) => self.send(batch).await,
+            Err(e) => Err(e),
+        };
+        shoal_api::encode(&result)
     }
 
     /// Handles an encoded Raft message for one of this store's replicas.

@@ -18,6 +18,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// Nothing answered at an address dialled directly ([`crate::Rpc::call_addr`]).
+    #[error("no answer from {addr}: {reason}")]
+    NoAnswer {
+        /// The address.
+        addr: String,
+        /// Why: connection refused, timed out, ...
+        reason: String,
+    },
     /// No answer before the deadline; the message may or may not have been handled.
     #[error("call to node {node} timed out after {after:?}")]
     Timeout {

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::faults::Faults;
 use crate::wire::{
-    DeliverResult, Header, Lane, MAX_FRAME_BYTES, NodeService, NodeServiceClient, Payload,
+    ANY_NODE, DeliverResult, Header, Lane, MAX_FRAME_BYTES, NodeService, NodeServiceClient, Payload,
 };
 use crate::{Error, Result};
 
@@ -74,6 +74,8 @@ pub struct Rpc {
 /// What the peer tasks need; it holds no queue, so peer tasks end when the endpoint goes.
 struct Shared {
     config: RpcConfig,
+    /// This node's id: [`ANY_NODE`] until the node learns it (an uninitialized store).
+    node_id: Arc<AtomicU64>,
     clock: Arc<Clock>,
     addresses: RwLock<HashMap<u64, SocketAddr>>,
     batches_sent: AtomicU64,
@@ -118,7 +120,8 @@ impl Rpc {
                 .map_err(|e| listen_error(&e))?;
         listener.config_mut().max_frame_length(MAX_FRAME_BYTES);
         let local_addr = listener.local_addr();
-        let server = Server { node_id: config.node_id, clock: clock.clone(), handler };
+        let node_id = Arc::new(AtomicU64::new(config.node_id));
+        let server = Server { node_id: node_id.clone(), clock: clock.clone(), handler };
         let accept_loop = tokio::spawn(async move {
             // Connections live in this set: when the endpoint goes, aborting this task drops
             // the set and closes every connection, as a process exit would.
@@ -140,6 +143,7 @@ impl Rpc {
         });
         let shared = Shared {
             config,
+            node_id,
             clock,
             addresses: RwLock::default(),
             batches_sent: AtomicU64::new(0),
@@ -162,7 +166,59 @@ impl Rpc {
 
     /// Returns this node's id.
     pub fn node_id(&self) -> u64 {
-        self.inner.shared.config.node_id
+        self.inner.shared.node_id.load(Ordering::Acquire)
+    }
+
+    /// Sets this node's id, once a node started on an uninitialized store learns it.
+    pub fn set_node_id(&self, node_id: u64) {
+        self.inner.shared.node_id.store(node_id, Ordering::Release);
+    }
+
+    /// Sends one message to whichever node listens at `addr`, over a connection of its own
+    /// that closes afterwards. For the few messages sent before the peer's id is known
+    /// (joining, bootstrapping); everything else goes through [`Rpc::send`].
+    pub async fn call_addr(
+        &self,
+        addr: SocketAddr,
+        lane: Lane,
+        message: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>> {
+        let shared = &self.inner.shared;
+        let unreachable = |reason: String| Error::NoAnswer { addr: addr.to_string(), reason };
+        let call = async {
+            let mut connecting = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
+            connecting.config_mut().max_frame_length(MAX_FRAME_BYTES);
+            let transport = connecting.await.map_err(|e| unreachable(e.to_string()))?;
+            let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
+            let now = shared.clock.now();
+            let header = Header {
+                from: shared.node_id.load(Ordering::Acquire),
+                to: ANY_NODE,
+                lane,
+                clock_wall: now.wall,
+                clock_logical: now.logical,
+            };
+            let mut ctx = context::current();
+            ctx.deadline = Instant::now() + timeout;
+            match client.deliver(ctx, header, vec![Payload(message)]).await {
+                Ok(Ok((answer, mut payloads))) if payloads.len() == 1 => {
+                    shared
+                        .clock
+                        .update(answer.clock())
+                        .map_err(|e| Error::Refused { node: answer.from, reason: e.to_string() })?;
+                    Ok(payloads.remove(0).0)
+                }
+                Ok(Ok(_)) => {
+                    Err(Error::Refused { node: ANY_NODE, reason: "answer count mismatch".into() })
+                }
+                Ok(Err(reason)) => Err(Error::Refused { node: ANY_NODE, reason }),
+                Err(e) => Err(unreachable(e.to_string())),
+            }
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or_else(|_| Err(unreachable(format!("nothing within {timeout:?}"))))
     }
 
     /// Returns how many batches and messages this endpoint has sent.
@@ -311,10 +367,24 @@ impl Peer {
             .await
             .map_err(|_| unreachable(format!("connecting to {addr} timed out")))?
             .map_err(|e| unreachable(format!("connecting to {addr}: {e}")))?;
-        let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
-        let mut slot = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let new_client = NodeServiceClient::new(client::Config::default(), transport);
+        let client = new_client.client;
         let generation = self.dials.fetch_add(1, Ordering::Relaxed);
-        *slot = Some((generation, client.clone()));
+        // When the connection ends (the peer closed it, or died and its kernel reset it),
+        // forget it at once: the next batch then dials, and a dead peer refuses the dial, which
+        // says clearly that nothing was delivered. Sending into a dead connection instead
+        // would fail the same way as a connection lost mid-call: ambiguous.
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, client.clone()));
+        let (dispatch, slot) = (new_client.dispatch, self.client.clone());
+        tokio::spawn(async move {
+            if let Err(e) = dispatch.await {
+                tracing::debug!("a peer connection failed: {e}");
+            }
+            let mut current = slot.lock().unwrap_or_else(|p| p.into_inner());
+            if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+                *current = None;
+            }
+        });
         Ok((generation, client))
     }
 
@@ -328,7 +398,7 @@ impl Peer {
         async move {
             let now = inner.clock.now();
             let header = Header {
-                from: inner.config.node_id,
+                from: inner.node_id.load(Ordering::Acquire),
                 to,
                 lane,
                 clock_wall: now.wall,
@@ -384,7 +454,7 @@ impl Peer {
 /// Answers peers' batches.
 #[derive(Clone)]
 struct Server {
-    node_id: u64,
+    node_id: Arc<AtomicU64>,
     clock: Arc<Clock>,
     handler: Arc<dyn Handler>,
 }
@@ -396,8 +466,9 @@ impl NodeService for Server {
         header: Header,
         messages: Vec<Payload>,
     ) -> DeliverResult {
-        if header.to != self.node_id {
-            return Err(format!("this is node {}, not node {}", self.node_id, header.to));
+        let node_id = self.node_id.load(Ordering::Acquire);
+        if header.to != ANY_NODE && header.to != node_id {
+            return Err(format!("this is node {node_id}, not node {}", header.to));
         }
         self.clock.update(header.clock()).map_err(|e| e.to_string())?;
         let handled =
@@ -405,7 +476,7 @@ impl NodeService for Server {
         let replies = futures::future::join_all(handled).await;
         let now = self.clock.now();
         let answer = Header {
-            from: self.node_id,
+            from: node_id,
             to: header.from,
             lane: header.lane,
             clock_wall: now.wall,

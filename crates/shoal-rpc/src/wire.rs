@@ -15,6 +15,9 @@ use shoal_hlc::Timestamp;
 /// The largest frame accepted on a connection (a snapshot lane carries whole snapshots).
 pub const MAX_FRAME_BYTES: usize = 256 << 20;
 
+/// The `to` of a header sent to whichever node listens at an address.
+pub const ANY_NODE: u64 = 0;
+
 /// Which connection a message travels on. Each lane is its own connection per peer, so a
 /// large snapshot never delays heartbeats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -23,6 +26,10 @@ pub enum Lane {
     Raft,
     /// Raft snapshots.
     Snapshot,
+    /// KV batches routed to another node's leaseholder replicas.
+    Kv,
+    /// Cluster membership: hello, join, bootstrap and gossip of node status.
+    Control,
 }
 
 /// Sent with every batch and every answer.
@@ -30,7 +37,8 @@ pub enum Lane {
 pub struct Header {
     /// The sending node.
     pub from: u64,
-    /// The node the sender means to reach (a mismatch means a stale address).
+    /// The node the sender means to reach (a mismatch means a stale address), or
+    /// [`ANY_NODE`] when the sender knows only an address (joining a cluster).
     pub to: u64,
     /// The lane.
     pub lane: Lane,

@@ -22,6 +22,6 @@ pub mod mvcc;
 
 pub use engine::{
     BatchOp, Cf, Engine, EngineIterator, IterOptions, MemoryEngine, Reader, RocksEngine,
-    WriteBatch, WriteOptions,
+    WriteBatch, WriteOptions, scan_all,
 };
 pub use error::{Error, Result};
