@@ -1,0 +1,316 @@
+//! The HTTP API: KV access, cluster initialization and node status, as JSON.
+//!
+//! ```text
+//!   POST /v1/kv/get     {"key": "a"}                          → {"key": "a", "value": "1" | null}
+//!   POST /v1/kv/put     {"key": "a", "value": "1"}            → {"ok": true}
+//!   POST /v1/kv/cas     {"key": "a", "expected": "1" | null, "value": "2"}
+//!                                                            → {"ok": true}
+//!                                                            | 412 {"error": .., "actual": ..}
+//!   POST /v1/kv/delete  {"key": "a"}                          → {"ok": true}
+//!   POST /v1/kv/scan    {"start": "a", "end": "z", "limit": 10}
+//!                                                            → {"rows": [{"key", "value"}]}
+//!   POST /v1/cluster/init                                    → {"cluster_id", "nodes"}
+//!   GET  /v1/nodes                                           → {"nodes": [...]}
+//!   GET  /health                                             → {"node_id", "cluster_id", ..}
+//! ```
+//!
+//! Keys and values are UTF-8 strings unless the request says `"encoding": "base64"`, which
+//! then applies to every key and value in the request and the answer.
+//!
+//! Every request is routed through this node's DistSender, whichever range it touches.
+//! Errors are JSON `{"error": {"code", "message"}}` with a status saying what the caller may
+//! do: 400 bad input, 412 compare-and-set mismatch, 503 unavailable (not applied; retry),
+//! 504 ambiguous (may or may not have been applied), 500 internal.
+//!
+//! # Out of scope
+//!
+//! Authentication and TLS. Keys below `/System/Max` (meta and system records) are refused.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use shoal_api::KvError;
+use shoal_keys::{Key, Span, layout};
+
+use crate::error::Error;
+use crate::server::Server;
+
+/// The most rows one scan returns when the request names no limit.
+pub const DEFAULT_SCAN_LIMIT: u64 = 1_000;
+/// The most rows one scan may ask for.
+pub const MAX_SCAN_LIMIT: u64 = 100_000;
+
+/// Serves the API on `listener` until the task is dropped.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, server: Server) {
+    if let Err(e) = axum::serve(listener, router(server)).await {
+        tracing::error!("the HTTP server stopped: {e}");
+    }
+}
+
+fn router(server: Server) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/nodes", get(nodes))
+        .route("/v1/cluster/init", post(init))
+        .route("/v1/kv/get", post(kv_get))
+        .route("/v1/kv/put", post(kv_put))
+        .route("/v1/kv/cas", post(kv_cas))
+        .route("/v1/kv/delete", post(kv_delete))
+        .route("/v1/kv/scan", post(kv_scan))
+        .with_state(server)
+}
+
+/// A failed request: its status, machine-readable code, message and extra fields.
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Option<(&'static str, Json)>,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "bad_request",
+            message: message.into(),
+            extra: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some((name, value)) = self.extra {
+            body[name] = value;
+        }
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+fn kv_error(error: KvError, encoding: Encoding) -> ApiError {
+    let (status, code) = match &error {
+        KvError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        KvError::ConditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, "condition_failed"),
+        KvError::Ambiguous(_) => (StatusCode::GATEWAY_TIMEOUT, "ambiguous"),
+        KvError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        KvError::Unavailable(_)
+        | KvError::NotLeaseholder { .. }
+        | KvError::RangeKeyMismatch { .. }
+        | KvError::RangeNotFound(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    let extra = match &error {
+        KvError::ConditionFailed { actual } => {
+            Some(("actual", encoding.encode_opt(actual.as_deref())))
+        }
+        _ => None,
+    };
+    ApiError { status, code, message: error.to_string(), extra }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        let (status, code) = match &error {
+            Error::Kv(e) => return kv_error(e.clone(), Encoding::Utf8),
+            Error::NotInitialized => (StatusCode::SERVICE_UNAVAILABLE, "not_initialized"),
+            Error::AlreadyInitialized(_) => (StatusCode::CONFLICT, "already_initialized"),
+            Error::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_failed"),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError { status, code, message: error.to_string(), extra: None }
+    }
+}
+
+/// How keys and values are written in JSON.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+}
+
+impl Encoding {
+    fn decode(self, field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+        match self {
+            Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
+            Encoding::Base64 => BASE64
+                .decode(text)
+                .map_err(|e| ApiError::bad_request(format!("{field} is not valid base64: {e}"))),
+        }
+    }
+
+    fn encode(self, bytes: &[u8]) -> Json {
+        match self {
+            Encoding::Base64 => Json::String(BASE64.encode(bytes)),
+            // Lossless or nothing: bytes that are not UTF-8 are sent as base64 in an object
+            // that says so, never mangled.
+            Encoding::Utf8 => match std::str::from_utf8(bytes) {
+                Ok(text) => Json::String(text.to_string()),
+                Err(_) => json!({"base64": BASE64.encode(bytes)}),
+            },
+        }
+    }
+
+    fn encode_opt(self, bytes: Option<&[u8]>) -> Json {
+        bytes.map_or(Json::Null, |b| self.encode(b))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
+}
+
+/// Decodes a user key, refusing the reserved keyspace.
+fn user_key(encoding: Encoding, field: &str, text: &str) -> Result<Key, ApiError> {
+    let bytes = encoding.decode(field, text)?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(format!("{field} is empty")));
+    }
+    if bytes.as_slice() < layout::SYSTEM_MAX {
+        return Err(ApiError::bad_request(format!(
+            "{field} falls in the reserved system keyspace (keys starting with bytes 0x00-0x04)"
+        )));
+    }
+    if bytes.as_slice() >= layout::MAX {
+        return Err(ApiError::bad_request(format!("{field} is at or beyond /Max (0xffff)")));
+    }
+    Ok(Key::new(bytes))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRequest {
+    key: String,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutRequest {
+    key: String,
+    value: String,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CasRequest {
+    key: String,
+    expected: Option<String>,
+    value: String,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanRequest {
+    start: String,
+    end: String,
+    limit: Option<u64>,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+#[derive(Serialize)]
+struct Ok {
+    ok: bool,
+}
+
+type ApiResult = Result<axum::Json<Json>, ApiError>;
+
+async fn kv_get(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: KeyRequest = parse(&body)?;
+    let enc = request.encoding;
+    let key = user_key(enc, "key", &request.key)?;
+    let cluster = server.require_cluster()?;
+    let value = cluster.kv.get(key).await.map_err(|e| kv_error(e, enc))?;
+    Ok(axum::Json(json!({"key": request.key, "value": enc.encode_opt(value.as_deref())})))
+}
+
+async fn kv_put(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: PutRequest = parse(&body)?;
+    let enc = request.encoding;
+    let key = user_key(enc, "key", &request.key)?;
+    let value = enc.decode("value", &request.value)?;
+    let cluster = server.require_cluster()?;
+    cluster.kv.put(key, value).await.map_err(|e| kv_error(e, enc))?;
+    Ok(axum::Json(json!(Ok { ok: true })))
+}
+
+async fn kv_cas(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: CasRequest = parse(&body)?;
+    let enc = request.encoding;
+    let key = user_key(enc, "key", &request.key)?;
+    let expected = request.expected.as_deref().map(|e| enc.decode("expected", e)).transpose()?;
+    let value = enc.decode("value", &request.value)?;
+    let cluster = server.require_cluster()?;
+    cluster.kv.compare_and_set(key, expected, value).await.map_err(|e| kv_error(e, enc))?;
+    Ok(axum::Json(json!(Ok { ok: true })))
+}
+
+async fn kv_delete(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: KeyRequest = parse(&body)?;
+    let enc = request.encoding;
+    let key = user_key(enc, "key", &request.key)?;
+    let cluster = server.require_cluster()?;
+    cluster.kv.delete(key).await.map_err(|e| kv_error(e, enc))?;
+    Ok(axum::Json(json!(Ok { ok: true })))
+}
+
+async fn kv_scan(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: ScanRequest = parse(&body)?;
+    let enc = request.encoding;
+    let start = user_key(enc, "start", &request.start)?;
+    let end = match enc.decode("end", &request.end)? {
+        end if end.as_slice() > layout::MAX => Key::max(),
+        end => Key::new(end),
+    };
+    if start >= end {
+        return Err(ApiError::bad_request("start must sort before end"));
+    }
+    let limit = request.limit.unwrap_or(DEFAULT_SCAN_LIMIT);
+    if limit == 0 || limit > MAX_SCAN_LIMIT {
+        return Err(ApiError::bad_request(format!("limit must be between 1 and {MAX_SCAN_LIMIT}")));
+    }
+    let cluster = server.require_cluster()?;
+    let rows =
+        cluster.kv.scan(Span { start, end }, Some(limit)).await.map_err(|e| kv_error(e, enc))?;
+    let rows: Vec<Json> = rows
+        .iter()
+        .map(|(k, v)| json!({"key": enc.encode(k.as_bytes()), "value": enc.encode(v)}))
+        .collect();
+    Ok(axum::Json(json!({"rows": rows})))
+}
+
+async fn init(State(server): State<Server>) -> ApiResult {
+    let cluster_id = uuid::Uuid::new_v4().to_string();
+    let report = server.init_cluster(cluster_id).await?;
+    Ok(axum::Json(json!(report)))
+}
+
+async fn nodes(State(server): State<Server>) -> ApiResult {
+    let cluster = server.require_cluster()?;
+    Ok(axum::Json(json!({"cluster_id": cluster.ident.cluster_id, "nodes": cluster.gossip.view()})))
+}
+
+async fn health(State(server): State<Server>) -> ApiResult {
+    let cluster_id = server.cluster().map(|c| c.ident.cluster_id.clone());
+    Ok(axum::Json(json!({
+        "node_id": server.node_id(),
+        "cluster_id": cluster_id,
+        "rpc_addr": server.rpc_addr().to_string(),
+        "http_addr": server.http_addr().to_string(),
+    })))
+}

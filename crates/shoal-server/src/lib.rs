@@ -1,0 +1,39 @@
+//! A Shoal node: everything `shoal start` runs, wired together.
+//!
+//! ```text
+//!             HTTP /v1/kv, /v1/nodes, /v1/cluster/init        peers (Rpc lanes)
+//!                          │                                    │
+//!                          ▼                                    ▼
+//!   ┌──────────── Server ─────────────────────────────────────────────────────┐
+//!   │ http ──▶ KvClient ──▶ DistSender ──▶ RpcNodeSender ─┬─▶ local Store    │
+//!   │                                                     └─▶ Rpc(Kv) ─▶ peer │
+//!   │ membership: Hello / Join / Bootstrap      gossip: node statuses, liveness │
+//!   │ ident: cluster id, node id, peers (store-local records)                   │
+//!   └──────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! - [`Server::bind`] opens the store and both listeners; [`Server::join_cluster`] waits until
+//!   the node belongs to a cluster (see [`membership`] for how clusters form).
+//! - Every node serves every key: requests are routed to leaseholders through DistSender.
+//!
+//! # Out of scope
+//!
+//! Moving replicas between nodes, splits by size or load (later issues), TLS.
+
+pub mod control;
+pub mod error;
+pub mod gossip;
+mod http;
+pub mod ident;
+pub mod kv_sender;
+pub mod membership;
+mod server;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{Error, Result};
+pub use gossip::{NodeStatus, NodeView};
+pub use http::{DEFAULT_SCAN_LIMIT, MAX_SCAN_LIMIT};
+pub use membership::InitReport;
+pub use server::{Cluster, Server, ServerConfig};

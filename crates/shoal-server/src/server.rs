@@ -1,0 +1,427 @@
+//! A running node: listeners, store, routing and gossip, from `shoal start` to shutdown.
+//!
+//! ```text
+//!   Server::bind ── open store ── bind HTTP ── start transport ──┬─ store has an ident:
+//!                                                                │    start replicas, gossip
+//!                                                                └─ empty store: wait
+//!   Server::join_cluster ── Hello each --join address ──┬─ one is initialized: Join, get an id
+//!                                                       ├─ `shoal init` reached us: Bootstrap
+//!                                                       └─ nobody answered in time: error
+//! ```
+//!
+//! Once part of a cluster the node is a [`Cluster`]: its ident, its store, a [`KvClient`]
+//! that routes through DistSender from this node, and the gossip table. Every incoming message
+//! is dispatched by lane: Raft and snapshots to the store's replicas, KV batches to the store,
+//! control messages to [`crate::membership`].
+//!
+//! # Hazards
+//!
+//! Starting a store whose ident was written but whose cluster never finished forming (a crash
+//! during `shoal init`) is not repaired automatically: wipe the store and start again.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use shoal_api::{KvError, RangeDescriptor};
+use shoal_hlc::{Clock, Timestamp};
+use shoal_kvclient::{DistSender, KvClient};
+use shoal_kvserver::{RpcTransport, Store, StoreConfig};
+use shoal_raft::{RaftResponse, RaftTimers};
+use shoal_rpc::{Handler, Lane, Rpc, RpcConfig};
+use shoal_storage::{Engine, RocksEngine};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::control::{self, ControlRequest, ControlResponse};
+use crate::error::{Error, Result};
+use crate::gossip::{Gossip, NodeStatus};
+use crate::ident::{self, NodeAddress, StoreIdent};
+use crate::kv_sender::RpcNodeSender;
+
+/// How a node is started.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The store directory.
+    pub store_path: PathBuf,
+    /// The node-to-node address (also what peers are told).
+    pub listen_addr: SocketAddr,
+    /// The HTTP API address.
+    pub http_addr: SocketAddr,
+    /// Nodes to contact to find the cluster, as `host:port` of their `--listen-addr`.
+    pub join: Vec<String>,
+    /// How long an empty store waits for any `--join` address to answer before giving up.
+    pub join_timeout: Duration,
+    /// Raft timers.
+    pub timers: RaftTimers,
+    /// How often a node gossips its status.
+    pub gossip_interval: Duration,
+    /// How long a node may go unheard before it counts as dead.
+    pub liveness_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Returns a configuration with production defaults.
+    pub fn new(store_path: PathBuf, listen_addr: SocketAddr, http_addr: SocketAddr) -> Self {
+        ServerConfig {
+            store_path,
+            listen_addr,
+            http_addr,
+            join: Vec::new(),
+            join_timeout: Duration::from_secs(60),
+            timers: RaftTimers::PRODUCTION,
+            gossip_interval: Duration::from_millis(500),
+            liveness_timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+/// The node's part in an initialized cluster.
+pub struct Cluster {
+    /// The store's ident.
+    pub ident: StoreIdent,
+    /// The store.
+    pub store: Arc<Store>,
+    /// A KV client that routes from this node.
+    pub kv: KvClient,
+    /// Node statuses.
+    pub gossip: Gossip,
+    /// Where every known node listens, by id.
+    pub(crate) peers: Mutex<BTreeMap<u64, NodeAddress>>,
+}
+
+/// A node. Cloning shares it.
+#[derive(Clone)]
+pub struct Server {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: ServerConfig,
+    pub(crate) clock: Arc<Clock>,
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) rpc: Rpc,
+    pub(crate) http_addr: SocketAddr,
+    pub(crate) started_at: Timestamp,
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
+    /// Serializes bootstrap, join and init: a node joins at most one cluster, once.
+    pub(crate) forming: tokio::sync::Mutex<()>,
+    pub(crate) initialized: Notify,
+    /// Empty nodes that said hello recently, by RPC address: candidates for `shoal init`.
+    pub(crate) pending: Mutex<BTreeMap<String, (NodeAddress, tokio::time::Instant)>>,
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl Server {
+    /// Opens the store, binds both listeners and, if the store already belongs to a cluster,
+    /// starts its replicas. The HTTP API serves from here on.
+    pub async fn bind(config: ServerConfig, clock: Arc<Clock>) -> Result<Server> {
+        let engine = open_engine(&config.store_path).await?;
+        let ident = ident::read_ident(engine.as_ref())?;
+        let http =
+            tokio::net::TcpListener::bind(config.http_addr).await.map_err(|e| Error::Listen {
+                flag: "--http-addr",
+                addr: config.http_addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        let http_addr = http.local_addr().map_err(|e| Error::Listen {
+            flag: "--http-addr",
+            addr: config.http_addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        let handler = Arc::new(ServerHandler::default());
+        let node_id = ident.as_ref().map_or(shoal_rpc::wire::ANY_NODE, |i| i.node_id);
+        let rpc =
+            Rpc::start(RpcConfig::new(node_id, config.listen_addr), clock.clone(), handler.clone())
+                .await
+                .map_err(|e| Error::Listen {
+                    flag: "--listen-addr",
+                    addr: config.listen_addr.to_string(),
+                    reason: match e {
+                        shoal_rpc::Error::Listen { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
+                })?;
+        let inner = Arc::new(Inner {
+            started_at: clock.now(),
+            config,
+            clock,
+            engine,
+            rpc,
+            http_addr,
+            cluster: OnceLock::new(),
+            forming: tokio::sync::Mutex::new(()),
+            initialized: Notify::new(),
+            pending: Mutex::default(),
+            tasks: Mutex::new(JoinSet::new()),
+        });
+        let _ = handler.inner.set(Arc::downgrade(&inner));
+        let server = Server { inner };
+        // A member serves HTTP once its replicas run; until then its listener only queues
+        // connections. An empty node serves at once: that is how `shoal init` reaches it.
+        if let Some(ident) = ident {
+            server.check_join_addresses(&ident).await?;
+            server.activate(ident, Vec::new(), Vec::new()).await?;
+        }
+        server.spawn(crate::http::serve(http, server.clone()));
+        Ok(server)
+    }
+
+    /// Returns once this node belongs to a cluster: at once if it already does; otherwise by
+    /// joining through a `--join` address or being bootstrapped by `shoal init`. Fails if no
+    /// `--join` address answered within the join timeout.
+    pub async fn join_cluster(&self) -> Result<()> {
+        crate::membership::join_cluster(self).await
+    }
+
+    /// Bootstraps a new cluster named `cluster_id` from this node and the empty nodes it can
+    /// reach (what `shoal init` asks for).
+    pub async fn init_cluster(&self, cluster_id: String) -> Result<crate::InitReport> {
+        crate::membership::init_cluster(self, cluster_id).await
+    }
+
+    /// Returns the node's part in the cluster, once it has one.
+    pub fn cluster(&self) -> Option<Arc<Cluster>> {
+        self.inner.cluster.get().cloned()
+    }
+
+    /// Returns the cluster part or [`Error::NotInitialized`].
+    pub fn require_cluster(&self) -> Result<Arc<Cluster>> {
+        self.cluster().ok_or(Error::NotInitialized)
+    }
+
+    /// Returns this node's id (0 before it has one).
+    pub fn node_id(&self) -> u64 {
+        self.inner.rpc.node_id()
+    }
+
+    /// Returns the node-to-node address.
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.inner.rpc.local_addr()
+    }
+
+    /// Returns the HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.inner.http_addr
+    }
+
+    /// Returns the transport endpoint (tests use its fault layer).
+    pub fn rpc(&self) -> &Rpc {
+        &self.inner.rpc
+    }
+
+    /// Stops the node's tasks and replicas; its store can then be reopened.
+    pub async fn shutdown(self) {
+        let mut tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        // Waits for the tasks to end, not just asks: they hold the node, and the store's
+        // RocksDB lock is released only when the last holder is gone.
+        tasks.shutdown().await;
+        if let Some(cluster) = self.cluster() {
+            cluster.store.shutdown().await;
+        }
+    }
+
+    pub(crate) fn address(&self) -> NodeAddress {
+        NodeAddress {
+            node_id: self.node_id(),
+            rpc_addr: self.rpc_addr().to_string(),
+            http_addr: self.http_addr().to_string(),
+        }
+    }
+
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()).spawn(task);
+    }
+
+    /// Makes this node part of the cluster named by `ident`: starts the store with the replicas
+    /// it recorded plus `new_ranges`, learns `peers`, then records the ident (last, so a crash
+    /// before it leaves an empty node, not a half-joined one) and starts gossiping.
+    pub(crate) async fn activate(
+        &self,
+        ident: StoreIdent,
+        new_ranges: Vec<RangeDescriptor>,
+        peers: Vec<NodeAddress>,
+    ) -> Result<Arc<Cluster>> {
+        let inner = &self.inner;
+        inner.rpc.set_node_id(ident.node_id);
+        let store_config = StoreConfig {
+            node_id: ident.node_id,
+            store_id: ident.store_id,
+            timers: inner.config.timers,
+        };
+        let transport = Arc::new(RpcTransport::new(inner.rpc.clone()));
+        let store = Arc::new(Store::new(
+            store_config,
+            inner.engine.clone(),
+            inner.clock.clone(),
+            transport,
+        ));
+        let mut known = ident::read_peers(inner.engine.as_ref())?;
+        known.extend(peers);
+        let peers: BTreeMap<u64, NodeAddress> = known
+            .into_iter()
+            .filter(|p| p.node_id != ident.node_id)
+            .map(|p| (p.node_id, p))
+            .collect();
+        for peer in peers.values() {
+            set_peer_address(&inner.rpc, peer);
+        }
+        store.load_replicas().await?;
+        for descriptor in new_ranges {
+            store.create_replica(descriptor).await?;
+        }
+        ident::write_ident(inner.engine.as_ref(), &ident)?;
+        ident::write_peers(inner.engine.as_ref(), &peers.values().cloned().collect::<Vec<_>>())?;
+        let sender = Arc::new(RpcNodeSender::new(inner.rpc.clone(), &store));
+        let kv = KvClient::new(DistSender::new(ident.meta_range.clone(), sender));
+        let gossip = Gossip::new(ident.node_id, inner.config.liveness_timeout);
+        let cluster = Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers) });
+        if inner.cluster.set(cluster.clone()).is_err() {
+            return Err(Error::Peer("this node joined a cluster twice".into()));
+        }
+        gossip_now(self, &cluster).await;
+        self.spawn(gossip_loop(Arc::downgrade(inner), inner.config.gossip_interval));
+        inner.initialized.notify_waiters();
+        tracing::info!(node_id = cluster.ident.node_id, cluster_id = %cluster.ident.cluster_id, "node is part of the cluster");
+        Ok(cluster)
+    }
+
+    /// Refuses to start a store of one cluster among nodes of another. Unreachable addresses
+    /// are fine here: the peers may be restarting too.
+    async fn check_join_addresses(&self, ident: &StoreIdent) -> Result<()> {
+        for (addr, answer) in crate::membership::hello_all(self).await {
+            if let Ok(ControlResponse::Hello { cluster_id: Some(peer_cluster), .. }) = answer
+                && peer_cluster != ident.cluster_id
+            {
+                return Err(Error::ForeignCluster {
+                    store_cluster: ident.cluster_id.clone(),
+                    addr,
+                    peer_cluster,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's status as gossiped.
+    pub(crate) fn own_status(&self, cluster: &Cluster) -> NodeStatus {
+        let replicas = cluster.store.replicas();
+        NodeStatus {
+            address: self.address(),
+            replicas: replicas.len() as u64,
+            leases: replicas.iter().filter(|r| r.is_leaseholder()).count() as u64,
+            started_at: self.inner.started_at,
+            updated_at: self.inner.clock.now(),
+        }
+    }
+
+    /// Merges gossiped statuses, learning the addresses of nodes new to this one.
+    pub(crate) fn merge_statuses(&self, cluster: &Cluster, statuses: Vec<NodeStatus>) {
+        let news = cluster.gossip.merge(statuses);
+        let mut peers = cluster.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut changed = false;
+        for status in news {
+            let address = status.address;
+            if address.node_id == cluster.ident.node_id
+                || peers.get(&address.node_id) == Some(&address)
+            {
+                continue;
+            }
+            set_peer_address(&self.inner.rpc, &address);
+            peers.insert(address.node_id, address);
+            changed = true;
+        }
+        if changed {
+            let peers: Vec<_> = peers.values().cloned().collect();
+            if let Err(e) = ident::write_peers(self.inner.engine.as_ref(), &peers) {
+                tracing::warn!("recording peers failed: {e}");
+            }
+        }
+    }
+}
+
+fn set_peer_address(rpc: &Rpc, peer: &NodeAddress) {
+    match peer.rpc_addr.parse() {
+        Ok(addr) => rpc.set_address(peer.node_id, addr),
+        Err(e) => {
+            tracing::warn!("node {} has a bad address {:?}: {e}", peer.node_id, peer.rpc_addr)
+        }
+    }
+}
+
+async fn open_engine(path: &std::path::Path) -> Result<Arc<dyn Engine>> {
+    let path = path.to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || RocksEngine::open(&path))
+        .await
+        .map_err(|e| Error::Store(format!("opening the store panicked: {e}")))?;
+    Ok(Arc::new(opened.map_err(Error::storage)?))
+}
+
+/// One gossip round: publish this node's status and exchange tables with every known node.
+async fn gossip_now(server: &Server, cluster: &Arc<Cluster>) {
+    server.merge_statuses(cluster, vec![server.own_status(cluster)]);
+    let targets: Vec<u64> =
+        cluster.peers.lock().unwrap_or_else(|p| p.into_inner()).keys().copied().collect();
+    let request = control::encode(&ControlRequest::Gossip {
+        cluster_id: cluster.ident.cluster_id.clone(),
+        statuses: cluster.gossip.statuses(),
+    });
+    let timeout = server.inner.config.gossip_interval.max(Duration::from_millis(500)) * 2;
+    let calls = targets.into_iter().map(|node_id| {
+        let rpc = server.inner.rpc.clone();
+        let request = request.clone();
+        async move { rpc.send(node_id, Lane::Control, request, timeout).await }
+    });
+    for reply in futures::future::join_all(calls).await {
+        if let Ok(bytes) = reply
+            && let Ok(ControlResponse::Gossip(statuses)) = control::decode(&bytes)
+        {
+            server.merge_statuses(cluster, statuses);
+        }
+    }
+}
+
+async fn gossip_loop(inner: Weak<Inner>, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let server = Server { inner };
+        let Some(cluster) = server.cluster() else { continue };
+        gossip_now(&server, &cluster).await;
+    }
+}
+
+/// Dispatches incoming messages by lane.
+#[derive(Default)]
+struct ServerHandler {
+    inner: OnceLock<Weak<Inner>>,
+}
+
+impl Handler for ServerHandler {
+    fn handle(&self, _from: u64, lane: Lane, message: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let server = self.inner.get().and_then(Weak::upgrade).map(|inner| Server { inner });
+        Box::pin(async move {
+            let Some(server) = server else {
+                return RaftResponse::Error("the node is shutting down".into()).encode();
+            };
+            let cluster = server.cluster();
+            match (lane, cluster) {
+                (Lane::Control, _) => crate::membership::handle_control(&server, &message).await,
+                (Lane::Raft | Lane::Snapshot, Some(cluster)) => {
+                    cluster.store.deliver_raft(&message).await
+                }
+                (Lane::Kv, Some(cluster)) => cluster.store.deliver_kv(&message).await,
+                (Lane::Kv, None) => shoal_api::encode(&Err::<(), _>(KvError::Unavailable(
+                    "this node is not part of a cluster yet".into(),
+                ))),
+                (_, None) => {
+                    RaftResponse::Error("this node is not part of a cluster yet".into()).encode()
+                }
+            }
+        })
+    }
+}

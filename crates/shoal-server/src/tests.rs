@@ -1,0 +1,159 @@
+//! In-process nodes over real loopback sockets and RocksDB stores: forming a cluster, joining,
+//! restarting, and the ways `shoal start` refuses to run.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_hlc::Clock;
+use shoal_raft::RaftTimers;
+use tempfile::TempDir;
+
+use crate::{Error, Server, ServerConfig};
+
+fn config(dir: &Path, join: Vec<String>) -> ServerConfig {
+    let any = "127.0.0.1:0".parse().unwrap();
+    let mut config = ServerConfig::new(dir.to_path_buf(), any, any);
+    config.join = join;
+    config.join_timeout = Duration::from_secs(1);
+    config.timers = RaftTimers::FAST;
+    config.gossip_interval = Duration::from_millis(50);
+    config.liveness_timeout = Duration::from_secs(1);
+    config
+}
+
+async fn bind(dir: &Path, join: Vec<String>) -> crate::Result<Server> {
+    Server::bind(config(dir, join), Arc::new(Clock::system().0)).await
+}
+
+/// Waits until `condition` holds, failing the test after 10 seconds.
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn pending(server: &Server) -> usize {
+    server.inner.pending.lock().unwrap().len()
+}
+
+fn live_nodes(server: &Server) -> usize {
+    server.cluster().map_or(0, |c| c.gossip.view().iter().filter(|v| v.live).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_form_a_cluster_and_a_fourth_joins() {
+    let dirs: Vec<TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let n1 = bind(dirs[0].path(), vec![]).await.unwrap();
+    let seed = vec![n1.rpc_addr().to_string()];
+    let n2 = bind(dirs[1].path(), seed.clone()).await.unwrap();
+    let n3 = bind(dirs[2].path(), seed.clone()).await.unwrap();
+    let joins: Vec<_> = [&n2, &n3]
+        .into_iter()
+        .map(|n| {
+            tokio::spawn({
+                let n = n.clone();
+                async move { n.join_cluster().await }
+            })
+        })
+        .collect();
+    // The empty nodes announce themselves to node 1, which takes them into the cluster.
+    wait_until("nodes 2 and 3 said hello", || pending(&n1) == 2).await;
+    let report = n1.init_cluster("test".into()).await.unwrap();
+    let ids: Vec<_> = report.nodes.iter().map(|n| n.node_id).collect();
+    assert_eq!(ids, vec![1, 2, 3]);
+    for join in joins {
+        join.await.unwrap().unwrap();
+    }
+    for node in [&n1, &n2, &n3] {
+        let cluster = node.require_cluster().unwrap();
+        assert_eq!(cluster.ident.cluster_id, "test");
+        assert_eq!(cluster.store.replicas().len(), 2, "node {} hosts both ranges", node.node_id());
+    }
+    // Any node routes to the leaseholder, wherever it is.
+    n3.require_cluster().unwrap().kv.put("a", "1").await.unwrap();
+    assert_eq!(n2.require_cluster().unwrap().kv.get("a").await.unwrap(), Some(b"1".to_vec()));
+
+    // A node started later joins through any member and gets the next node id.
+    let n4 = bind(dirs[3].path(), vec![n2.rpc_addr().to_string()]).await.unwrap();
+    n4.join_cluster().await.unwrap();
+    assert_eq!(n4.node_id(), 4);
+    let c4 = n4.require_cluster().unwrap();
+    assert_eq!(c4.kv.get("a").await.unwrap(), Some(b"1".to_vec()));
+    assert!(c4.store.replicas().is_empty());
+    for node in [&n1, &n2, &n3, &n4] {
+        wait_until("every node sees four live nodes", || live_nodes(node) == 4).await;
+    }
+    assert!(
+        matches!(n2.init_cluster("again".into()).await, Err(Error::AlreadyInitialized(id)) if id == "test")
+    );
+
+    // A node that stops is declared dead by the others once the liveness timeout passes.
+    n4.shutdown().await;
+    wait_until("node 4 is dead", || live_nodes(&n1) == 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_keeps_its_ident_and_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = bind(dir.path(), vec![]).await.unwrap();
+    node.init_cluster("solo".into()).await.unwrap();
+    node.require_cluster().unwrap().kv.put("k", "v").await.unwrap();
+    node.shutdown().await;
+
+    let node = bind(dir.path(), vec![]).await.unwrap();
+    let cluster = node.require_cluster().expect("the store remembers its cluster");
+    assert_eq!((cluster.ident.cluster_id.as_str(), cluster.ident.node_id), ("solo", 1));
+    assert_eq!(cluster.kv.get("k").await.unwrap(), Some(b"v".to_vec()));
+    node.join_cluster().await.unwrap();
+    node.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_node_gives_up_when_no_join_address_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let node = bind(dir.path(), vec![closed.to_string()]).await.unwrap();
+    let error = node.join_cluster().await.unwrap_err();
+    assert!(matches!(error, Error::JoinUnreachable { .. }), "{error}");
+    assert!(error.to_string().contains(&closed.to_string()), "{error}");
+    node.shutdown().await;
+
+    let error = bind(dir.path(), vec!["no-such-host.invalid:1".into()]).await.unwrap();
+    let error = error.join_cluster().await.unwrap_err();
+    assert!(matches!(error, Error::BadJoinAddress { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_another_cluster_is_refused() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = bind(dir_a.path(), vec![]).await.unwrap();
+    a.init_cluster("cluster-a".into()).await.unwrap();
+    a.shutdown().await;
+    let b = bind(dir_b.path(), vec![]).await.unwrap();
+    b.init_cluster("cluster-b".into()).await.unwrap();
+
+    let error = bind(dir_a.path(), vec![b.rpc_addr().to_string()]).await.err().expect("refused");
+    assert!(matches!(error, Error::ForeignCluster { .. }), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("cluster-a") && message.contains("cluster-b"), "{message}");
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = config(dir.path(), vec![]);
+    config.http_addr = taken.local_addr().unwrap();
+    let error = Server::bind(config, Arc::new(Clock::system().0)).await.err().expect("refused");
+    assert!(matches!(error, Error::Listen { flag: "--http-addr", .. }), "{error}");
+
+    let mut config = self::config(dir.path(), vec![]);
+    config.listen_addr = taken.local_addr().unwrap();
+    let error = Server::bind(config, Arc::new(Clock::system().0)).await.err().expect("refused");
+    assert!(matches!(error, Error::Listen { flag: "--listen-addr", .. }), "{error}");
+}

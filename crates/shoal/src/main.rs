@@ -1,0 +1,162 @@
+//! The `shoal` command.
+//!
+//! ```text
+//!   shoal start --store PATH --listen-addr HOST:PORT --http-addr HOST:PORT --join HOST:PORT,...
+//!   shoal init --host HOST:PORT
+//!   shoal node status --host HOST:PORT
+//!   shoal debug kv put KEY VALUE | get KEY | cas KEY EXPECTED NEW | delete KEY
+//!                | scan START END --host HOST:PORT
+//! ```
+//!
+//! `--host` is always a node's HTTP address. Exit status: 0 success, 1 the operation failed
+//! (with a message on stderr saying why), 2 bad usage.
+
+mod client;
+mod commands;
+mod start;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Shoal: a distributed SQL database (the KV layer, for now).
+#[derive(Parser)]
+#[command(name = "shoal", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Starts a node.
+    Start(StartArgs),
+    /// Initializes a new cluster from the node at --host and the empty nodes it can reach.
+    Init(HostArgs),
+    /// Node commands.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Low-level commands for debugging and tests.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+}
+
+/// Flags of `shoal start`.
+#[derive(Args, Clone)]
+pub struct StartArgs {
+    /// The store directory (created if missing).
+    #[arg(long)]
+    pub store: std::path::PathBuf,
+    /// The node-to-node address.
+    #[arg(long, default_value = "127.0.0.1:26257")]
+    pub listen_addr: String,
+    /// The HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http_addr: String,
+    /// Nodes to contact to find the cluster: their --listen-addr, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub join: Vec<String>,
+    /// How long an empty store waits for any --join address to answer.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub join_timeout: Duration,
+}
+
+/// The node to talk to.
+#[derive(Args, Clone)]
+pub struct HostArgs {
+    /// The node's HTTP address.
+    #[arg(long, global = true, default_value = "127.0.0.1:8080")]
+    pub host: String,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Lists the cluster's nodes with liveness, replica and lease counts.
+    Status {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Prints JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DebugCommand {
+    /// Reads and writes keys through the node's /v1/kv API.
+    Kv {
+        #[command(subcommand)]
+        op: commands::KvOp,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Keys and values are base64 (in arguments and output) instead of UTF-8.
+        #[arg(long, global = true)]
+        base64: bool,
+    },
+}
+
+/// Parses `500ms`, `2s`, `1m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) =
+        text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 =
+        number.parse().map_err(|_| format!("{text:?} is not a duration like 500ms, 2s or 1m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(60 * n)),
+        _ => Err(format!("{text:?} has an unknown unit (use ms, s or m)")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Start(args) => start::run(args).await,
+            Command::Init(host) => commands::init(&host.host).await,
+            Command::Node(NodeCommand::Status { host, json }) => {
+                commands::node_status(&host.host, json).await
+            }
+            Command::Debug(DebugCommand::Kv { op, host, base64 }) => {
+                commands::kv(&host.host, op, base64).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_or_say_why_not() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("1h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

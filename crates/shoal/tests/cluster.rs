@@ -1,0 +1,280 @@
+//! End-to-end: real `shoal` processes on loopback ports, driven through the command line and
+//! the HTTP API exactly as an operator would.
+//!
+//! - Three nodes form a cluster with `shoal start` + `shoal init`; 1,000 keys written with
+//!   `shoal debug kv put` survive `kill -9` of a node (the one that bootstrapped the cluster and
+//!   so led its ranges) and its restart.
+//! - `shoal start` refuses, with a message naming the cause, a port in use and `--join`
+//!   addresses that never answer; `shoal debug kv` against a stopped node says so.
+//! - The HTTP API answers bad input with JSON errors and statuses, never a crash.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+const KEYS: usize = 1_000;
+
+/// A port that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections at `addr`.
+fn wait_listening(addr: &str, child: &mut Child) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "the node at {addr} exited early");
+        assert!(Instant::now() < deadline, "nothing listens at {addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn shoal(args: &[&str]) -> Output {
+    Command::new(SHOAL).args(args).output().expect("run shoal")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One `shoal start` process; killed when dropped.
+struct Node {
+    store: PathBuf,
+    rpc: String,
+    http: String,
+    join: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn new(dir: &Path, name: &str) -> Node {
+        Node {
+            store: dir.join(name),
+            rpc: format!("127.0.0.1:{}", free_port()),
+            http: format!("127.0.0.1:{}", free_port()),
+            join: String::new(),
+            log: dir.join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(SHOAL);
+        command.args(["start", "--store", self.store.to_str().unwrap()]);
+        command.args(["--listen-addr", &self.rpc, "--http-addr", &self.http]);
+        if !self.join.is_empty() {
+            command.args(["--join", &self.join]);
+        }
+        command
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let mut child = self
+            .command()
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn shoal start");
+        wait_listening(&self.http, &mut child);
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+        }
+    }
+
+    fn kv(&self, args: &[&str]) -> Output {
+        let mut all = vec!["debug", "kv"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--host", &self.http]);
+        shoal(&all)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn cluster(dir: &Path, n: usize) -> Vec<Node> {
+    let mut nodes: Vec<Node> = (1..=n).map(|i| Node::new(dir, &format!("n{i}"))).collect();
+    let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
+    for node in &mut nodes {
+        node.join = join.clone();
+        node.start();
+    }
+    let init = shoal(&["init", "--host", &nodes[0].http]);
+    assert!(init.status.success(), "init failed: {}", stderr(&init));
+    assert!(stdout(&init).contains("initialized"), "{}", stdout(&init));
+    nodes
+}
+
+/// Scans every `key-` key through `node` and checks all `KEYS` are there with their values.
+fn assert_all_keys(node: &Node) {
+    let scan = node.kv(&["scan", "key-", "key.", "--limit", "10000"]);
+    assert!(scan.status.success(), "scan through {} failed: {}", node.http, stderr(&scan));
+    let rows: Vec<String> = stdout(&scan).lines().map(str::to_string).collect();
+    let expected: Vec<String> = (0..KEYS).map(|i| format!("key-{i:04}\tvalue-{i:04}")).collect();
+    assert_eq!(rows.len(), KEYS, "rows read through {}", node.http);
+    assert_eq!(rows, expected);
+}
+
+#[test]
+fn keys_survive_kill_9_of_a_node_and_its_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes = cluster(dir.path(), 3);
+
+    // 1,000 keys, each written by its own `shoal debug kv put`, spread over the three nodes.
+    std::thread::scope(|scope| {
+        for worker in 0..8 {
+            let nodes = &nodes;
+            scope.spawn(move || {
+                for i in (worker..KEYS).step_by(8) {
+                    let (key, value) = (format!("key-{i:04}"), format!("value-{i:04}"));
+                    let put = nodes[i % 3].kv(&["put", &key, &value]);
+                    assert!(put.status.success(), "put {key}: {}", stderr(&put));
+                }
+            });
+        }
+    });
+    assert_all_keys(&nodes[1]);
+
+    let status = shoal(&["node", "status", "--host", &nodes[2].http]);
+    assert!(status.status.success(), "{}", stderr(&status));
+
+    // Node 1 bootstrapped the cluster and leads its ranges: the hardest node to lose.
+    nodes[0].kill9();
+    let down = nodes[0].kv(&["get", "key-0001"]);
+    assert!(!down.status.success());
+    assert!(stderr(&down).contains("cannot reach the node at"), "{}", stderr(&down));
+    // The survivors elect new leaseholders and serve every acknowledged write.
+    assert_all_keys(&nodes[1]);
+    let put = nodes[2].kv(&["put", "written-while-down", "yes"]);
+    assert!(put.status.success(), "{}", stderr(&put));
+
+    // The killed node restarts from its store and serves everything, including what it missed.
+    nodes[0].start();
+    assert_all_keys(&nodes[0]);
+    let get = nodes[0].kv(&["get", "written-while-down"]);
+    assert_eq!(stdout(&get).trim(), "yes", "{}", stderr(&get));
+    let cas = nodes[0].kv(&["cas", "written-while-down", "no", "maybe"]);
+    assert!(!cas.status.success());
+    assert!(
+        stderr(&cas).contains("condition failed: the current value is \"yes\""),
+        "{}",
+        stderr(&cas)
+    );
+}
+
+#[test]
+fn start_refuses_a_port_in_use_and_join_addresses_that_never_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let mut node = Node::new(dir.path(), "a");
+    node.http = taken.clone();
+    let output = node.command().output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("cannot listen on {taken} (--http-addr)")),
+        "{}",
+        stderr(&output)
+    );
+
+    let nobody = format!("127.0.0.1:{}", free_port());
+    node.http = format!("127.0.0.1:{}", free_port());
+    node.join = nobody.clone();
+    let output = node.command().args(["--join-timeout", "1s"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("none of the --join addresses answered") && message.contains(&nobody),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_http_api_answers_bad_input_with_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), 1);
+    let url = |path: &str| format!("http://{}{path}", nodes[0].http);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let post = |path: &str, body: Vec<u8>| http.post(url(path)).body(body).send();
+        let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+            ("/v1/kv/put", b"{not json".to_vec(), 400, "bad_request"),
+            ("/v1/kv/put", vec![0xff, 0x00, 0x13], 400, "bad_request"),
+            ("/v1/kv/put", br#"{"key": "a"}"#.to_vec(), 400, "bad_request"),
+            ("/v1/kv/put", br#"{"key": "", "value": "x"}"#.to_vec(), 400, "bad_request"),
+            ("/v1/kv/put", br#"{"key": "\u0002meta", "value": "x"}"#.to_vec(), 400, "bad_request"),
+            ("/v1/kv/get", br#"{"key": "%%%", "encoding": "base64"}"#.to_vec(), 400, "bad_request"),
+            ("/v1/kv/scan", br#"{"start": "b", "end": "a"}"#.to_vec(), 400, "bad_request"),
+            (
+                "/v1/kv/cas",
+                br#"{"key": "c", "expected": "x", "value": "y"}"#.to_vec(),
+                412,
+                "condition_failed",
+            ),
+        ];
+        for (path, body, status, code) in cases {
+            let response = post(path, body.clone()).await.unwrap();
+            assert_eq!(
+                response.status().as_u16(),
+                status,
+                "{path} {}",
+                String::from_utf8_lossy(&body)
+            );
+            let answer: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(answer["error"]["code"], code, "{answer}");
+        }
+        // An oversized body is refused once the limit is passed, without reading it all. The
+        // node may close the connection while the body is still being sent, so it is sent by
+        // another thread and its write errors are expected.
+        let socket = TcpStream::connect(&nodes[0].http).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut writer = socket.try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            let size = 8 << 20;
+            let head = format!(
+                "POST /v1/kv/put HTTP/1.1\r\nHost: shoal\r\nContent-Length: {size}\r\n\r\n"
+            );
+            let _ = writer.write_all(head.as_bytes());
+            let _ = writer.write_all(&vec![b'x'; size]);
+        });
+        let mut answer = String::new();
+        let _ = BufReader::new(socket).read_line(&mut answer);
+        let _ = sender.join();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        // Values that are not UTF-8 round-trip through base64.
+        let put = post(
+            "/v1/kv/put",
+            br#"{"key": "Ynl0ZXM=", "value": "/wA=", "encoding": "base64"}"#.to_vec(),
+        );
+        assert_eq!(put.await.unwrap().status().as_u16(), 200);
+        let get: serde_json::Value = post("/v1/kv/get", br#"{"key": "bytes"}"#.to_vec())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(get["value"], serde_json::json!({"base64": "/wA="}));
+        // The node is still fine.
+        let health = http.get(url("/health")).send().await.unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+    });
+}
