@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench demo
+.PHONY: all deps build test unit fmt fmt-check lint doc golden bench demo demo-stop
 
 all: build
 
@@ -43,7 +43,10 @@ golden:
 bench:
 	$(CARGO) bench -p shoal-storage --bench mvcc
 
-demo:
-	@echo "make demo: not supported yet: the server and shell arrive with the replicated-ranges work." >&2
-	@echo "Until then, 'make test' builds Shoal and runs every test." >&2
-	@exit 2
+## demo: build shoal and start a local 3-node cluster on temporary stores (stop: make demo-stop)
+demo: deps
+	$(CARGO) build -p shoal
+	@scripts/demo.sh
+
+demo-stop:
+	@scripts/demo.sh stop
