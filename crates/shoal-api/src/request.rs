@@ -72,6 +72,14 @@ pub enum Request {
         /// The amount.
         delta: i64,
     },
+    /// Splits the range holding `key` into `[start, key)` and `[key, end)`; the right-hand
+    /// range takes id `new_range_id`. Must be the only request of its batch.
+    AdminSplit {
+        /// The first key of the right-hand range.
+        key: Key,
+        /// The right-hand range's id (allocated by the caller, never reused).
+        new_range_id: u64,
+    },
 }
 
 impl Request {
@@ -87,7 +95,8 @@ impl Request {
             | Request::Put { key, .. }
             | Request::ConditionalPut { key, .. }
             | Request::Delete { key }
-            | Request::Increment { key, .. } => Span::point(key.clone()),
+            | Request::Increment { key, .. }
+            | Request::AdminSplit { key, .. } => Span::point(key.clone()),
             Request::DeleteRange { span }
             | Request::Scan { span, .. }
             | Request::ReverseScan { span, .. } => span.clone(),
@@ -117,6 +126,13 @@ pub enum Response {
     },
     /// The new value.
     Increment(i64),
+    /// The two ranges after a split.
+    AdminSplit {
+        /// The left-hand range (the old range, shortened).
+        lhs: crate::RangeDescriptor,
+        /// The new right-hand range.
+        rhs: crate::RangeDescriptor,
+    },
 }
 
 /// A batch of requests for one range.

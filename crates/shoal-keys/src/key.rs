@@ -98,6 +98,12 @@ impl From<&str> for Key {
     }
 }
 
+impl From<String> for Key {
+    fn from(s: String) -> Self {
+        Key(s.into_bytes())
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&crate::pretty::pretty(&self.0))

@@ -66,12 +66,12 @@ async fn cluster() -> (KvClient, Arc<LocalNet>) {
     let mut stores = HashMap::new();
     for node_id in 1..=3 {
         let config = StoreConfig { node_id, store_id: 1, timers: RaftTimers::FAST };
-        let store = Arc::new(Store::new(
+        let store = Store::new(
             config,
             Arc::new(MemoryEngine::new()),
             Arc::new(Clock::system().0),
             net.transport(node_id),
-        ));
+        );
         for descriptor in ranges() {
             let replica = store.add_replica(descriptor.clone()).await.unwrap();
             net.register(

@@ -12,9 +12,11 @@
 //! mismatch deterministically: every replica sees the same entry and makes the same choice.
 
 use serde::{Deserialize, Serialize};
+use shoal_api::RangeDescriptor;
 use shoal_hlc::{Clock, Timestamp};
+use shoal_keys::layout::{RangeLocalKind, range_local_key};
 use shoal_raft::{Command, CommandResponse};
-use shoal_storage::WriteBatch;
+use shoal_storage::{Cf, WriteBatch};
 
 /// A command as proposed to a range's Raft group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,31 @@ pub struct ProposedCommand {
     pub max_write_ts: Timestamp,
     /// The evaluated writes, an encoded [`WriteBatch`].
     pub writes: Vec<u8>,
+    /// Set on a split: the descriptors after it.
+    pub split: Option<SplitTrigger>,
+}
+
+/// A split as replicated: every replica that applies it shortens the left-hand range and
+/// starts its replica of the right-hand one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitTrigger {
+    /// The left-hand range after the split.
+    pub lhs: RangeDescriptor,
+    /// The new right-hand range.
+    pub rhs: RangeDescriptor,
+    /// The replica id of the leaseholder that proposed the split: it campaigns to lead the
+    /// right-hand range.
+    pub proposer: u64,
+}
+
+impl SplitTrigger {
+    /// Appends the new descriptor records of both ranges to `batch`.
+    pub fn record(&self, batch: &mut WriteBatch) {
+        for descriptor in [&self.lhs, &self.rhs] {
+            let key = range_local_key(descriptor.range_id, RangeLocalKind::Descriptor);
+            batch.put(Cf::Local, key.into_bytes(), shoal_api::encode(descriptor));
+        }
+    }
 }
 
 /// What apply did with a command.
@@ -47,6 +74,11 @@ impl ProposedCommand {
         Command(postcard::to_stdvec(self).expect("encoding into a Vec cannot fail"))
     }
 
+    /// Decodes a command; `None` if it is not a [`ProposedCommand`].
+    pub fn decode(command: &Command) -> Option<ProposedCommand> {
+        postcard::from_bytes::<ProposedCommand>(&command.0).ok()
+    }
+
     /// Applies the command carried by an entry of `entry_term`: appends its writes to `batch`
     /// unless it was evaluated under another lease.
     pub fn apply(
@@ -55,9 +87,21 @@ impl ProposedCommand {
         clock: &Clock,
         batch: &mut WriteBatch,
     ) -> ApplyOutcome {
-        let Ok(proposed) = postcard::from_bytes::<ProposedCommand>(&command.0) else {
-            return ApplyOutcome::Undecodable;
-        };
+        match Self::decode(command) {
+            Some(proposed) => proposed.apply_decoded(entry_term, clock, batch),
+            None => ApplyOutcome::Undecodable,
+        }
+    }
+
+    /// [`ProposedCommand::apply`] of a decoded command. A split's descriptor records are the
+    /// caller's to add (it also acts on them).
+    pub fn apply_decoded(
+        &self,
+        entry_term: u64,
+        clock: &Clock,
+        batch: &mut WriteBatch,
+    ) -> ApplyOutcome {
+        let proposed = self;
         if proposed.lease_sequence != entry_term {
             return ApplyOutcome::Rejected { entry_term };
         }
@@ -92,16 +136,15 @@ impl ApplyOutcome {
 mod tests {
     use std::sync::Arc;
 
-    use shoal_hlc::{DEFAULT_MAX_OFFSET, ManualClock};
-    use shoal_storage::Cf;
-
     use super::*;
+    use shoal_hlc::{DEFAULT_MAX_OFFSET, ManualClock};
 
     fn command(lease_sequence: u64) -> Command {
         let mut writes = WriteBatch::new();
         writes.put(Cf::Mvcc, b"k".to_vec(), b"v".to_vec());
         let max_write_ts = Timestamp::new(5_000_000_000, 0);
-        ProposedCommand { lease_sequence, max_write_ts, writes: writes.encode() }.to_command()
+        ProposedCommand { lease_sequence, max_write_ts, writes: writes.encode(), split: None }
+            .to_command()
     }
 
     #[test]

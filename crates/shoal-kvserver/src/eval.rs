@@ -92,6 +92,9 @@ fn evaluate_one(
             mvcc::put(engine, batch, key.as_bytes(), ts, Some(next.to_string().as_bytes()), None)?;
             Response::Increment(next)
         }
+        Request::AdminSplit { .. } => {
+            return Err(EvalError::InvalidArgument("a split must be alone in its batch".into()));
+        }
     })
 }
 

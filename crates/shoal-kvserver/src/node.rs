@@ -102,7 +102,7 @@ impl Node {
                 .await
                 .map_err(|e| KvError::Unavailable(e.to_string()))?;
         let transport = Arc::new(RpcTransport { rpc: rpc.clone() });
-        let store = Arc::new(Store::new(config, engine, clock, transport));
+        let store = Store::new(config, engine, clock, transport);
         let _ = handler.store.set(Arc::downgrade(&store));
         Ok(Node { rpc, store })
     }

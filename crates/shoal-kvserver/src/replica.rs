@@ -28,13 +28,15 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
-use shoal_hlc::{Clock, Timestamp};
+use shoal_api::addressing::is_meta_range_key;
+use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor, Request, Response};
+use shoal_hlc::Clock;
+use shoal_keys::{Key, layout};
 use shoal_raft::Replica;
 use shoal_raft::handle::{self, NotServing};
 use shoal_storage::{Engine, WriteBatch};
 
-use crate::command::{ApplyOutcome, ProposedCommand};
+use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
 use crate::eval::{self, EvalError};
 
 /// A held latch: shared for reads, exclusive for writes (per range for now).
@@ -100,16 +102,9 @@ impl RangeReplica {
 
     /// Evaluates and, for writes, replicates a batch. Must be called on the leaseholder.
     pub async fn send(&self, batch: BatchRequest) -> Result<BatchResponse, KvError> {
-        let descriptor = self.descriptor();
-        for request in &batch.requests {
-            let span = request.span();
-            if !descriptor.contains_span(&span) {
-                return Err(KvError::RangeKeyMismatch {
-                    range_id: descriptor.range_id,
-                    key: span.start,
-                    actual: Some(Box::new(descriptor.clone())),
-                });
-            }
+        let descriptor = self.check_bounds(&batch)?;
+        if let [Request::AdminSplit { key, new_range_id }] = batch.requests.as_slice() {
+            return self.admin_split(key, *new_range_id).await;
         }
         eval::check_no_overlapping_writes(&batch.requests)?;
         let writes = batch.requests.iter().any(|r| r.is_write());
@@ -131,6 +126,9 @@ impl RangeReplica {
             )));
         };
         let lease_sequence = self.confirm_lease(&descriptor).await?;
+        // Again, now that nothing can change under the latch: a split applied while this
+        // request waited has moved some keys to another range.
+        self.check_bounds(&batch)?;
         if !writes {
             let ts = self.clock.now();
             let mut unused = WriteBatch::new();
@@ -162,9 +160,85 @@ impl RangeReplica {
             }
         };
         if !writes.is_empty() {
-            self.replicate(lease_sequence, ts, writes, latch).await?;
+            let command = ProposedCommand {
+                lease_sequence,
+                max_write_ts: ts,
+                writes: writes.encode(),
+                split: None,
+            };
+            self.replicate(command, latch).await?;
         }
         Ok(BatchResponse { responses, timestamp: ts })
+    }
+
+    /// Returns the descriptor if every request of `batch` falls in it.
+    fn check_bounds(&self, batch: &BatchRequest) -> Result<RangeDescriptor, KvError> {
+        let descriptor = self.descriptor();
+        for request in &batch.requests {
+            let span = request.span();
+            if !descriptor.contains_span(&span) {
+                return Err(KvError::RangeKeyMismatch {
+                    range_id: descriptor.range_id,
+                    key: span.start,
+                    actual: Some(Box::new(descriptor.clone())),
+                });
+            }
+        }
+        if batch.requests.len() > 1
+            && batch.requests.iter().any(|r| matches!(r, Request::AdminSplit { .. }))
+        {
+            return Err(KvError::InvalidArgument("a split must be alone in its batch".into()));
+        }
+        Ok(descriptor)
+    }
+
+    /// Splits this range at `key`; the right-hand side becomes range `new_range_id` with the
+    /// same replicas. Holds the write latch throughout, so no request evaluates across it.
+    async fn admin_split(&self, key: &Key, new_range_id: u64) -> Result<BatchResponse, KvError> {
+        let latch = Latch::Write(self.latches.clone().write_owned().await);
+        let lease_sequence = self.confirm_lease(&self.descriptor()).await?;
+        let descriptor = self.descriptor();
+        if is_meta_range_key(key) || descriptor.end_key.as_bytes() <= layout::META_MAX {
+            return Err(KvError::InvalidArgument("the meta range does not split".into()));
+        }
+        if *key == descriptor.start_key {
+            // Already split here (a retried request): report the ranges as they are.
+            return Err(KvError::InvalidArgument(format!(
+                "{key} is already the start of range {}",
+                descriptor.range_id
+            )));
+        }
+        if !descriptor.contains_key(key.as_bytes()) {
+            return Err(KvError::RangeKeyMismatch {
+                range_id: descriptor.range_id,
+                key: key.clone(),
+                actual: Some(Box::new(descriptor)),
+            });
+        }
+        let generation = descriptor.generation + 1;
+        let rhs = RangeDescriptor {
+            range_id: new_range_id,
+            start_key: key.clone(),
+            end_key: descriptor.end_key.clone(),
+            generation,
+            ..descriptor.clone()
+        };
+        let lhs = RangeDescriptor { end_key: key.clone(), generation, ..descriptor };
+        let ts = self.clock.now();
+        let split = SplitTrigger { lhs: lhs.clone(), rhs: rhs.clone(), proposer: self.replica_id };
+        let command = ProposedCommand {
+            lease_sequence,
+            max_write_ts: ts,
+            writes: WriteBatch::new().encode(),
+            split: Some(split),
+        };
+        self.replicate(command, latch).await?;
+        Ok(BatchResponse { responses: vec![Response::AdminSplit { lhs, rhs }], timestamp: ts })
+    }
+
+    /// Records the range's new descriptor (after a split).
+    pub(crate) fn set_descriptor(&self, descriptor: RangeDescriptor) {
+        *self.descriptor.write().unwrap_or_else(|p| p.into_inner()) = descriptor;
     }
 
     /// Takes a lease read, bounded: a leader cut off from its followers may wait for a quorum
@@ -179,14 +253,7 @@ impl RangeReplica {
         }
     }
 
-    async fn replicate(
-        &self,
-        lease_sequence: u64,
-        ts: Timestamp,
-        writes: WriteBatch,
-        latch: Latch,
-    ) -> Result<(), KvError> {
-        let command = ProposedCommand { lease_sequence, max_write_ts: ts, writes: writes.encode() };
+    async fn replicate(&self, command: ProposedCommand, latch: Latch) -> Result<(), KvError> {
         let raft = self.raft.clone();
         let mut proposal =
             tokio::spawn(async move { handle::propose(&raft, command.to_command()).await });

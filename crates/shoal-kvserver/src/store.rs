@@ -1,7 +1,7 @@
 //! A store: one engine, its group-commit log writer, and every range replica on it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
@@ -10,13 +10,13 @@ use shoal_keys::Span;
 use shoal_keys::layout::{self, RangeLocalKind};
 use shoal_raft::handle;
 use shoal_raft::{
-    Applier, Command, CommandResponse, EngineSpan, LogWriter, RaftEnvelope, RaftResponse,
-    RaftTimers, ReplicaContext, ReplicaLocation, Transport, deliver, start_replica,
+    Applier, Command, CommandResponse, EngineSpan, EntryInfo, LogWriter, RaftEnvelope,
+    RaftResponse, RaftTimers, ReplicaContext, ReplicaLocation, Transport, deliver, start_replica,
 };
 use shoal_storage::mvcc::key::encode_prefix;
 use shoal_storage::{Cf, Engine, IterOptions, Reader, WriteBatch, WriteOptions, scan_all};
 
-use crate::command::ProposedCommand;
+use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
 use crate::replica::RangeReplica;
 
 /// A store's identity and environment.
@@ -37,18 +37,28 @@ type Descriptors = Arc<RwLock<HashMap<u64, RangeDescriptor>>>;
 struct KvApplier {
     clock: Arc<Clock>,
     descriptors: Descriptors,
+    store: Weak<Store>,
 }
 
 impl Applier for KvApplier {
     fn apply(
         &self,
-        _range_id: u64,
-        term: u64,
+        entry: EntryInfo<'_>,
         command: &Command,
         _: &dyn Reader,
         batch: &mut WriteBatch,
     ) -> CommandResponse {
-        ProposedCommand::apply(command, term, &self.clock, batch).to_response()
+        let Some(proposed) = ProposedCommand::decode(command) else {
+            return ApplyOutcome::Undecodable.to_response();
+        };
+        let outcome = proposed.apply_decoded(entry.term(), &self.clock, batch);
+        if let (ApplyOutcome::Applied, Some(split)) = (outcome, &proposed.split) {
+            split.record(batch);
+            if let Some(store) = self.store.upgrade() {
+                store.split_applied(entry, split);
+            }
+        }
+        outcome.to_response()
     }
 
     fn replicated_spans(
@@ -92,18 +102,63 @@ impl Store {
         engine: Arc<dyn Engine>,
         clock: Arc<Clock>,
         transport: Arc<dyn Transport>,
-    ) -> Self {
-        let descriptors: Descriptors = Arc::default();
-        let applier =
-            Arc::new(KvApplier { clock: clock.clone(), descriptors: descriptors.clone() });
-        let ctx = ReplicaContext {
-            engine: engine.clone(),
-            writer: LogWriter::start(engine),
-            applier,
-            transport,
-            timers: config.timers,
-        };
-        Store { config, ctx, clock, descriptors, replicas: RwLock::default() }
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|store| {
+            let descriptors: Descriptors = Arc::default();
+            let applier = Arc::new(KvApplier {
+                clock: clock.clone(),
+                descriptors: descriptors.clone(),
+                store: store.clone(),
+            });
+            let ctx = ReplicaContext {
+                engine: engine.clone(),
+                writer: LogWriter::start(engine),
+                applier,
+                transport,
+                timers: config.timers,
+            };
+            Store { config, ctx, clock, descriptors, replicas: RwLock::default() }
+        })
+    }
+
+    /// Acts on a split applied by this store's replica of the left-hand range, while its batch
+    /// (with both descriptor records) is being written: the left-hand replica shrinks at once,
+    /// so no later request evaluates outside it, and a task starts this store's replica of the
+    /// right-hand range, seeded at the split entry (see [`shoal_raft::handle::seed_split`]).
+    fn split_applied(self: Arc<Self>, entry: EntryInfo<'_>, split: &SplitTrigger) {
+        {
+            let mut descriptors = self.descriptors.write().unwrap_or_else(|p| p.into_inner());
+            descriptors.insert(split.lhs.range_id, split.lhs.clone());
+        }
+        if let Ok(lhs) = self.replica(split.lhs.range_id) {
+            lhs.set_descriptor(split.lhs.clone());
+        }
+        // A replica of the right-hand range that already exists (this entry is re-applied
+        // after a crash, or a snapshot got here first) keeps its own state.
+        if self.replica(split.rhs.range_id).is_ok() {
+            return;
+        }
+        let Some(own) = split.rhs.replica_on(self.config.node_id) else { return };
+        let (rhs, log_id, membership, proposer) =
+            (split.rhs.clone(), entry.log_id, entry.membership.clone(), split.proposer);
+        tokio::spawn(async move {
+            let range_id = rhs.range_id;
+            let started = async {
+                let replica = self.add_replica(rhs).await?;
+                handle::seed_split(replica.raft(), log_id, membership, proposer)
+                    .await
+                    .map_err(|e| KvError::Internal(e.to_string()))?;
+                if own.replica_id == proposer {
+                    handle::campaign(replica.raft())
+                        .await
+                        .map_err(|e| KvError::Internal(e.to_string()))?;
+                }
+                Ok::<_, KvError>(())
+            };
+            if let Err(e) = started.await {
+                tracing::error!(range_id, "starting the right-hand range of a split failed: {e}");
+            }
+        });
     }
 
     /// Returns this store's location.

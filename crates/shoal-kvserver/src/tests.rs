@@ -18,7 +18,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 struct Cluster {
     net: Arc<LocalNet>,
-    stores: Vec<Store>,
+    stores: Vec<Arc<Store>>,
 }
 
 impl Cluster {

@@ -108,3 +108,36 @@ pub async fn wait_for_lease(replica: &Replica, timeout: std::time::Duration) -> 
         .await
         .is_ok()
 }
+
+/// Seeds a range split off another at `split_log_id`: `replica` must be a fresh replica of the
+/// new range (empty log, no state). Installs a snapshot that holds no data (the data is already
+/// in this store, under the old range) at the split entry, with the membership the old range
+/// had there, so the new group's log starts after the split and a replica added later catches
+/// up by a real snapshot, never from an empty log.
+///
+/// The vote is the split's proposer at the split's term, committed: the proposer led the old
+/// range at that term, with the same members. openraft requires a committed vote here (an
+/// uncommitted one trips its assertions). The cost: every replica then honours that leader's
+/// lease, so the proposer's [`campaign`] wins only once an election timeout has passed, and the
+/// new range is unavailable for about that long after a split.
+pub async fn seed_split(
+    replica: &Replica,
+    split_log_id: crate::types::LogId,
+    membership: crate::types::StoredMembership,
+    proposer: u64,
+) -> Result<()> {
+    let vote = crate::types::Vote::new_committed(split_log_id.leader_id.term, proposer);
+    let meta =
+        crate::types::SnapshotMeta { last_log_id: Some(split_log_id), last_membership: membership };
+    let snapshot = openraft::storage::Snapshot { meta, snapshot: shoal_storage::WriteBatch::new() };
+    replica
+        .install_full_snapshot(vote, snapshot)
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::Stopped(e.to_string()))
+}
+
+/// Asks this replica to stand for election now.
+pub async fn campaign(replica: &Replica) -> Result<()> {
+    replica.trigger().elect(false).await.map_err(|e| Error::Stopped(e.to_string()))
+}

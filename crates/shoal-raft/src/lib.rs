@@ -52,6 +52,8 @@ pub use network::{
     MessageKind, RaftEnvelope, RaftRequest, RaftResponse, Transport, TransportError, deliver,
 };
 pub use replica::{RaftTimers, Replica, ReplicaContext, start_replica};
-pub use state_machine::{Applier, EngineSpan, RangeSnapshot, RangeStateMachine, SnapshotBuilder};
+pub use state_machine::{
+    Applier, EngineSpan, EntryInfo, RangeSnapshot, RangeStateMachine, SnapshotBuilder,
+};
 pub use types::{Command, CommandResponse, ReplicaLocation, TypeConfig};
 pub use writer::{LogWriter, SyncedCallback};

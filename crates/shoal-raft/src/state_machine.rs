@@ -59,16 +59,34 @@ pub struct EngineSpan {
     pub end: Vec<u8>,
 }
 
+/// The entry an [`Applier`] applies: which range, where in the log, under which membership.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryInfo<'a> {
+    /// The range.
+    pub range_id: u64,
+    /// The entry's log id.
+    pub log_id: LogId,
+    /// The range's membership when the entry applies (a range split off at this entry starts
+    /// with it; see [`crate::handle::seed_split`]).
+    pub membership: &'a StoredMembership,
+}
+
+impl EntryInfo<'_> {
+    /// The term of the leader that proposed the entry.
+    pub fn term(&self) -> u64 {
+        self.log_id.leader_id.term
+    }
+}
+
 /// Gives commands their meaning. Implemented by the KV server.
 pub trait Applier: Send + Sync + 'static {
-    /// Applies one committed command of `range_id`, proposed by the leader of `term`: appends
-    /// its writes to `batch` and returns the response for the proposer. `reader` shows the
-    /// state after every earlier entry. Must be deterministic; an error that is not
-    /// deterministic must crash the process rather than be returned.
+    /// Applies one committed command: appends its writes to `batch` and returns the response
+    /// for the proposer. `reader` shows the state after every earlier entry. Must be
+    /// deterministic; an error that is not deterministic must crash the process rather than be
+    /// returned. The batch is written right after this returns.
     fn apply(
         &self,
-        range_id: u64,
-        term: u64,
+        entry: EntryInfo<'_>,
         command: &Command,
         reader: &dyn Reader,
         batch: &mut WriteBatch,
@@ -178,8 +196,12 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
             let response = match &entry.payload {
                 EntryPayload::Blank => CommandResponse::default(),
                 EntryPayload::Normal(command) => {
-                    let term = entry.log_id.leader_id.term;
-                    self.applier.apply(self.range_id, term, command, &*self.engine, &mut batch)
+                    let info = EntryInfo {
+                        range_id: self.range_id,
+                        log_id: entry.log_id,
+                        membership: &state.membership,
+                    };
+                    self.applier.apply(info, command, &*self.engine, &mut batch)
                 }
                 EntryPayload::Membership(membership) => {
                     state.membership =
@@ -219,8 +241,11 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
         batch.put(Cf::Local, self.applied_state_key(), encode(&state));
         // Synced: the snapshot replaces log entries this replica may never receive again.
         self.engine.write(&batch, WriteOptions::SYNC).map_err(Error::from)?;
-        let installed = Snapshot { meta: meta.clone(), snapshot };
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(installed);
+        // An empty snapshot is the seed of a range split off another (its data is already
+        // here): never offer it to a peer as if it held the range. A real snapshot always holds
+        // at least its span deletions.
+        let installed = (!snapshot.is_empty()).then(|| Snapshot { meta: meta.clone(), snapshot });
+        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = installed;
         Ok(())
     }
 

@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use shoal_storage::{Cf, Reader, WriteBatch};
 
 use crate::network::{MessageKind, RaftEnvelope, RaftResponse, Transport, TransportError, deliver};
-use crate::{Applier, Command, CommandResponse, EngineSpan, Replica, ReplicaLocation, Result};
+use crate::{
+    Applier, Command, CommandResponse, EngineSpan, EntryInfo, Replica, ReplicaLocation, Result,
+};
 
 /// Applies commands that are encoded write batches and replicates the whole MVCC column
 /// family. The response is the number of writes.
@@ -19,8 +21,7 @@ pub struct BatchApplier;
 impl Applier for BatchApplier {
     fn apply(
         &self,
-        _range_id: u64,
-        _term: u64,
+        _entry: EntryInfo<'_>,
         command: &Command,
         _reader: &dyn Reader,
         batch: &mut WriteBatch,

@@ -9,6 +9,7 @@
 //!   POST /v1/kv/delete  {"key": "a"}                          → {"ok": true}
 //!   POST /v1/kv/scan    {"start": "a", "end": "z", "limit": 10}
 //!                                                            → {"rows": [{"key", "value"}]}
+//!   POST /v1/admin/split {"key": "m"}                        → {"lhs": range, "rhs": range}
 //!   POST /v1/cluster/init                                    → {"cluster_id", "nodes"}
 //!   GET  /v1/nodes                                           → {"nodes": [...]}
 //!   GET  /health                                             → {"node_id", "cluster_id", ..}
@@ -64,6 +65,7 @@ fn router(server: Server) -> Router {
         .route("/v1/kv/cas", post(kv_cas))
         .route("/v1/kv/delete", post(kv_delete))
         .route("/v1/kv/scan", post(kv_scan))
+        .route("/v1/admin/split", post(admin_split))
         .with_state(server)
 }
 
@@ -292,6 +294,21 @@ async fn kv_scan(State(server): State<Server>, body: Bytes) -> ApiResult {
         .map(|(k, v)| json!({"key": enc.encode(k.as_bytes()), "value": enc.encode(v)}))
         .collect();
     Ok(axum::Json(json!({"rows": rows})))
+}
+
+async fn admin_split(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: KeyRequest = parse(&body)?;
+    let key = user_key(request.encoding, "key", &request.key)?;
+    let (lhs, rhs) = crate::admin::split(&server, key).await?;
+    let range = |d: &shoal_api::RangeDescriptor| {
+        json!({
+            "range_id": d.range_id,
+            "start_key": d.start_key.to_string(),
+            "end_key": d.end_key.to_string(),
+            "replicas": d.replicas.iter().map(|r| r.node_id).collect::<Vec<_>>(),
+        })
+    };
+    Ok(axum::Json(json!({"lhs": range(&lhs), "rhs": range(&rhs)})))
 }
 
 async fn init(State(server): State<Server>) -> ApiResult {

@@ -20,6 +20,7 @@
 //!
 //! Moving replicas between nodes, splits by size or load (later issues), TLS.
 
+pub mod admin;
 pub mod control;
 pub mod error;
 pub mod gossip;

@@ -254,12 +254,7 @@ impl Server {
             timers: inner.config.timers,
         };
         let transport = Arc::new(RpcTransport::new(inner.rpc.clone()));
-        let store = Arc::new(Store::new(
-            store_config,
-            inner.engine.clone(),
-            inner.clock.clone(),
-            transport,
-        ));
+        let store = Store::new(store_config, inner.engine.clone(), inner.clock.clone(), transport);
         let mut known = ident::read_peers(inner.engine.as_ref())?;
         known.extend(peers);
         let peers: BTreeMap<u64, NodeAddress> = known

@@ -157,3 +157,73 @@ async fn a_port_in_use_is_named() {
     let error = Server::bind(config, Arc::new(Clock::system().0)).await.err().expect("refused");
     assert!(matches!(error, Error::Listen { flag: "--listen-addr", .. }), "{error}");
 }
+
+/// Starts three empty nodes and initializes them into a cluster.
+async fn three_node_cluster(dirs: &[TempDir]) -> Vec<Server> {
+    let n1 = bind(dirs[0].path(), vec![]).await.unwrap();
+    let seed = vec![n1.rpc_addr().to_string()];
+    let mut nodes = vec![n1.clone()];
+    for dir in &dirs[1..3] {
+        let node = bind(dir.path(), seed.clone()).await.unwrap();
+        tokio::spawn({
+            let node = node.clone();
+            async move { node.join_cluster().await }
+        });
+        nodes.push(node);
+    }
+    wait_until("nodes 2 and 3 said hello", || pending(&n1) == 2).await;
+    n1.init_cluster("splits".into()).await.unwrap();
+    for node in &nodes {
+        node.join_cluster().await.unwrap();
+    }
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn manual_splits_route_keys_and_scans_cross_ranges() {
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = three_node_cluster(&dirs).await;
+    let kv = |i: usize| nodes[i].require_cluster().unwrap();
+    let key = |i: usize| format!("k{i:03}");
+    for i in 0..60 {
+        kv(i % 3).kv.put(key(i), format!("v{i}")).await.unwrap();
+    }
+    // Split through a node that need not hold the lease; then split the right-hand side again.
+    let (lhs, rhs) = crate::admin::split(&nodes[2], key(20).into()).await.unwrap();
+    assert_eq!((lhs.range_id, rhs.range_id), (2, 3));
+    assert_eq!(rhs.start_key, shoal_keys::Key::from(key(20)));
+    let (_, rhs2) = crate::admin::split(&nodes[1], key(40).into()).await.unwrap();
+    assert_eq!(rhs2.range_id, 4);
+    // A split key that is already a boundary is refused, as is a split of the meta range.
+    assert!(crate::admin::split(&nodes[0], key(40).into()).await.is_err());
+    for i in 60..100 {
+        kv(i % 3).kv.put(key(i), format!("v{i}")).await.unwrap();
+    }
+    for (n, node) in nodes.iter().enumerate() {
+        let cluster = node.require_cluster().unwrap();
+        wait_until("every node hosts ranges 1-4", || cluster.store.replicas().len() == 4).await;
+        let rows = cluster.kv.scan(shoal_keys::Span::new("k", "l"), None).await.unwrap();
+        let keys: Vec<String> =
+            rows.iter().map(|(k, _)| String::from_utf8(k.as_bytes().to_vec()).unwrap()).collect();
+        assert_eq!(keys, (0..100).map(key).collect::<Vec<_>>(), "scan through node {}", n + 1);
+        let reversed = cluster.kv.reverse_scan(shoal_keys::Span::new("k", "l"), Some(3)).await;
+        let reversed: Vec<_> = reversed.unwrap().into_iter().map(|(k, _)| k).collect();
+        let expected: Vec<shoal_keys::Key> = [99, 98, 97].map(|i| key(i).into()).into();
+        assert_eq!(reversed, expected);
+    }
+    // Every range answers from its own leaseholder: a point write lands in each.
+    for i in [5, 25, 45, 85] {
+        kv(0).kv.compare_and_set(key(i), Some(format!("v{i}").into_bytes()), "new").await.unwrap();
+    }
+
+    // A node restarted after the splits starts all four replicas from its store.
+    let restarted = nodes[2].clone();
+    drop(nodes);
+    restarted.shutdown().await;
+    let node = bind(dirs[2].path(), vec![]).await.unwrap();
+    let cluster = node.require_cluster().unwrap();
+    let ranges: Vec<u64> =
+        cluster.store.replicas().iter().map(|r| r.descriptor().range_id).collect();
+    assert_eq!(ranges, vec![1, 2, 3, 4]);
+    assert_eq!(cluster.kv.get(key(85)).await.unwrap(), Some(b"new".to_vec()));
+}

@@ -157,3 +157,22 @@ pub async fn kv(host: &str, op: KvOp, base64: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `shoal debug split`.
+pub async fn split(host: &str, key: &str, base64: bool) -> Result<(), String> {
+    let client = NodeClient::new(host);
+    let encoding = if base64 { "base64" } else { "utf8" };
+    let body = json!({"key": key, "encoding": encoding});
+    let answer = client.post("/v1/admin/split", body).await.map_err(|e| e.to_string())?;
+    for side in ["lhs", "rhs"] {
+        let range = &answer[side];
+        println!(
+            "range {}\t[{}, {})\treplicas on nodes {}",
+            range["range_id"],
+            text(&range["start_key"]),
+            text(&range["end_key"]),
+            range["replicas"]
+        );
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //!   shoal node status --host HOST:PORT
 //!   shoal debug kv put KEY VALUE | get KEY | cas KEY EXPECTED NEW | delete KEY
 //!                | scan START END --host HOST:PORT
+//!   shoal debug split KEY --host HOST:PORT
 //! ```
 //!
 //! `--host` is always a node's HTTP address. Exit status: 0 success, 1 the operation failed
@@ -94,6 +95,16 @@ enum DebugCommand {
         #[arg(long, global = true)]
         base64: bool,
     },
+    /// Splits the range holding KEY at KEY (manual split).
+    Split {
+        /// The first key of the new right-hand range.
+        key: String,
+        #[command(flatten)]
+        host: HostArgs,
+        /// KEY is base64 instead of UTF-8.
+        #[arg(long)]
+        base64: bool,
+    },
 }
 
 /// Parses `500ms`, `2s`, `1m` or a bare number of seconds.
@@ -128,6 +139,9 @@ fn main() -> ExitCode {
             }
             Command::Debug(DebugCommand::Kv { op, host, base64 }) => {
                 commands::kv(&host.host, op, base64).await
+            }
+            Command::Debug(DebugCommand::Split { key, host, base64 }) => {
+                commands::split(&host.host, &key, base64).await
             }
         }
     });

@@ -1,8 +1,8 @@
 //! End-to-end: real `shoal` processes on loopback ports, driven through the command line and
 //! the HTTP API exactly as an operator would.
 //!
-//! - Three nodes form a cluster with `shoal start` + `shoal init`; 1,000 keys written with
-//!   `shoal debug kv put` survive `kill -9` of a node (the one that bootstrapped the cluster and
+//! - Three nodes form a cluster with `shoal start` + `shoal init`; after two manual splits
+//!   (`shoal debug split`), 1,000 keys written with `shoal debug kv put` survive `kill -9` of a node (the one that bootstrapped the cluster and
 //!   so led its ranges) and its restart.
 //! - `shoal start` refuses, with a message naming the cause, a port in use and `--join`
 //!   addresses that never answer; `shoal debug kv` against a stopped node says so.
@@ -137,6 +137,12 @@ fn assert_all_keys(node: &Node) {
 fn keys_survive_kill_9_of_a_node_and_its_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut nodes = cluster(dir.path(), 3);
+    // Three ranges hold the keys, so writes and scans cross range boundaries.
+    for split_key in ["key-0333", "key-0666"] {
+        let split = shoal(&["debug", "split", split_key, "--host", &nodes[1].http]);
+        assert!(split.status.success(), "split at {split_key}: {}", stderr(&split));
+        assert!(stdout(&split).contains(&format!("[\"{split_key}\", ")), "{}", stdout(&split));
+    }
 
     // 1,000 keys, each written by its own `shoal debug kv put`, spread over the three nodes.
     std::thread::scope(|scope| {

@@ -1,0 +1,47 @@
+//! Manual range operations: splitting a range at a key.
+//!
+//! ```text
+//!   split(k): id = increment /System/range-idgen
+//!             AdminSplit { k, id } ─DistSender─▶ leaseholder of the range holding k
+//!                 proposes the split; every replica shortens the range and starts range `id`
+//!             /Meta/k       ← left-hand descriptor    (first: see below)
+//!             /Meta/<end>   ← right-hand descriptor   (replaces the old range's record)
+//! ```
+//!
+//! The addressing records are updated after the split applied, left-hand first: in between, a
+//! lookup of a right-hand key still finds the old, wider descriptor, is sent to the left-hand
+//! range, and is redirected by its key-mismatch answer. Written the other way round, a lookup of
+//! a left-hand key would find a range that does not hold it.
+//!
+//! # Hazards
+//!
+//! The split and the addressing records are not one transaction (transactions come later): if
+//! this node dies between them, the records stay stale and every lookup of a right-hand key
+//! takes the redirect above until the split is retried.
+
+use shoal_api::addressing::{meta_record, range_id_generator};
+use shoal_api::{KvError, RangeDescriptor, Request, Response};
+use shoal_keys::Key;
+
+use crate::error::Result;
+use crate::server::Server;
+
+/// Splits the range holding `key` at `key`; returns the left-hand and right-hand ranges.
+pub async fn split(server: &Server, key: Key) -> Result<(RangeDescriptor, RangeDescriptor)> {
+    let cluster = server.require_cluster()?;
+    let new_range_id = cluster.kv.increment(range_id_generator(), 1).await? as u64;
+    let request = Request::AdminSplit { key, new_range_id };
+    let response = cluster.kv.sender().send(vec![request]).await?.pop();
+    let Some(Response::AdminSplit { lhs, rhs }) = response else {
+        return Err(KvError::Internal(format!("a split was answered with {response:?}")).into());
+    };
+    for descriptor in [&lhs, &rhs] {
+        let (key, value) = meta_record(descriptor);
+        cluster.kv.put(key, value).await?;
+    }
+    let cache = cluster.kv.sender().cache();
+    cache.insert(lhs.clone());
+    cache.insert(rhs.clone());
+    tracing::info!(lhs = lhs.range_id, rhs = rhs.range_id, split_key = %rhs.start_key, "split a range");
+    Ok((lhs, rhs))
+}
