@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench demo demo-stop
+.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv demo demo-stop
 
 all: build
 
@@ -42,6 +42,11 @@ golden:
 ## bench: criterion micro-benchmarks of MVCC on RocksDB (release build)
 bench:
 	$(CARGO) bench -p shoal-storage --bench mvcc
+
+## bench-kv: `shoal workload kv` against a local 3-node Shoal cluster and a 3-member etcd
+bench-kv: deps
+	$(CARGO) build --release -p shoal
+	scripts/bench-kv.sh
 
 ## demo: build shoal and start a local 3-node cluster on temporary stores (stop: make demo-stop)
 demo: deps

@@ -77,8 +77,9 @@ fn put(i: usize) -> Request {
     }
 }
 
-/// Waits until `node` applied everything the leaseholder among `from` applied, then checks
-/// that its engine holds every key `0..n`.
+/// Waits until `node`'s engine holds every key `0..n`, and at least what the leaseholder among
+/// `from` reports applied. (The leaseholder's metrics may lag the writes it acknowledged, so
+/// the keys themselves are the condition.)
 async fn caught_up(from: &[&Node], node: &Node, engine: &dyn Engine, n: usize) {
     let leader = from
         .iter()
@@ -91,11 +92,20 @@ async fn caught_up(from: &[&Node], node: &Node, engine: &dyn Engine, n: usize) {
         handle::wait_for_applied(replica.raft(), index, WAIT).await,
         "node never applied {index}"
     );
-    for i in 0..n {
-        let key = format!("key{i:04}");
-        let found =
-            mvcc::get(engine, key.as_bytes(), Timestamp::MAX, ReadOptions::default()).unwrap();
-        assert!(found.is_some(), "{key} is missing");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let missing: Vec<String> = (0..n)
+            .map(|i| format!("key{i:04}"))
+            .filter(|key| {
+                let read = ReadOptions::default();
+                mvcc::get(engine, key.as_bytes(), Timestamp::MAX, read).unwrap().is_none()
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "missing after {WAIT:?}: {missing:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

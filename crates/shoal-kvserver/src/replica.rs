@@ -195,7 +195,11 @@ impl RangeReplica {
     /// Splits this range at `key`; the right-hand side becomes range `new_range_id` with the
     /// same replicas. Holds the write latch throughout, so no request evaluates across it.
     async fn admin_split(&self, key: &Key, new_range_id: u64) -> Result<BatchResponse, KvError> {
-        let latch = Latch::Write(self.latches.clone().write_owned().await);
+        let acquire = self.latches.clone().write_owned();
+        let Ok(latch) = tokio::time::timeout(self.request_timeout, acquire).await else {
+            return Err(KvError::Unavailable("the range is busy; the split was not made".into()));
+        };
+        let latch = Latch::Write(latch);
         let lease_sequence = self.confirm_lease(&self.descriptor()).await?;
         let descriptor = self.descriptor();
         if is_meta_range_key(key) || descriptor.end_key.as_bytes() <= layout::META_MAX {

@@ -5,15 +5,15 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
-use shoal_hlc::Clock;
-use shoal_keys::Span;
+use shoal_hlc::{Clock, Timestamp};
 use shoal_keys::layout::{self, RangeLocalKind};
+use shoal_keys::{Key, Span};
 use shoal_raft::handle;
 use shoal_raft::{
     Applier, Command, CommandResponse, EngineSpan, EntryInfo, LogWriter, RaftEnvelope,
     RaftResponse, RaftTimers, ReplicaContext, ReplicaLocation, Transport, deliver, start_replica,
 };
-use shoal_storage::mvcc::key::encode_prefix;
+use shoal_storage::mvcc::{self, key::encode_prefix};
 use shoal_storage::{Cf, Engine, IterOptions, Reader, WriteBatch, WriteOptions, scan_all};
 
 use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
@@ -238,6 +238,15 @@ impl Store {
             .await
             .map_err(|e| KvError::Internal(e.to_string()))?;
         let range_id = descriptor.range_id;
+        // Starting the group re-applies committed entries; a split among them has recorded the
+        // range's narrower descriptor in the map meanwhile.
+        let descriptor = self
+            .descriptors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&range_id)
+            .cloned()
+            .unwrap_or(descriptor);
         // Long enough for an election or two; beyond it the caller hears "unavailable" or,
         // for a proposed write, "ambiguous".
         let request_timeout = Duration::from_millis(4 * self.config.timers.election_max_ms);
@@ -278,8 +287,30 @@ impl Store {
     }
 
     /// Evaluates a batch on this store's replica of its range.
+    ///
+    /// The evaluation runs in a task of its own: a caller that gives up (a dropped HTTP
+    /// request, an RPC past its deadline) must not drop a latch while the write it guards is
+    /// still being proposed, or a later request could evaluate without that write's effect.
     pub async fn send(&self, batch: BatchRequest) -> Result<BatchResponse, KvError> {
-        self.replica(batch.range_id)?.send(batch).await
+        let replica = self.replica(batch.range_id)?;
+        tokio::spawn(async move { replica.send(batch).await })
+            .await
+            .map_err(|e| KvError::Internal(format!("a request task failed: {e}")))?
+    }
+
+    /// Writes the first data of ranges being bootstrapped, identically on every first replica
+    /// and before their Raft groups start: `rows` at `ts`, as committed MVCC versions. Synced,
+    /// as the groups will treat it as applied state.
+    pub fn seed_data(&self, rows: &[(Key, Vec<u8>)], ts: Timestamp) -> Result<(), KvError> {
+        let mut batch = WriteBatch::new();
+        for (key, value) in rows {
+            mvcc::put(&*self.ctx.engine, &mut batch, key.as_bytes(), ts, Some(value), None)
+                .map_err(|e| KvError::Internal(format!("seeding {key}: {e}")))?;
+        }
+        self.ctx
+            .engine
+            .write(&batch, WriteOptions { sync: true })
+            .map_err(|e| KvError::Internal(format!("seeding the first ranges: {e}")))
     }
 
     /// Stops every replica's Raft group.

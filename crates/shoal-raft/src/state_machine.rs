@@ -112,6 +112,9 @@ pub struct RangeStateMachine {
     engine: Arc<dyn Engine>,
     applier: Arc<dyn Applier>,
     current_snapshot: Arc<Mutex<Option<RangeSnapshot>>>,
+    /// Set when a split seeded this range: openraft then believes a snapshot exists at the
+    /// split entry, so one must be captured when it asks for it.
+    capture_on_demand: bool,
 }
 
 impl Debug for RangeStateMachine {
@@ -123,7 +126,13 @@ impl Debug for RangeStateMachine {
 impl RangeStateMachine {
     /// Returns the state machine of `range_id` over `engine`.
     pub fn new(range_id: u64, engine: Arc<dyn Engine>, applier: Arc<dyn Applier>) -> Self {
-        RangeStateMachine { range_id, engine, applier, current_snapshot: Arc::default() }
+        RangeStateMachine {
+            range_id,
+            engine,
+            applier,
+            current_snapshot: Arc::default(),
+            capture_on_demand: false,
+        }
     }
 
     fn applied_state_key(&self) -> Vec<u8> {
@@ -244,6 +253,7 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
         // An empty snapshot is the seed of a range split off another (its data is already
         // here): never offer it to a peer as if it held the range. A real snapshot always holds
         // at least its span deletions.
+        self.capture_on_demand = snapshot.is_empty();
         let installed = (!snapshot.is_empty()).then(|| Snapshot { meta: meta.clone(), snapshot });
         *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = installed;
         Ok(())
@@ -252,6 +262,12 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
     async fn get_current_snapshot(
         &mut self,
     ) -> std::result::Result<Option<RangeSnapshot>, io::Error> {
-        Ok(self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()).clone())
+        let mut current = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if current.is_none() && self.capture_on_demand {
+            // openraft counts the seed as a snapshot and asks for it to catch up a follower
+            // behind the split entry (one that was never seeded): give it the range as it is.
+            *current = Some(self.capture_snapshot()?);
+        }
+        Ok(current.clone())
     }
 }

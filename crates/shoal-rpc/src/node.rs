@@ -411,12 +411,18 @@ impl Peer {
             inner.batches_sent.fetch_add(1, Ordering::Relaxed);
             inner.messages_sent.fetch_add(payloads.len() as u64, Ordering::Relaxed);
             let result = match client.deliver(ctx, header, payloads).await {
+                // The peer handled the batch: a failure from here on leaves its outcome unknown
+                // to the callers, which a connection error says.
                 Ok(Ok((answer, payloads))) => match inner.clock.update(answer.clock()) {
                     Ok(()) if payloads.len() == replies.len() => Ok(payloads),
-                    Ok(()) => {
-                        Err(Error::Refused { node: to, reason: "answer count mismatch".into() })
-                    }
-                    Err(e) => Err(Error::Refused { node: to, reason: e.to_string() }),
+                    Ok(()) => Err(Error::Connection {
+                        node: to,
+                        reason: "the answer holds the wrong number of replies".into(),
+                    }),
+                    Err(e) => Err(Error::Connection {
+                        node: to,
+                        reason: format!("the answer's clock was refused: {e}"),
+                    }),
                 },
                 Ok(Err(reason)) => Err(Error::Refused { node: to, reason }),
                 Err(e) => {

@@ -82,6 +82,8 @@ pub struct BootstrapPlan {
     pub nodes: Vec<NodeAddress>,
     /// The first ranges: the meta range, then the rest of the keyspace.
     pub ranges: Vec<RangeDescriptor>,
+    /// When the first ranges' data is written (the same on every first node).
+    pub timestamp: shoal_hlc::Timestamp,
 }
 
 /// Encodes a control message.

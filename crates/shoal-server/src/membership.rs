@@ -5,8 +5,8 @@
 //!     n1 ── Hello ──▶ each --join address: empty nodes answer "no cluster"
 //!     plan: n1 + the first two empty nodes become nodes 1..3, ranges 1 and 2 on all three
 //!     n1 ── Bootstrap(plan) ──▶ n2, n3: each starts its replicas and records its ident
-//!     n1 starts its own, initializes both Raft groups, writes the addressing records and the
-//!        node id counter through KV
+//!     every first node seeds the addressing records and id counters into its replicas;
+//!     n1 initializes both Raft groups
 //!   a node started later ── Hello ──▶ an initialized node ── Join ──▶ gets node id 4 (KV
 //!     increment of the counter), the meta range and the peer list; it hosts no replica yet
 //! ```
@@ -14,8 +14,11 @@
 //! # Invariants
 //!
 //! - A node takes at most one ident, once: bootstrap, join and init hold the `forming` lock and
-//!   refuse a node that already has one.
-//! - Node ids come from one replicated counter, so two joining nodes never share an id.
+//!   refuse a node that already has one (on disk, even before its replicas run).
+//! - Node ids come from one replicated counter, seeded in the first ranges' data before any
+//!   node can serve, so two nodes never share an id.
+//! - A first node that has not received its bootstrap yet is refused when it tries to join
+//!   through another first node, so it never takes a second id.
 //!
 //! # Out of scope
 //!
@@ -148,13 +151,15 @@ pub(crate) async fn join_cluster(server: &Server) -> Result<()> {
 }
 
 async fn join_through(server: &Server, addr: &str) -> Result<()> {
-    let _forming = server.inner.forming.lock().await;
-    if server.cluster().is_some() {
-        return Ok(());
-    }
     let target: SocketAddr = addr.parse().map_err(|e| Error::Peer(format!("{addr}: {e}")))?;
     let request = control::encode(&ControlRequest::Join { from: server.address() });
-    match call(server, target, request).await.map_err(Error::Peer)? {
+    // Not under the forming lock: a bootstrap of this node must not wait for this call.
+    let answer = call(server, target, request).await.map_err(Error::Peer)?;
+    let _forming = server.inner.forming.lock().await;
+    if server.cluster().is_some() {
+        return Ok(()); // Bootstrapped meanwhile; the id just handed out stays unused.
+    }
+    match answer {
         ControlResponse::Joined { cluster_id, node_id, meta_range, peers } => {
             let ident = StoreIdent { cluster_id, node_id, store_id: node_id, meta_range };
             server.activate(ident, Vec::new(), peers).await?;
@@ -182,13 +187,22 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
                 let mut pending = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
                 pending.insert(from.rpc_addr.clone(), (from, Instant::now()));
             }
-            let cluster_id = server.cluster().map(|c| c.ident.cluster_id.clone());
-            Ok(ControlResponse::Hello { cluster_id, node: server.address() })
+            Ok(ControlResponse::Hello { cluster_id: server.cluster_id(), node: server.address() })
         }
         ControlRequest::Join { from } => {
-            // Held so that no id is handed out while `shoal init` is still writing the counter.
-            let _forming = server.inner.forming.lock().await;
             let cluster = server.require_cluster()?;
+            let named = {
+                let peers = cluster.peers.lock().unwrap_or_else(|p| p.into_inner());
+                peers.values().find(|p| p.rpc_addr == from.rpc_addr).map(|p| p.node_id)
+            };
+            if let Some(node_id) = named {
+                // A first node that has not received its own bootstrap yet: it must wait for
+                // it rather than join as a stranger under a new id.
+                return Err(Error::Peer(format!(
+                    "the node at {} is being bootstrapped as node {node_id}",
+                    from.rpc_addr
+                )));
+            }
             let node_id = cluster.kv.increment(node_id_generator(), 1).await? as u64;
             let mut peers = cluster.gossip.addresses();
             peers.retain(|p| p.node_id != node_id);
@@ -201,11 +215,16 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
             })
         }
         ControlRequest::Bootstrap(plan) => {
-            let _forming = server.inner.forming.lock().await;
-            if let Some(cluster) = server.cluster() {
-                return Err(Error::AlreadyInitialized(cluster.ident.cluster_id.clone()));
-            }
-            apply_plan(server, plan).await?;
+            // Detached: the caller giving up must not stop the node half-way into the cluster.
+            let server = server.clone();
+            let task = tokio::spawn(async move {
+                let _forming = server.inner.forming.lock().await;
+                if let Some(cluster_id) = server.cluster_id() {
+                    return Err(Error::AlreadyInitialized(cluster_id));
+                }
+                apply_plan(&server, plan).await
+            });
+            task.await.map_err(|e| Error::Peer(format!("bootstrap failed: {e}")))??;
             Ok(ControlResponse::Bootstrapped)
         }
         ControlRequest::Gossip { cluster_id, statuses } => {
@@ -225,6 +244,7 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
 async fn apply_plan(server: &Server, plan: BootstrapPlan) -> Result<()> {
     let meta_range =
         plan.ranges.first().cloned().ok_or_else(|| Error::Peer("empty plan".into()))?;
+    let rows = first_rows(&plan);
     let ident = StoreIdent {
         cluster_id: plan.cluster_id,
         node_id: plan.node_id,
@@ -232,15 +252,34 @@ async fn apply_plan(server: &Server, plan: BootstrapPlan) -> Result<()> {
         meta_range,
     };
     let ranges = plan.ranges.into_iter().filter(|r| r.replica_on(plan.node_id).is_some()).collect();
-    server.activate(ident, ranges, plan.nodes).await?;
+    let cluster = server.activate(ident, ranges, plan.nodes).await?;
+    cluster.store.seed_data(&rows, plan.timestamp)?;
     Ok(())
+}
+
+/// The data every first replica starts with, written before the Raft groups start so that no
+/// request can see the cluster without it: the addressing records of the first ranges and
+/// the id counters (which a join or split increments).
+fn first_rows(plan: &BootstrapPlan) -> Vec<(shoal_keys::Key, Vec<u8>)> {
+    let mut rows: Vec<_> = plan.ranges.iter().map(meta_record).collect();
+    rows.push((node_id_generator(), plan.nodes.len().to_string().into_bytes()));
+    rows.push((range_id_generator(), plan.ranges.len().to_string().into_bytes()));
+    rows
 }
 
 /// Bootstraps a new cluster from this node and the empty nodes it can reach.
 pub(crate) async fn init_cluster(server: &Server, cluster_id: String) -> Result<InitReport> {
+    // Detached: an operator interrupting `shoal init` must not leave the cluster half-formed.
+    let detached = server.clone();
+    tokio::spawn(async move { init_detached(&detached, cluster_id).await })
+        .await
+        .map_err(|e| Error::Peer(format!("init failed: {e}")))?
+}
+
+async fn init_detached(server: &Server, cluster_id: String) -> Result<InitReport> {
     let _forming = server.inner.forming.lock().await;
-    if let Some(cluster) = server.cluster() {
-        return Err(Error::AlreadyInitialized(cluster.ident.cluster_id.clone()));
+    if let Some(cluster_id) = server.cluster_id() {
+        return Err(Error::AlreadyInitialized(cluster_id));
     }
     let mut candidates = vec![server.address()];
     for (addr, answer) in hello_all(server).await {
@@ -282,11 +321,13 @@ pub(crate) async fn init_cluster(server: &Server, cluster_id: String) -> Result<
         })
         .collect();
     let ranges = bootstrap_ranges(&replicas);
+    let timestamp = server.inner.clock.now();
     let plan_for = |node_id| BootstrapPlan {
         cluster_id: cluster_id.clone(),
         node_id,
         nodes: nodes.clone(),
         ranges: ranges.clone(),
+        timestamp,
     };
     for node in nodes.iter().skip(1) {
         let addr: SocketAddr =
@@ -301,12 +342,8 @@ pub(crate) async fn init_cluster(server: &Server, cluster_id: String) -> Result<
     for range in &ranges {
         cluster.store.bootstrap(range.range_id).await?;
     }
-    for range in &ranges {
-        let (key, value) = meta_record(range);
-        cluster.kv.put(key, value).await?;
-    }
-    cluster.kv.put(node_id_generator(), nodes.len().to_string()).await?;
-    cluster.kv.put(range_id_generator(), ranges.len().to_string()).await?;
+    // Answers once both ranges have leaders: the cluster then serves.
+    cluster.kv.get(node_id_generator()).await?;
     tracing::info!(%cluster_id, nodes = nodes.len(), "cluster initialized");
     Ok(InitReport { cluster_id, nodes })
 }

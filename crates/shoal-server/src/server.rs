@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) rpc: Rpc,
     pub(crate) http_addr: SocketAddr,
     pub(crate) started_at: Timestamp,
+    /// The cluster named by the store's ident when the node started, before its replicas run.
+    pub(crate) stored_cluster_id: Option<String>,
     pub(crate) cluster: OnceLock<Arc<Cluster>>,
     /// Serializes bootstrap, join and init: a node joins at most one cluster, once.
     pub(crate) forming: tokio::sync::Mutex<()>,
@@ -119,6 +121,15 @@ impl Server {
     /// Opens the store, binds both listeners and, if the store already belongs to a cluster,
     /// starts its replicas. The HTTP API serves from here on.
     pub async fn bind(config: ServerConfig, clock: Arc<Clock>) -> Result<Server> {
+        if config.listen_addr.ip().is_unspecified() {
+            return Err(Error::Listen {
+                flag: "--listen-addr",
+                addr: config.listen_addr.to_string(),
+                reason: "peers are told this address, so it must be one they can dial, not a \
+                         wildcard"
+                    .into(),
+            });
+        }
         let engine = open_engine(&config.store_path).await?;
         let ident = ident::read_ident(engine.as_ref())?;
         let http =
@@ -147,6 +158,7 @@ impl Server {
                 })?;
         let inner = Arc::new(Inner {
             started_at: clock.now(),
+            stored_cluster_id: ident.as_ref().map(|i| i.cluster_id.clone()),
             config,
             clock,
             engine,
@@ -186,6 +198,12 @@ impl Server {
     /// Returns the node's part in the cluster, once it has one.
     pub fn cluster(&self) -> Option<Arc<Cluster>> {
         self.inner.cluster.get().cloned()
+    }
+
+    /// Returns the id of the cluster this node belongs to, if any (also while it starts).
+    pub fn cluster_id(&self) -> Option<String> {
+        let running = self.cluster().map(|c| c.ident.cluster_id.clone());
+        running.or_else(|| self.inner.stored_cluster_id.clone())
     }
 
     /// Returns the cluster part or [`Error::NotInitialized`].
@@ -390,6 +408,17 @@ async fn gossip_loop(inner: Weak<Inner>, interval: Duration) {
     }
 }
 
+/// The answer to a message this node cannot handle, in the form its lane expects.
+fn not_serving(lane: Lane, reason: &str) -> Vec<u8> {
+    match lane {
+        Lane::Kv => shoal_api::encode(&Err::<shoal_api::BatchResponse, _>(KvError::Unavailable(
+            reason.to_string(),
+        ))),
+        Lane::Control => control::encode(&ControlResponse::Error(reason.to_string())),
+        Lane::Raft | Lane::Snapshot => RaftResponse::Error(reason.to_string()).encode(),
+    }
+}
+
 /// Dispatches incoming messages by lane.
 #[derive(Default)]
 struct ServerHandler {
@@ -401,7 +430,7 @@ impl Handler for ServerHandler {
         let server = self.inner.get().and_then(Weak::upgrade).map(|inner| Server { inner });
         Box::pin(async move {
             let Some(server) = server else {
-                return RaftResponse::Error("the node is shutting down".into()).encode();
+                return not_serving(lane, "the node is shutting down");
             };
             let cluster = server.cluster();
             match (lane, cluster) {
@@ -410,12 +439,7 @@ impl Handler for ServerHandler {
                     cluster.store.deliver_raft(&message).await
                 }
                 (Lane::Kv, Some(cluster)) => cluster.store.deliver_kv(&message).await,
-                (Lane::Kv, None) => shoal_api::encode(&Err::<(), _>(KvError::Unavailable(
-                    "this node is not part of a cluster yet".into(),
-                ))),
-                (_, None) => {
-                    RaftResponse::Error("this node is not part of a cluster yet".into()).encode()
-                }
+                (_, None) => not_serving(lane, "this node is not part of a cluster yet"),
             }
         })
     }

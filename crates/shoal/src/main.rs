@@ -7,6 +7,7 @@
 //!   shoal debug kv put KEY VALUE | get KEY | cas KEY EXPECTED NEW | delete KEY
 //!                | scan START END --host HOST:PORT
 //!   shoal debug split KEY --host HOST:PORT
+//!   shoal workload kv --hosts HOST:PORT,... [--target etcd] --concurrency N --duration 30s ...
 //! ```
 //!
 //! `--host` is always a node's HTTP address. Exit status: 0 success, 1 the operation failed
@@ -15,6 +16,7 @@
 mod client;
 mod commands;
 mod start;
+mod workload;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -41,6 +43,15 @@ enum Command {
     /// Low-level commands for debugging and tests.
     #[command(subcommand)]
     Debug(DebugCommand),
+    /// Load generators.
+    #[command(subcommand)]
+    Workload(WorkloadCommand),
+}
+
+#[derive(Subcommand)]
+enum WorkloadCommand {
+    /// Random single-key reads and writes; reports throughput and latency percentiles.
+    Kv(workload::KvArgs),
 }
 
 /// Flags of `shoal start`.
@@ -143,6 +154,7 @@ fn main() -> ExitCode {
             Command::Debug(DebugCommand::Split { key, host, base64 }) => {
                 commands::split(&host.host, &key, base64).await
             }
+            Command::Workload(WorkloadCommand::Kv(args)) => workload::run(args).await,
         }
     });
     match result {

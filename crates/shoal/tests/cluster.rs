@@ -284,3 +284,31 @@ fn the_http_api_answers_bad_input_with_json_errors() {
         assert_eq!(health.status().as_u16(), 200);
     });
 }
+
+#[test]
+fn workload_kv_reports_throughput_and_percentiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), 1);
+    let output = shoal(&[
+        "workload",
+        "kv",
+        "--hosts",
+        &nodes[0].http,
+        "--concurrency",
+        "4",
+        "--duration",
+        "2s",
+        "--read-percent",
+        "50",
+        "--keys",
+        "100",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = stdout(&output);
+    for expected in ["put: ", "get: ", "p99.9", "errors: 0"] {
+        assert!(report.contains(expected), "{expected:?} missing from:\n{report}");
+    }
+    // The writes are real: a key of the workload's key space reads back its value.
+    let scan = nodes[0].kv(&["scan", "wl-", "wl.", "--limit", "1"]);
+    assert!(stdout(&scan).starts_with("wl-"), "{}", stdout(&scan));
+}

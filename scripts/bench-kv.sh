@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Drives a local 3-node Shoal cluster and a local 3-member etcd cluster with the same
+# `shoal workload kv` runs, one system at a time, on temporary stores (what `make bench-kv` runs).
+#
+#   scripts/bench-kv.sh                 every shape below, Shoal then etcd
+#   SYSTEMS=shoal scripts/bench-kv.sh   Shoal only (etcd also skipped when it is not installed)
+#
+# etcd is Debian's `etcd-server` package (3.4), never built here. Each system's nodes get all
+# of --hosts, so clients spread over every node (etcd forwards writes to its leader, Shoal routes
+# to each range's leaseholder).
+set -euo pipefail
+
+SHOAL=${SHOAL:-${CARGO_TARGET_DIR:-$HOME/.cache/shoal-target}/release/shoal}
+DURATION=${DURATION:-20s}
+SYSTEMS=${SYSTEMS:-"shoal etcd"}
+# concurrency:read-percent
+SHAPES=${SHAPES:-"1:0 16:0 256:0 256:95"}
+WORKLOAD_FLAGS=${WORKLOAD_FLAGS:-"--key-size 16 --value-size 256 --keys 100000"}
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 200); do listening "$1" && return 0; sleep 0.1; done
+  echo "nothing listens on port $1; logs are in $dir" >&2
+  exit 1
+}
+stop_all() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
+  pids=()
+}
+
+run_shapes() { # target hosts
+  for shape in $SHAPES; do
+    c=${shape%%:*}; r=${shape##*:}
+    echo "== $1: $c clients, $r% reads"
+    # shellcheck disable=SC2086
+    "$SHOAL" workload kv --target "$1" --hosts "$2" --concurrency "$c" --read-percent "$r" \
+      --duration "$DURATION" $WORKLOAD_FLAGS | grep -v '^ *[0-9]*s '
+  done
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
+
+if [[ " $SYSTEMS " == *" shoal "* ]]; then
+  join=127.0.0.1:36257,127.0.0.1:36258,127.0.0.1:36259
+  for i in 1 2 3; do
+    "$SHOAL" start --store "$dir/shoal$i" --listen-addr "127.0.0.1:3625$((6 + i))" \
+      --http-addr "127.0.0.1:3808$i" --join "$join" > "$dir/shoal$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_port "3808$i"; done
+  "$SHOAL" init --host 127.0.0.1:38081 > /dev/null
+  run_shapes shoal 127.0.0.1:38081,127.0.0.1:38082,127.0.0.1:38083
+  stop_all
+fi
+
+if [[ " $SYSTEMS " == *" etcd "* ]]; then
+  if ! command -v etcd > /dev/null; then
+    echo "etcd is not installed (apt-get install etcd-server); skipping it" >&2
+    exit 0
+  fi
+  cluster=e1=http://127.0.0.1:12380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380
+  for i in 1 2 3; do
+    etcd --name "e$i" --data-dir "$dir/e$i" --listen-client-urls "http://127.0.0.1:${i}2379" \
+      --advertise-client-urls "http://127.0.0.1:${i}2379" \
+      --listen-peer-urls "http://127.0.0.1:${i}2380" \
+      --initial-advertise-peer-urls "http://127.0.0.1:${i}2380" --initial-cluster "$cluster" \
+      --initial-cluster-state new --initial-cluster-token bench \
+      --quota-backend-bytes=8589934592 --log-level warn > "$dir/e$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_port "${i}2379"; done
+  run_shapes etcd http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379
+  stop_all
+fi
