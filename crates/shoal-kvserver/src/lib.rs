@@ -11,10 +11,11 @@
 //! ```
 //!
 //! Not built yet: the meta range and addressing records, node liveness, splits, transactions,
-//! the timestamp cache and span latches (see the issue tracker).
+//! the timestamp cache and interval latches for spans (see the issue tracker).
 
 pub mod command;
 pub mod eval;
+pub mod latch;
 mod node;
 mod replica;
 mod store;

@@ -1,7 +1,7 @@
 //! A range replica on this store: lease checks, latches, evaluation and proposal of batches.
 //!
 //! ```text
-//!   send(batch) ─▶ keys in range? ─▶ latch (reads shared, writes exclusive)
+//!   send(batch) ─▶ keys in range? ─▶ latches (per key; see [`crate::latch`])
 //!              ─▶ lease read (leader, lease valid, applied up to date) ─▶ evaluate at clock.now()
 //!              ─▶ writes? propose ProposedCommand { lease_sequence: term } ─▶ applied here
 //!              ─▶ BatchResponse { responses, timestamp }
@@ -22,8 +22,8 @@
 //!
 //! # Out of scope
 //!
-//! Latches are per range (reads shared, writes exclusive), not per key span yet; transactions
-//! and the timestamp cache come with the transaction work.
+//! Scans latch the whole range (see [`crate::latch`]); transactions and the timestamp cache
+//! come with the transaction work.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,12 +38,7 @@ use shoal_storage::{Engine, WriteBatch};
 
 use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
 use crate::eval::{self, EvalError};
-
-/// A held latch: shared for reads, exclusive for writes (per range for now).
-enum Latch {
-    Read(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
-    Write(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
-}
+use crate::latch::{LatchManager, Latches};
 
 /// How often a write re-evaluates above a newer committed version before giving up.
 const MAX_WRITE_TOO_OLD_RETRIES: usize = 8;
@@ -55,7 +50,7 @@ pub struct RangeReplica {
     raft: Replica,
     engine: Arc<dyn Engine>,
     clock: Arc<Clock>,
-    latches: Arc<tokio::sync::RwLock<()>>,
+    latches: LatchManager,
     request_timeout: Duration,
 }
 
@@ -75,7 +70,7 @@ impl RangeReplica {
             raft,
             engine,
             clock,
-            latches: Arc::new(tokio::sync::RwLock::new(())),
+            latches: LatchManager::default(),
             request_timeout,
         }
     }
@@ -110,13 +105,7 @@ impl RangeReplica {
         let writes = batch.requests.iter().any(|r| r.is_write());
         // The latch first, then the lease read: evaluation must see everything committed before
         // the lease read, including writes that finished while this request waited for the latch.
-        let acquire = async {
-            if writes {
-                Latch::Write(self.latches.clone().write_owned().await)
-            } else {
-                Latch::Read(self.latches.clone().read_owned().await)
-            }
-        };
+        let acquire = self.latches.acquire(&batch.requests);
         // Bounded: an earlier write whose proposal never resolves (this replica lost its
         // quorum) keeps its latch; later requests give up and the client tries elsewhere.
         let Ok(latch) = tokio::time::timeout(self.request_timeout, acquire).await else {
@@ -195,11 +184,11 @@ impl RangeReplica {
     /// Splits this range at `key`; the right-hand side becomes range `new_range_id` with the
     /// same replicas. Holds the write latch throughout, so no request evaluates across it.
     async fn admin_split(&self, key: &Key, new_range_id: u64) -> Result<BatchResponse, KvError> {
-        let acquire = self.latches.clone().write_owned();
+        let split = [Request::AdminSplit { key: key.clone(), new_range_id }];
+        let acquire = self.latches.acquire(&split);
         let Ok(latch) = tokio::time::timeout(self.request_timeout, acquire).await else {
             return Err(KvError::Unavailable("the range is busy; the split was not made".into()));
         };
-        let latch = Latch::Write(latch);
         let lease_sequence = self.confirm_lease(&self.descriptor()).await?;
         let descriptor = self.descriptor();
         if is_meta_range_key(key) || descriptor.end_key.as_bytes() <= layout::META_MAX {
@@ -257,7 +246,7 @@ impl RangeReplica {
         }
     }
 
-    async fn replicate(&self, command: ProposedCommand, latch: Latch) -> Result<(), KvError> {
+    async fn replicate(&self, command: ProposedCommand, latch: Latches) -> Result<(), KvError> {
         let raft = self.raft.clone();
         let mut proposal =
             tokio::spawn(async move { handle::propose(&raft, command.to_command()).await });

@@ -35,6 +35,24 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Binds a node on a store that a node of this process just shut down. Tasks that served the
+/// old node's last requests may still hold the store's RocksDB lock for a moment (a separate
+/// process would have released it at exit), so this waits for the lock to be free.
+async fn reopen(dir: &Path) -> Server {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match bind(dir, vec![]).await {
+            Ok(node) => return node,
+            Err(Error::Store(e))
+                if e.contains("lock") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("reopening {}: {e}", dir.display()),
+        }
+    }
+}
+
 fn pending(server: &Server) -> usize {
     server.inner.pending.lock().unwrap().len()
 }
@@ -103,7 +121,7 @@ async fn a_restarted_node_keeps_its_ident_and_its_data() {
     node.require_cluster().unwrap().kv.put("k", "v").await.unwrap();
     node.shutdown().await;
 
-    let node = bind(dir.path(), vec![]).await.unwrap();
+    let node = reopen(dir.path()).await;
     let cluster = node.require_cluster().expect("the store remembers its cluster");
     assert_eq!((cluster.ident.cluster_id.as_str(), cluster.ident.node_id), ("solo", 1));
     assert_eq!(cluster.kv.get("k").await.unwrap(), Some(b"v".to_vec()));
@@ -220,7 +238,7 @@ async fn manual_splits_route_keys_and_scans_cross_ranges() {
     let restarted = nodes[2].clone();
     drop(nodes);
     restarted.shutdown().await;
-    let node = bind(dirs[2].path(), vec![]).await.unwrap();
+    let node = reopen(dirs[2].path()).await;
     let cluster = node.require_cluster().unwrap();
     let ranges: Vec<u64> =
         cluster.store.replicas().iter().map(|r| r.descriptor().range_id).collect();
