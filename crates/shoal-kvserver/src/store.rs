@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
 use shoal_hlc::{Clock, Timestamp};
-use shoal_keys::layout::{self, RangeLocalKind};
+use shoal_keys::layout::{self, RangeLocalKind, range_local_key};
 use shoal_keys::{Key, Span};
 use shoal_raft::handle;
 use shoal_raft::{
@@ -79,10 +79,40 @@ impl Applier for KvApplier {
             start: encode_prefix(start),
             end: encode_prefix(end),
         };
+        // The descriptor record travels too: a replica that catches up past a split must learn
+        // its range's new bounds, or it would serve, and later snapshot, the old wider span.
+        let record = range_local_key(range_id, RangeLocalKind::Descriptor);
+        let descriptor_record = EngineSpan {
+            cf: Cf::Local,
+            start: record.as_bytes().to_vec(),
+            end: record.next().into_bytes(),
+        };
         Ok(vec![
             mvcc(span.start.as_bytes(), span.end.as_bytes()),
             mvcc(locks.start.as_bytes(), locks.end.as_bytes()),
+            descriptor_record,
         ])
+    }
+
+    fn snapshot_installed(&self, range_id: u64, reader: &dyn Reader) {
+        let key = range_local_key(range_id, RangeLocalKind::Descriptor);
+        let descriptor = match reader.get(Cf::Local, key.as_bytes()) {
+            Ok(Some(bytes)) => match shoal_api::decode::<RangeDescriptor>(&bytes) {
+                Ok(descriptor) => descriptor,
+                Err(e) => return tracing::error!(range_id, "a snapshot's descriptor: {e}"),
+            },
+            Ok(None) => return,
+            Err(e) => return tracing::error!(range_id, "reading a snapshot's descriptor: {e}"),
+        };
+        self.descriptors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(range_id, descriptor.clone());
+        if let Some(store) = self.store.upgrade()
+            && let Ok(replica) = store.replica(range_id)
+        {
+            replica.set_descriptor(descriptor);
+        }
     }
 }
 

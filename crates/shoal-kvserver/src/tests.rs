@@ -23,10 +23,14 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
+        Self::start_with(RaftTimers::FAST).await
+    }
+
+    async fn start_with(timers: RaftTimers) -> Cluster {
         let net = LocalNet::new();
         let mut stores = Vec::new();
         for node_id in 1..=3 {
-            let config = StoreConfig { node_id, store_id: 1, timers: RaftTimers::FAST };
+            let config = StoreConfig { node_id, store_id: 1, timers };
             let clock = Arc::new(Clock::system().0);
             let store =
                 Store::new(config, Arc::new(MemoryEngine::new()), clock, net.transport(node_id));
@@ -190,4 +194,39 @@ async fn acknowledged_writes_survive_leaseholder_loss_without_stale_reads() {
     let stale = tokio::time::timeout(Duration::from_secs(5), cluster.store(old).send(batch)).await;
     assert!(!matches!(stale, Ok(Ok(_))), "the partitioned replica served a read: {stale:?}");
     cluster.net.heal();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_catches_up_by_snapshot_past_a_split_learns_the_new_bounds() {
+    // Snapshots after a few entries and no log kept behind them: a lagging follower can only
+    // catch up by snapshot.
+    let timers =
+        RaftTimers { snapshot_after_entries: 5, logs_kept_after_snapshot: 0, ..RaftTimers::FAST };
+    let cluster = Cluster::start_with(timers).await;
+    cluster.send(vec![put("a", "1")]).await.unwrap();
+    cluster.net.isolate(3);
+    let split = Request::AdminSplit { key: Key::from("m"), new_range_id: 2 };
+    let answer = cluster.send_among(&[1, 2], vec![split]).await.unwrap();
+    assert!(
+        matches!(&answer[..], [Response::AdminSplit { lhs, .. }] if lhs.end_key == Key::from("m"))
+    );
+    for i in 0..20 {
+        cluster.send_among(&[1, 2], vec![put(&format!("b{i:02}"), "v")]).await.unwrap();
+    }
+    cluster.net.heal();
+    let lagging = cluster.store(3).replica(RANGE).unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while lagging.descriptor().end_key != Key::from("m") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node 3 still has {:?}",
+            lagging.descriptor()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Its range now refuses keys of the right-hand side.
+    let batch =
+        BatchRequest { range_id: RANGE, requests: vec![Request::Get { key: Key::from("z") }] };
+    let refused = cluster.store(3).send(batch).await.unwrap_err();
+    assert!(matches!(refused, KvError::RangeKeyMismatch { .. }), "{refused}");
 }

@@ -94,6 +94,10 @@ pub trait Applier: Send + Sync + 'static {
 
     /// Returns the spans holding the range's replicated data, which a snapshot copies.
     fn replicated_spans(&self, range_id: u64, reader: &dyn Reader) -> Result<Vec<EngineSpan>>;
+
+    /// Called after a snapshot of `range_id` was installed (and written durably): the range's
+    /// state may have jumped past entries this replica never applied (a split, say).
+    fn snapshot_installed(&self, _range_id: u64, _reader: &dyn Reader) {}
 }
 
 /// The applied state of a range, stored at `/Local/Range/<id>/AppliedState`.
@@ -254,6 +258,9 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
         // here): never offer it to a peer as if it held the range. A real snapshot always holds
         // at least its span deletions.
         self.capture_on_demand = snapshot.is_empty();
+        if !snapshot.is_empty() {
+            self.applier.snapshot_installed(self.range_id, &*self.engine);
+        }
         let installed = (!snapshot.is_empty()).then(|| Snapshot { meta: meta.clone(), snapshot });
         *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = installed;
         Ok(())
