@@ -323,9 +323,20 @@ impl Store {
     /// still being proposed, or a later request could evaluate without that write's effect.
     pub async fn send(&self, batch: BatchRequest) -> Result<BatchResponse, KvError> {
         let replica = self.replica(batch.range_id)?;
-        tokio::spawn(async move { replica.send(batch).await })
+        let result = tokio::spawn(async move { replica.send(batch).await })
             .await
-            .map_err(|e| KvError::Internal(format!("a request task failed: {e}")))?
+            .map_err(|e| KvError::Internal(format!("a request task failed: {e}")))?;
+        match result {
+            // Point the sender at the range that holds the key if this store knows it (after a
+            // split it usually does): a stale addressing record then costs one redirect.
+            Err(KvError::RangeKeyMismatch { range_id, key, actual }) => {
+                let descriptors = self.descriptors.read().unwrap_or_else(|p| p.into_inner());
+                let holder = descriptors.values().find(|d| d.contains_key(key.as_bytes()));
+                let actual = holder.cloned().map(Box::new).or(actual);
+                Err(KvError::RangeKeyMismatch { range_id, key, actual })
+            }
+            other => other,
+        }
     }
 
     /// Writes the first data of ranges being bootstrapped, identically on every first replica

@@ -16,8 +16,9 @@
 //! # Hazards
 //!
 //! The split and the addressing records are not one transaction (transactions come later): if
-//! this node dies between them, the records stay stale and every lookup of a right-hand key
-//! takes the redirect above until the split is retried.
+//! this node dies between them, the records stay stale and every cold lookup of a right-hand
+//! key takes the redirect above (the left-hand store names the right-hand range, which it
+//! hosts too). Nothing rewrites the records yet.
 
 use shoal_api::addressing::{meta_record, range_id_generator};
 use shoal_api::{KvError, RangeDescriptor, Request, Response};

@@ -9,6 +9,9 @@ use shoal_hlc::Clock;
 use shoal_raft::RaftTimers;
 use tempfile::TempDir;
 
+use shoal_api::Request;
+use shoal_api::addressing::range_id_generator;
+
 use crate::{Error, Server, ServerConfig};
 
 fn config(dir: &Path, join: Vec<String>) -> ServerConfig {
@@ -234,7 +237,20 @@ async fn manual_splits_route_keys_and_scans_cross_ranges() {
         kv(0).kv.compare_and_set(key(i), Some(format!("v{i}").into_bytes()), "new").await.unwrap();
     }
 
-    // A node restarted after the splits starts all four replicas from its store.
+    // A split whose addressing records were never written (its coordinator died right after
+    // it): lookups still find the old, wider record, and the store's redirect names the range
+    // that holds the key, so reads and writes there still succeed.
+    let new_range_id = kv(0).kv.increment(range_id_generator(), 1).await.unwrap() as u64;
+    let split = Request::AdminSplit { key: key(90).into(), new_range_id };
+    kv(0).kv.sender().send(vec![split]).await.unwrap();
+    for (n, node) in nodes.iter().enumerate() {
+        let cluster = node.require_cluster().unwrap();
+        let got = cluster.kv.get(key(95)).await;
+        assert_eq!(got.unwrap(), Some(b"v95".to_vec()), "through node {}", n + 1);
+        cluster.kv.put(key(96), "again").await.unwrap();
+    }
+
+    // A node restarted after the splits starts all its replicas from its store.
     let restarted = nodes[2].clone();
     drop(nodes);
     restarted.shutdown().await;
@@ -242,6 +258,6 @@ async fn manual_splits_route_keys_and_scans_cross_ranges() {
     let cluster = node.require_cluster().unwrap();
     let ranges: Vec<u64> =
         cluster.store.replicas().iter().map(|r| r.descriptor().range_id).collect();
-    assert_eq!(ranges, vec![1, 2, 3, 4]);
+    assert_eq!(ranges, vec![1, 2, 3, 4, new_range_id]);
     assert_eq!(cluster.kv.get(key(85)).await.unwrap(), Some(b"new".to_vec()));
 }
