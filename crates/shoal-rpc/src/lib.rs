@@ -14,7 +14,8 @@
 //!
 //! - **Multiplexed and long-lived**: one tarpc connection per peer and [`Lane`], with many
 //!   calls in flight; re-dialled when it breaks.
-//! - **Batched**: messages queued for the same peer and lane travel in one call.
+//! - **Batched**: Raft messages queued for the same peer travel in one call; KV requests, which
+//!   each wait for a Raft round trip, travel in calls of their own so none waits for another.
 //! - **Bounded**: every call has a deadline; a peer that accepts and never answers costs its
 //!   callers their deadline and nobody else anything.
 //! - **Clocked**: each request and answer carries the sender's HLC reading (design §4).

@@ -321,9 +321,16 @@ struct Peer {
 
 impl Peer {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+        // A batch is answered when its slowest message is: fine for Raft messages, which are
+        // all quick, but a KV request waits for a Raft round trip, so KV requests each travel in
+        // their own call (still pipelined over the one connection).
+        let max_batch = match self.lane {
+            Lane::Raft | Lane::Snapshot => self.shared.config.max_batch,
+            Lane::Kv | Lane::Control => 1,
+        };
         while let Some(first) = queue.recv().await {
             let mut batch = vec![first];
-            while batch.len() < self.shared.config.max_batch {
+            while batch.len() < max_batch {
                 match queue.try_recv() {
                     Ok(next) => batch.push(next),
                     Err(_) => break,
