@@ -49,6 +49,9 @@ pub struct ServerConfig {
     pub store_path: PathBuf,
     /// The node-to-node address (also what peers are told).
     pub listen_addr: SocketAddr,
+    /// The node-to-node address peers are told, when it differs from `listen_addr` (which
+    /// may then be a wildcard such as `0.0.0.0:26257`).
+    pub advertise_addr: Option<SocketAddr>,
     /// The HTTP API address.
     pub http_addr: SocketAddr,
     /// Nodes to contact to find the cluster, as `host:port` of their `--listen-addr`.
@@ -69,6 +72,7 @@ impl ServerConfig {
         ServerConfig {
             store_path,
             listen_addr,
+            advertise_addr: None,
             http_addr,
             join: Vec::new(),
             join_timeout: Duration::from_secs(60),
@@ -121,12 +125,16 @@ impl Server {
     /// Opens the store, binds both listeners and, if the store already belongs to a cluster,
     /// starts its replicas. The HTTP API serves from here on.
     pub async fn bind(config: ServerConfig, clock: Arc<Clock>) -> Result<Server> {
-        if config.listen_addr.ip().is_unspecified() {
+        let (flag, told) = match config.advertise_addr {
+            Some(addr) => ("--advertise-addr", addr),
+            None => ("--listen-addr", config.listen_addr),
+        };
+        if told.ip().is_unspecified() {
             return Err(Error::Listen {
-                flag: "--listen-addr",
-                addr: config.listen_addr.to_string(),
+                flag,
+                addr: told.to_string(),
                 reason: "peers are told this address, so it must be one they can dial, not a \
-                         wildcard"
+                         wildcard (listen on a wildcard with --advertise-addr naming this host)"
                     .into(),
             });
         }
@@ -218,7 +226,7 @@ impl Server {
 
     /// Returns the node-to-node address.
     pub fn rpc_addr(&self) -> SocketAddr {
-        self.inner.rpc.local_addr()
+        self.inner.config.advertise_addr.unwrap_or_else(|| self.inner.rpc.local_addr())
     }
 
     /// Returns the HTTP address.

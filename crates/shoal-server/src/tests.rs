@@ -177,6 +177,12 @@ async fn a_port_in_use_is_named() {
     config.listen_addr = taken.local_addr().unwrap();
     let error = Server::bind(config, Arc::new(Clock::system().0)).await.err().expect("refused");
     assert!(matches!(error, Error::Listen { flag: "--listen-addr", .. }), "{error}");
+
+    // A wildcard cannot be told to peers: it needs an address to advertise.
+    let mut config = self::config(dir.path(), vec![]);
+    config.listen_addr = "0.0.0.0:0".parse().unwrap();
+    let error = Server::bind(config, Arc::new(Clock::system().0)).await.err().expect("refused");
+    assert!(error.to_string().contains("--advertise-addr"), "{error}");
 }
 
 /// Starts three empty nodes and initializes them into a cluster.

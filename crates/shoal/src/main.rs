@@ -63,6 +63,10 @@ pub struct StartArgs {
     /// The node-to-node address.
     #[arg(long, default_value = "127.0.0.1:26257")]
     pub listen_addr: String,
+    /// The node-to-node address peers dial, if not --listen-addr (e.g. when listening on
+    /// 0.0.0.0).
+    #[arg(long)]
+    pub advertise_addr: Option<String>,
     /// The HTTP API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_addr: String,

@@ -31,6 +31,8 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     let http_addr = resolve("--http-addr", &args.http_addr)?;
     let mut config = ServerConfig::new(args.store.clone(), listen_addr, http_addr);
     config.join = args.join.clone();
+    config.advertise_addr =
+        args.advertise_addr.as_deref().map(|a| resolve("--advertise-addr", a)).transpose()?;
     config.join_timeout = args.join_timeout;
     let (clock, _) = Clock::system();
     let server = Server::bind(config, Arc::new(clock)).await.map_err(|e| e.to_string())?;
