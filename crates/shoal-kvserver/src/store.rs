@@ -254,6 +254,10 @@ impl Store {
         &self,
         descriptor: RangeDescriptor,
     ) -> Result<Arc<RangeReplica>, KvError> {
+        // One Raft group per range per store: a second would share (and corrupt) its log.
+        if let Ok(running) = self.replica(descriptor.range_id) {
+            return Ok(running);
+        }
         let replica = descriptor.replica_on(self.config.node_id).ok_or_else(|| {
             KvError::InvalidArgument(format!(
                 "range {} has no replica on node {}",

@@ -49,8 +49,17 @@ pub const DEFAULT_SCAN_LIMIT: u64 = 1_000;
 pub const MAX_SCAN_LIMIT: u64 = 100_000;
 
 /// Serves the API on `listener` until the task is dropped.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, server: Server) {
-    if let Err(e) = axum::serve(listener, router(server)).await {
+/// Serves the API on `listener` until `stop` turns true; then lets the requests in flight
+/// finish, closes every connection and returns.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    server: Server,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    if let Err(e) = axum::serve(listener, router(server)).with_graceful_shutdown(stopped).await {
         tracing::error!("the HTTP server stopped: {e}");
     }
 }

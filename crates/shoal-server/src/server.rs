@@ -119,6 +119,9 @@ pub(crate) struct Inner {
     /// Empty nodes that said hello recently, by RPC address: candidates for `shoal init`.
     pub(crate) pending: Mutex<BTreeMap<String, (NodeAddress, tokio::time::Instant)>>,
     tasks: Mutex<JoinSet<()>>,
+    /// Tells the HTTP server to stop; its task, awaited on shutdown.
+    http_stop: tokio::sync::watch::Sender<bool>,
+    http_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -177,6 +180,8 @@ impl Server {
             initialized: Notify::new(),
             pending: Mutex::default(),
             tasks: Mutex::new(JoinSet::new()),
+            http_stop: tokio::sync::watch::Sender::new(false),
+            http_task: Mutex::new(None),
         });
         let _ = handler.inner.set(Arc::downgrade(&inner));
         let server = Server { inner };
@@ -186,7 +191,9 @@ impl Server {
             server.check_join_addresses(&ident).await?;
             server.activate(ident, Vec::new(), Vec::new()).await?;
         }
-        server.spawn(crate::http::serve(http, server.clone()));
+        let serving = crate::http::serve(http, server.clone(), server.inner.http_stop.subscribe());
+        *server.inner.http_task.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(tokio::spawn(serving));
         Ok(server)
     }
 
@@ -241,6 +248,14 @@ impl Server {
 
     /// Stops the node's tasks and replicas; its store can then be reopened.
     pub async fn shutdown(self) {
+        // HTTP first, gracefully: requests in flight finish (bounded), connections close.
+        self.inner.http_stop.send_replace(true);
+        let http = self.inner.http_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut http) = http
+            && tokio::time::timeout(Duration::from_secs(5), &mut http).await.is_err()
+        {
+            http.abort();
+        }
         let mut tasks =
             std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
         // Waits for the tasks to end, not just asks: they hold the node, and the store's
