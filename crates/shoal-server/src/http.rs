@@ -35,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use shoal_api::KvError;
 use shoal_keys::{Key, Span, layout};
@@ -234,11 +234,6 @@ struct ScanRequest {
     encoding: Encoding,
 }
 
-#[derive(Serialize)]
-struct Ok {
-    ok: bool,
-}
-
 type ApiResult = Result<axum::Json<Json>, ApiError>;
 
 async fn kv_get(State(server): State<Server>, body: Bytes) -> ApiResult {
@@ -257,7 +252,7 @@ async fn kv_put(State(server): State<Server>, body: Bytes) -> ApiResult {
     let value = enc.decode("value", &request.value)?;
     let cluster = server.require_cluster()?;
     cluster.kv.put(key, value).await.map_err(|e| kv_error(e, enc))?;
-    Ok(axum::Json(json!(Ok { ok: true })))
+    Ok(axum::Json(json!({"ok": true})))
 }
 
 async fn kv_cas(State(server): State<Server>, body: Bytes) -> ApiResult {
@@ -268,7 +263,7 @@ async fn kv_cas(State(server): State<Server>, body: Bytes) -> ApiResult {
     let value = enc.decode("value", &request.value)?;
     let cluster = server.require_cluster()?;
     cluster.kv.compare_and_set(key, expected, value).await.map_err(|e| kv_error(e, enc))?;
-    Ok(axum::Json(json!(Ok { ok: true })))
+    Ok(axum::Json(json!({"ok": true})))
 }
 
 async fn kv_delete(State(server): State<Server>, body: Bytes) -> ApiResult {
@@ -277,7 +272,7 @@ async fn kv_delete(State(server): State<Server>, body: Bytes) -> ApiResult {
     let key = user_key(enc, "key", &request.key)?;
     let cluster = server.require_cluster()?;
     cluster.kv.delete(key).await.map_err(|e| kv_error(e, enc))?;
-    Ok(axum::Json(json!(Ok { ok: true })))
+    Ok(axum::Json(json!({"ok": true})))
 }
 
 async fn kv_scan(State(server): State<Server>, body: Bytes) -> ApiResult {
