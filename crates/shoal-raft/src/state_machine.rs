@@ -22,20 +22,35 @@
 //!
 //! # Snapshots
 //!
-//! A snapshot is a [`WriteBatch`]: a range delete of each of the range's spans followed by
-//! every key in them, captured when the builder is created (on the state machine's task, so no
-//! apply runs concurrently). Installing applies the batch and the snapshot's applied state in
-//! one synced write.
+//! Snapshots are lazy. *Building* one (what openraft does every `snapshot_after_entries`
+//! entries, so that it may purge the log) only syncs the WAL and records the applied state: it
+//! copies no data, so its cost does not grow with the range. Data is copied only when a
+//! follower needs it: [`RaftStateMachine::get_current_snapshot`] captures the range as it is
+//! *now*, on the state machine's task (no apply runs concurrently), with the applied state read
+//! in the same pass, so the snapshot's metadata always describes exactly its data:
+//!
+//! ```text
+//!   entries 1..=10000 applied ──build──▶ meta { last_log_id: 10000 }   (no data copied)
+//!   openraft purges the log up to 9000
+//!   entries ..=10450 applied
+//!   a follower needs entry 5000 ──get_current_snapshot──▶ { meta: 10450, data at 10450 }
+//! ```
+//!
+//! The captured snapshot is never older than the one openraft built (the applied state only
+//! grows), and everything it holds is committed, so sending it in place of the built one is
+//! safe. It is a [`WriteBatch`]: a range delete of each of the range's spans followed by every
+//! key in them. Installing applies the batch and the snapshot's applied state in one synced
+//! write.
 //!
 //! # Hazards
 //!
-//! - The snapshot is materialized in memory; streaming a RocksDB snapshot is not built yet, so
-//!   ranges must stay small enough to hold in memory.
-//! - The current snapshot is kept in memory only; after a restart openraft builds a new one.
+//! - The captured snapshot is materialized in memory; streaming from a RocksDB snapshot is not
+//!   built yet, so ranges must stay small enough to hold in memory while one is sent.
+//! - Capturing blocks this range's applies for as long as the copy takes.
 
 use std::fmt::Debug;
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine, Snapshot};
@@ -115,10 +130,10 @@ pub struct RangeStateMachine {
     range_id: u64,
     engine: Arc<dyn Engine>,
     applier: Arc<dyn Applier>,
-    current_snapshot: Arc<Mutex<Option<RangeSnapshot>>>,
-    /// Set when a split seeded this range: openraft then believes a snapshot exists at the
-    /// split entry, so one must be captured when it asks for it.
-    capture_on_demand: bool,
+    /// Whether openraft believes a snapshot exists: one was built or installed (a split's data-less
+    /// seed counts). Only then does [`RaftStateMachine::get_current_snapshot`] capture one; in
+    /// particular not on every start, when openraft asks before anything was built.
+    has_snapshot: bool,
 }
 
 impl Debug for RangeStateMachine {
@@ -130,13 +145,7 @@ impl Debug for RangeStateMachine {
 impl RangeStateMachine {
     /// Returns the state machine of `range_id` over `engine`.
     pub fn new(range_id: u64, engine: Arc<dyn Engine>, applier: Arc<dyn Applier>) -> Self {
-        RangeStateMachine {
-            range_id,
-            engine,
-            applier,
-            current_snapshot: Arc::default(),
-            capture_on_demand: false,
-        }
+        RangeStateMachine { range_id, engine, applier, has_snapshot: false }
     }
 
     fn applied_state_key(&self) -> Vec<u8> {
@@ -151,8 +160,6 @@ impl RangeStateMachine {
     }
 
     fn capture_snapshot(&self) -> Result<RangeSnapshot> {
-        // openraft purges the log covered by a snapshot: make the covered state durable first.
-        self.engine.sync_wal()?;
         let state = self.read_applied_state()?;
         let mut data = WriteBatch::new();
         for span in self.applier.replicated_spans(self.range_id, &*self.engine)? {
@@ -164,25 +171,25 @@ impl RangeStateMachine {
                 iter.next();
             }
         }
-        let meta =
-            SnapshotMeta { last_log_id: state.last_applied, last_membership: state.membership };
-        Ok(Snapshot { meta, snapshot: data })
+        Ok(Snapshot { meta: snapshot_meta(state), snapshot: data })
     }
 }
 
-/// Builds the snapshot captured when it was created.
+fn snapshot_meta(state: AppliedState) -> SnapshotMeta {
+    SnapshotMeta { last_log_id: state.last_applied, last_membership: state.membership }
+}
+
+/// Builds a snapshot: returns the metadata recorded when it was created, with no data (openraft
+/// keeps only the metadata of a built snapshot; see the module docs).
 pub struct SnapshotBuilder {
-    captured: Result<RangeSnapshot>,
-    current_snapshot: Arc<Mutex<Option<RangeSnapshot>>>,
+    built: Result<SnapshotMeta>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = WriteBatch;
 
     async fn build_snapshot(&mut self) -> std::result::Result<RangeSnapshot, io::Error> {
-        let snapshot = self.captured.clone()?;
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.clone());
-        Ok(snapshot)
+        Ok(Snapshot { meta: self.built.clone()?, snapshot: WriteBatch::new() })
     }
 }
 
@@ -235,10 +242,15 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            captured: self.capture_snapshot(),
-            current_snapshot: self.current_snapshot.clone(),
-        }
+        // Read the applied state before syncing: everything it covers is then in the synced WAL.
+        // openraft purges the log a snapshot covers, so the covered applies must be durable
+        // (they were written without fsync).
+        let built = self.read_applied_state().and_then(|state| {
+            self.engine.sync_wal()?;
+            Ok(snapshot_meta(state))
+        });
+        self.has_snapshot |= built.is_ok();
+        SnapshotBuilder { built }
     }
 
     async fn install_snapshot(
@@ -246,7 +258,8 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
         meta: &SnapshotMeta,
         snapshot: WriteBatch,
     ) -> std::result::Result<(), io::Error> {
-        let mut batch = snapshot.clone();
+        let is_split_seed = snapshot.is_empty();
+        let mut batch = snapshot;
         let state = AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -254,27 +267,24 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
         batch.put(Cf::Local, self.applied_state_key(), encode(&state));
         // Synced: the snapshot replaces log entries this replica may never receive again.
         self.engine.write(&batch, WriteOptions::SYNC).map_err(Error::from)?;
-        // An empty snapshot is the seed of a range split off another (its data is already
-        // here): never offer it to a peer as if it held the range. A real snapshot always holds
-        // at least its span deletions.
-        self.capture_on_demand = snapshot.is_empty();
-        if !snapshot.is_empty() {
+        // An empty snapshot is the seed of a range split off another: its data is already here
+        // and nothing else changed. A real snapshot always holds at least its span deletions,
+        // and may have moved the range past entries this replica never applied.
+        if !is_split_seed {
             self.applier.snapshot_installed(self.range_id, &*self.engine);
         }
-        let installed = (!snapshot.is_empty()).then(|| Snapshot { meta: meta.clone(), snapshot });
-        *self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner()) = installed;
+        // From now on openraft may ask for this snapshot (for the seed: to catch up a follower
+        // behind the split entry that was never seeded); it gets the range as it is then.
+        self.has_snapshot = true;
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> std::result::Result<Option<RangeSnapshot>, io::Error> {
-        let mut current = self.current_snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        if current.is_none() && self.capture_on_demand {
-            // openraft counts the seed as a snapshot and asks for it to catch up a follower
-            // behind the split entry (one that was never seeded): give it the range as it is.
-            *current = Some(self.capture_snapshot()?);
+        if !self.has_snapshot {
+            return Ok(None);
         }
-        Ok(current.clone())
+        Ok(Some(self.capture_snapshot()?))
     }
 }

@@ -108,12 +108,21 @@ async fn snapshot_replaces_the_followers_data() {
         Entry { log_id: log_id(2, 5), payload: EntryPayload::Normal(put_command(b"a", b"1")) };
     leader_sm.apply(stream::iter([Ok((entry, None))])).await.unwrap();
     let mut builder = leader_sm.get_snapshot_builder().await;
-    let snapshot =
-        openraft::storage::RaftSnapshotBuilder::build_snapshot(&mut builder).await.unwrap();
-    assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, 5)));
+    let built = openraft::storage::RaftSnapshotBuilder::build_snapshot(&mut builder).await.unwrap();
+    assert_eq!(built.meta.last_log_id, Some(log_id(2, 5)));
+    assert!(built.snapshot.is_empty(), "building a snapshot copies no data");
+
+    // Entries applied after the build are in the snapshot a follower gets, and so is their
+    // log id: the metadata always describes the data.
+    let entry =
+        Entry { log_id: log_id(2, 6), payload: EntryPayload::Normal(put_command(b"b", b"2")) };
+    leader_sm.apply(stream::iter([Ok((entry, None))])).await.unwrap();
+    let snapshot = leader_sm.get_current_snapshot().await.unwrap().expect("a snapshot was built");
+    assert_eq!(snapshot.meta.last_log_id, Some(log_id(2, 6)));
 
     follower_sm.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
     assert_eq!(follower.get(Cf::Mvcc, b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(follower.get(Cf::Mvcc, b"b").unwrap(), Some(b"2".to_vec()));
     assert_eq!(follower.get(Cf::Mvcc, b"stale").unwrap(), None, "the snapshot replaces the span");
-    assert_eq!(follower_sm.applied_state().await.unwrap().0, Some(log_id(2, 5)));
+    assert_eq!(follower_sm.applied_state().await.unwrap().0, Some(log_id(2, 6)));
 }

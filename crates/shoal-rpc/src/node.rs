@@ -130,6 +130,7 @@ impl Rpc {
                 while connections.try_join_next().is_some() {}
                 match accepted {
                     Ok(transport) => {
+                        no_delay(transport.get_ref());
                         let channel = BaseChannel::with_defaults(transport);
                         connections.spawn(channel.execute(server.clone().serve()).for_each(
                             |call| async {
@@ -190,6 +191,7 @@ impl Rpc {
             let mut connecting = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
             connecting.config_mut().max_frame_length(MAX_FRAME_BYTES);
             let transport = connecting.await.map_err(|e| unreachable(e.to_string()))?;
+            no_delay(transport.get_ref());
             let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
             let now = shared.clock.now();
             let header = Header {
@@ -307,6 +309,15 @@ impl Shared {
     }
 }
 
+/// Turns Nagle's algorithm off: calls are small and pipelined, and a message held back until
+/// the previous one is acknowledged would add a round trip (or a delayed-ACK timeout) to a
+/// Raft commit. Failing to set it costs only latency, so the failure is logged, not returned.
+fn no_delay(stream: &tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!("setting TCP_NODELAY on a peer connection failed: {e}");
+    }
+}
+
 /// The task that drains one `(peer, lane)` queue into batches.
 struct Peer {
     shared: Arc<Shared>,
@@ -374,6 +385,7 @@ impl Peer {
             .await
             .map_err(|_| unreachable(format!("connecting to {addr} timed out")))?
             .map_err(|e| unreachable(format!("connecting to {addr}: {e}")))?;
+        no_delay(transport.get_ref());
         let new_client = NodeServiceClient::new(client::Config::default(), transport);
         let client = new_client.client;
         let generation = self.dials.fetch_add(1, Ordering::Relaxed);

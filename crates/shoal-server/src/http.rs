@@ -33,6 +33,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::Deserialize;
@@ -48,7 +49,6 @@ pub const DEFAULT_SCAN_LIMIT: u64 = 1_000;
 /// The most rows one scan may ask for.
 pub const MAX_SCAN_LIMIT: u64 = 100_000;
 
-/// Serves the API on `listener` until the task is dropped.
 /// Serves the API on `listener` until `stop` turns true; then lets the requests in flight
 /// finish, closes every connection and returns.
 pub(crate) async fn serve(
@@ -59,8 +59,18 @@ pub(crate) async fn serve(
     let stopped = async move {
         let _ = stop.wait_for(|stop| *stop).await;
     };
-    if let Err(e) = axum::serve(listener, router(server)).with_graceful_shutdown(stopped).await {
+    if let Err(e) =
+        axum::serve(listener.tap_io(no_delay), router(server)).with_graceful_shutdown(stopped).await
+    {
         tracing::error!("the HTTP server stopped: {e}");
+    }
+}
+
+/// Answers go out at once rather than waiting for the client's acknowledgement of the previous
+/// segment (Nagle's algorithm), which would add up to a delayed-ACK timeout to a request.
+fn no_delay(stream: &mut tokio::net::TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::warn!("setting TCP_NODELAY on an HTTP connection failed: {e}");
     }
 }
 
