@@ -10,6 +10,9 @@
 # to each range's leaseholder).
 set -euo pipefail
 
+# Every port is below Linux's ephemeral range (32768 and up): a port in that range may be held
+# by an outgoing connection's TIME-WAIT and refuse the listener.
+
 SHOAL=${SHOAL:-${CARGO_TARGET_DIR:-$HOME/.cache/shoal-target}/release/shoal}
 DURATION=${DURATION:-20s}
 SYSTEMS=${SYSTEMS:-"shoal etcd"}
@@ -51,15 +54,15 @@ run_shapes() { # target hosts
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
 
 if [[ " $SYSTEMS " == *" shoal "* ]]; then
-  join=127.0.0.1:36257,127.0.0.1:36258,127.0.0.1:36259
+  join=127.0.0.1:27257,127.0.0.1:27258,127.0.0.1:27259
   for i in 1 2 3; do
-    "$SHOAL" start --store "$dir/shoal$i" --listen-addr "127.0.0.1:3625$((6 + i))" \
-      --http-addr "127.0.0.1:3808$i" --join "$join" > "$dir/shoal$i.log" 2>&1 &
+    "$SHOAL" start --store "$dir/shoal$i" --listen-addr "127.0.0.1:2725$((6 + i))" \
+      --http-addr "127.0.0.1:2808$i" --join "$join" > "$dir/shoal$i.log" 2>&1 &
     pids+=($!)
   done
-  for i in 1 2 3; do wait_port "3808$i"; done
-  "$SHOAL" init --host 127.0.0.1:38081 > /dev/null
-  run_shapes shoal 127.0.0.1:38081,127.0.0.1:38082,127.0.0.1:38083
+  for i in 1 2 3; do wait_port "2808$i"; done
+  "$SHOAL" init --host 127.0.0.1:28081 > /dev/null
+  run_shapes shoal 127.0.0.1:28081,127.0.0.1:28082,127.0.0.1:28083
   stop_all
 fi
 
@@ -68,17 +71,17 @@ if [[ " $SYSTEMS " == *" etcd "* ]]; then
     echo "etcd is not installed (apt-get install etcd-server); skipping it" >&2
     exit 0
   fi
-  cluster=e1=http://127.0.0.1:12380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380
+  cluster=e1=http://127.0.0.1:11380,e2=http://127.0.0.1:12380,e3=http://127.0.0.1:13380
   for i in 1 2 3; do
-    etcd --name "e$i" --data-dir "$dir/e$i" --listen-client-urls "http://127.0.0.1:${i}2379" \
-      --advertise-client-urls "http://127.0.0.1:${i}2379" \
-      --listen-peer-urls "http://127.0.0.1:${i}2380" \
-      --initial-advertise-peer-urls "http://127.0.0.1:${i}2380" --initial-cluster "$cluster" \
+    etcd --name "e$i" --data-dir "$dir/e$i" --listen-client-urls "http://127.0.0.1:1${i}379" \
+      --advertise-client-urls "http://127.0.0.1:1${i}379" \
+      --listen-peer-urls "http://127.0.0.1:1${i}380" \
+      --initial-advertise-peer-urls "http://127.0.0.1:1${i}380" --initial-cluster "$cluster" \
       --initial-cluster-state new --initial-cluster-token bench \
       --quota-backend-bytes=8589934592 --log-level warn > "$dir/e$i.log" 2>&1 &
     pids+=($!)
   done
-  for i in 1 2 3; do wait_port "${i}2379"; done
-  run_shapes etcd http://127.0.0.1:12379,http://127.0.0.1:22379,http://127.0.0.1:32379
+  for i in 1 2 3; do wait_port "1${i}379"; done
+  run_shapes etcd http://127.0.0.1:11379,http://127.0.0.1:12379,http://127.0.0.1:13379
   stop_all
 fi
