@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("shoal-sql", 6),
     ("shoal-server", 7),
     ("shoal", 8),
+    ("shoal-jepsen", 9),
 ];
 
 /// Test-only crates: they may depend on anything and be only dev-dependencies.
