@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv demo demo-stop
+.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv demo demo-stop jepsen jepsen-smoke
 
 all: build
 
@@ -47,6 +47,17 @@ bench:
 bench-kv: deps
 	$(CARGO) build --release -p shoal
 	scripts/bench-kv.sh
+
+## jepsen-smoke: every nemesis against the register workload on 3 nodes, 30 s each, plus the
+## unsafe canary that must be reported invalid (about 5 minutes; CI runs it)
+jepsen-smoke: deps
+	$(CARGO) build -p shoal -p shoal-jepsen
+	$(CARGO_TARGET_DIR)/debug/shoal-jepsen smoke --nodes 3 --time-limit 30s --interval 5s $(JEPSEN_FLAGS)
+
+## jepsen: every nemesis on 5 nodes, 3 minutes each (release build; see docs/jepsen.md)
+jepsen: deps
+	$(CARGO) build --release -p shoal -p shoal-jepsen
+	$(CARGO_TARGET_DIR)/release/shoal-jepsen smoke --nodes 5 --time-limit 180s --interval 10s $(JEPSEN_FLAGS)
 
 ## demo: build shoal and start a local 3-node cluster on temporary stores (stop: make demo-stop)
 demo: deps

@@ -18,5 +18,9 @@
 //! Out of scope here: transactional workloads over SQL (a later part of the harness).
 
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
 pub mod report;
+pub mod run;
+pub mod workload;

@@ -1,34 +1,209 @@
-//! `shoal-jepsen`: runs the harness, or re-checks a saved history.
+//! `shoal-jepsen`: runs the harness against real `shoal` processes, or re-checks a history.
+//!
+//! ```text
+//!   shoal-jepsen run --nemesis partition --nodes 5 --time-limit 300s --seed 7
+//!   shoal-jepsen smoke                 every nemesis on 3 nodes, plus the unsafe canary
+//!   shoal-jepsen check history.jsonl   re-check a saved history
+//! ```
+//!
+//! Every run and the smoke matrix end with `jepsen: N passed, M failed`; the exit status is
+//! non-zero if anything failed.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::{Args, Parser, Subcommand};
 use shoal_jepsen::checker::register;
-use shoal_jepsen::history;
+use shoal_jepsen::run::{self, RunOptions};
+use shoal_jepsen::{history, nemesis};
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["check", path] => check(path),
-        _ => {
-            eprintln!("usage: shoal-jepsen check HISTORY.jsonl");
-            ExitCode::from(2)
+#[derive(Parser)]
+#[command(name = "shoal-jepsen", about = "Jepsen-style fault injection for Shoal")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One run: the register workload under one nemesis.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// The nemesis: none, partition, kill, pause, clock, split.
+        #[arg(long, default_value = "partition")]
+        nemesis: String,
+        /// Start the nodes with --unsafe-stale-reads.
+        #[arg(long)]
+        unsafe_stale_reads: bool,
+        /// Pass only if the checker reports a violation.
+        #[arg(long)]
+        expect_invalid: bool,
+    },
+    /// Every nemesis in turn, then the unsafe canary, which must be reported invalid.
+    Smoke {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Re-checks a saved register history.
+    Check {
+        /// The history (JSON lines).
+        history: PathBuf,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Nodes per cluster.
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// How long each run's workload lasts.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    time_limit: Duration,
+    /// The nemesis's quiet and faulty periods.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 6)]
+    concurrency: usize,
+    /// The seed of the run's choices (default: from the clock; always printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The shoal binary (default: the one next to this program).
+    #[arg(long, env = "SHOAL_BIN")]
+    shoal: Option<PathBuf>,
+    /// Where runs keep their files (default: jepsen/store).
+    #[arg(long)]
+    store: Option<PathBuf>,
+}
+
+impl Common {
+    fn options(&self, nemesis: &str) -> Result<RunOptions, String> {
+        let shoal = match &self.shoal {
+            Some(path) => path.clone(),
+            None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("shoal"),
+        };
+        if !shoal.exists() {
+            return Err(format!(
+                "no shoal binary at {} (build it with `cargo build -p shoal`, or pass --shoal)",
+                shoal.display()
+            ));
         }
+        let seed = self.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs())
+        });
+        Ok(RunOptions {
+            nemesis: nemesis.to_string(),
+            nodes: self.nodes,
+            time_limit: self.time_limit,
+            interval: self.interval,
+            concurrency: self.concurrency,
+            seed,
+            unsafe_stale_reads: false,
+            expect_invalid: false,
+            shoal,
+            store: self.store.clone().unwrap_or_else(run::default_store),
+            check_budget: Duration::from_secs(60),
+        })
     }
 }
 
-fn check(path: &str) -> ExitCode {
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("cannot open {path}: {e}");
+            eprintln!("shoal-jepsen: cannot start a runtime: {e}");
             return ExitCode::from(2);
         }
     };
-    let ops = match history::read_jsonl(std::io::BufReader::new(file)) {
+    let plans = match plans(cli.command) {
+        Ok(Plans::Runs(plans)) => plans,
+        Ok(Plans::Check(path)) => return check(&path),
+        Err(e) => {
+            eprintln!("shoal-jepsen: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async {
+        tokio::select! {
+            code = run_all(plans) => code,
+            _ = tokio::signal::ctrl_c() => {
+                // Dropping the run's future drops its cluster, which kills every node.
+                eprintln!("shoal-jepsen: interrupted; nodes stopped");
+                ExitCode::from(130)
+            }
+        }
+    })
+}
+
+enum Plans {
+    Runs(Vec<RunOptions>),
+    Check(PathBuf),
+}
+
+fn plans(command: Command) -> Result<Plans, String> {
+    Ok(match command {
+        Command::Run { common, nemesis, unsafe_stale_reads, expect_invalid } => {
+            if !nemesis::KINDS.contains(&nemesis.as_str()) {
+                return Err(format!(
+                    "unknown nemesis {nemesis:?}; known: {}",
+                    nemesis::KINDS.join(", ")
+                ));
+            }
+            let mut options = common.options(&nemesis)?;
+            options.unsafe_stale_reads = unsafe_stale_reads;
+            options.expect_invalid = expect_invalid;
+            Plans::Runs(vec![options])
+        }
+        Command::Smoke { common } => {
+            let mut runs = Vec::new();
+            for kind in nemesis::KINDS.iter().filter(|k| **k != "none") {
+                runs.push(common.options(kind)?);
+            }
+            let mut canary = common.options("partition")?;
+            canary.unsafe_stale_reads = true;
+            canary.expect_invalid = true;
+            runs.push(canary);
+            Plans::Runs(runs)
+        }
+        Command::Check { history } => Plans::Check(history),
+    })
+}
+
+async fn run_all(plans: Vec<RunOptions>) -> ExitCode {
+    let mut results = Vec::new();
+    for options in &plans {
+        match run::run(options).await {
+            Ok(result) => results.push((result.passed, result.summary)),
+            Err(e) => {
+                let summary =
+                    format!("FAIL nemesis {} seed {}: {e}", options.nemesis, options.seed);
+                println!("jepsen: {summary}");
+                results.push((false, summary));
+            }
+        }
+    }
+    let passed = results.iter().filter(|(ok, _)| *ok).count();
+    println!();
+    for (_, summary) in &results {
+        println!("  {summary}");
+    }
+    println!("jepsen: {passed} passed, {} failed", results.len() - passed);
+    if passed == results.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn check(path: &PathBuf) -> ExitCode {
+    let ops = match std::fs::File::open(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| history::read_jsonl(std::io::BufReader::new(f)).map_err(|e| e.to_string()))
+    {
         Ok(ops) => ops,
         Err(e) => {
-            eprintln!("{path}: {e}");
+            eprintln!("shoal-jepsen: {}: {e}", path.display());
             return ExitCode::from(2);
         }
     };

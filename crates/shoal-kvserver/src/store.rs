@@ -116,6 +116,11 @@ impl Applier for KvApplier {
     }
 }
 
+/// How often the proposer of a split stands for election in the new range before leaving it
+/// to the election timeout, and how long it waits for each attempt.
+const SPLIT_CAMPAIGN_ATTEMPTS: u32 = 20;
+const SPLIT_CAMPAIGN_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A store and its replicas.
 pub struct Store {
     config: StoreConfig,
@@ -179,9 +184,18 @@ impl Store {
                     .await
                     .map_err(|e| KvError::Internal(e.to_string()))?;
                 if own.replica_id == proposer {
-                    handle::campaign(replica.raft())
-                        .await
-                        .map_err(|e| KvError::Internal(e.to_string()))?;
+                    // The proposer led the left-hand range a moment ago: it should lead the
+                    // right-hand one too, at once rather than after an election timeout.
+                    let leads = handle::campaign_until_leader(
+                        replica.raft(),
+                        SPLIT_CAMPAIGN_ATTEMPTS,
+                        SPLIT_CAMPAIGN_RETRY,
+                    )
+                    .await
+                    .map_err(|e| KvError::Internal(e.to_string()))?;
+                    if !leads {
+                        tracing::warn!(range_id, "the split's proposer did not win the new range");
+                    }
                 }
                 Ok::<_, KvError>(())
             };
@@ -318,6 +332,25 @@ impl Store {
             .get(&range_id)
             .cloned()
             .ok_or(KvError::RangeNotFound(range_id))
+    }
+
+    /// Reads `key` from whatever this store's engine holds now, with no latch and no lease:
+    /// the answer may be stale (a follower behind its leader, a replica cut off from its
+    /// group). **Unsafe by design**: it exists only so the Jepsen harness can show that its
+    /// checker catches stale reads (`shoal start --unsafe-stale-reads`). Returns `None` when
+    /// no local replica holds the key.
+    pub fn read_local_unsafe(&self, key: &[u8]) -> Option<Result<Option<Vec<u8>>, KvError>> {
+        let holds = self.replicas().iter().any(|r| r.descriptor().contains_key(key));
+        holds.then(|| {
+            shoal_storage::mvcc::get(
+                &*self.ctx.engine,
+                key,
+                self.clock.now(),
+                shoal_storage::mvcc::ReadOptions::default(),
+            )
+            .map(|found| found.map(|v| v.value))
+            .map_err(|e| KvError::Internal(e.to_string()))
+        })
     }
 
     /// Evaluates a batch on this store's replica of its range.

@@ -117,9 +117,12 @@ pub async fn wait_for_lease(replica: &Replica, timeout: std::time::Duration) -> 
 ///
 /// The vote is the split's proposer at the split's term, committed: the proposer led the old
 /// range at that term, with the same members. openraft requires a committed vote here (an
-/// uncommitted one trips its assertions). The cost: every replica then honours that leader's
-/// lease, so the proposer's [`campaign`] wins only once an election timeout has passed, and the
-/// new range is unavailable for about that long after a split.
+/// uncommitted one trips its assertions). A committed vote comes with a leader lease: every
+/// replica would refuse to vote for anyone until an election timeout passed, leaving the new
+/// range leaderless (unavailable) that long. Nobody serves the new range under that vote, so
+/// the lease protects nothing: each replica drops it at once, the way openraft does when a
+/// leader hands its leadership over (a transfer request from the seeded vote to the proposer).
+/// On the proposer's own replica that request also starts its election.
 pub async fn seed_split(
     replica: &Replica,
     split_log_id: crate::types::LogId,
@@ -133,11 +136,43 @@ pub async fn seed_split(
     replica
         .install_full_snapshot(vote, snapshot)
         .await
-        .map(|_| ())
-        .map_err(|e| Error::Stopped(e.to_string()))
+        .map_err(|e| Error::Stopped(e.to_string()))?;
+    let hand_over = openraft::raft::TransferLeaderRequest::new(vote, proposer, Some(split_log_id));
+    let handed_over = replica
+        .handle_transfer_leader(hand_over)
+        .await
+        .map_err(|e| Error::Stopped(e.to_string()))?;
+    // Refused only if the vote already moved on (a peer campaigned first): the lease is gone
+    // anyway.
+    let _ = handed_over;
+    Ok(())
 }
 
 /// Asks this replica to stand for election now.
 pub async fn campaign(replica: &Replica) -> Result<()> {
     replica.trigger().elect(false).await.map_err(|e| Error::Stopped(e.to_string()))
+}
+
+/// Stands for election every `retry` until this replica leads, at most `attempts` times;
+/// returns whether it leads. For a range just split off: its peers create their replicas when
+/// they apply the split, a moment after the proposer does, and vote requests that arrive
+/// before then fail. Waiting for the election timeout instead would leave the new range
+/// without a leader (unavailable) for seconds.
+pub async fn campaign_until_leader(
+    replica: &Replica,
+    attempts: u32,
+    retry: std::time::Duration,
+) -> Result<bool> {
+    let me = replica.metrics().borrow_watched().id;
+    for _ in 0..attempts {
+        if replica.metrics().borrow_watched().current_leader == Some(me) {
+            return Ok(true);
+        }
+        campaign(replica).await?;
+        let _ = replica
+            .wait(Some(retry))
+            .metrics(|m| m.current_leader == Some(m.id), "this replica leads")
+            .await;
+    }
+    Ok(replica.metrics().borrow_watched().current_leader == Some(me))
 }

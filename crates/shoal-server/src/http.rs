@@ -75,7 +75,7 @@ fn no_delay(stream: &mut tokio::net::TcpStream) {
 }
 
 fn router(server: Server) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/v1/nodes", get(nodes))
         .route("/v1/cluster/init", post(init))
@@ -84,12 +84,16 @@ fn router(server: Server) -> Router {
         .route("/v1/kv/cas", post(kv_cas))
         .route("/v1/kv/delete", post(kv_delete))
         .route("/v1/kv/scan", post(kv_scan))
-        .route("/v1/admin/split", post(admin_split))
-        .with_state(server)
+        .route("/v1/admin/split", post(admin_split));
+    let router = match server.inner.config.test_hooks {
+        Some(_) => router.merge(crate::test_hooks::routes()),
+        None => router,
+    };
+    router.with_state(server)
 }
 
 /// A failed request: its status, machine-readable code, message and extra fields.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -97,7 +101,7 @@ struct ApiError {
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
@@ -186,7 +190,7 @@ impl Encoding {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad JSON body: {e}")))
 }
 
@@ -244,14 +248,22 @@ struct ScanRequest {
     encoding: Encoding,
 }
 
-type ApiResult = Result<axum::Json<Json>, ApiError>;
+pub(crate) type ApiResult = Result<axum::Json<Json>, ApiError>;
 
 async fn kv_get(State(server): State<Server>, body: Bytes) -> ApiResult {
     let request: KeyRequest = parse(&body)?;
     let enc = request.encoding;
     let key = user_key(enc, "key", &request.key)?;
     let cluster = server.require_cluster()?;
-    let value = cluster.kv.get(key).await.map_err(|e| kv_error(e, enc))?;
+    let unsafe_read = match &server.inner.config.test_hooks {
+        Some(hooks) if hooks.unsafe_stale_reads => cluster.store.read_local_unsafe(key.as_bytes()),
+        _ => None,
+    };
+    let value = match unsafe_read {
+        Some(read) => read,
+        None => cluster.kv.get(key).await,
+    }
+    .map_err(|e| kv_error(e, enc))?;
     Ok(axum::Json(json!({"key": request.key, "value": enc.encode_opt(value.as_deref())})))
 }
 

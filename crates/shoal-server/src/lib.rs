@@ -29,6 +29,7 @@ pub mod ident;
 pub mod kv_sender;
 pub mod membership;
 mod server;
+pub mod test_hooks;
 
 #[cfg(test)]
 mod tests;
@@ -38,3 +39,4 @@ pub use gossip::{NodeStatus, NodeView};
 pub use http::{DEFAULT_SCAN_LIMIT, MAX_SCAN_LIMIT};
 pub use membership::InitReport;
 pub use server::{Cluster, Server, ServerConfig};
+pub use test_hooks::TestHooks;

@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::gossip::{Gossip, NodeStatus};
 use crate::ident::{self, NodeAddress, StoreIdent};
 use crate::kv_sender::RpcNodeSender;
+use crate::test_hooks::TestHooks;
 
 /// How a node is started.
 #[derive(Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct ServerConfig {
     pub gossip_interval: Duration,
     /// How long a node may go unheard before it counts as dead.
     pub liveness_timeout: Duration,
+    /// Test hooks (`--enable-test-hooks`); `None` in production.
+    pub test_hooks: Option<TestHooks>,
 }
 
 impl ServerConfig {
@@ -79,6 +82,7 @@ impl ServerConfig {
             timers: RaftTimers::PRODUCTION,
             gossip_interval: Duration::from_millis(500),
             liveness_timeout: Duration::from_secs(4),
+            test_hooks: None,
         }
     }
 }

@@ -26,7 +26,13 @@ fn config(dir: &Path, join: Vec<String>) -> ServerConfig {
 }
 
 async fn bind(dir: &Path, join: Vec<String>) -> crate::Result<Server> {
-    Server::bind(config(dir, join), Arc::new(Clock::system().0)).await
+    bind_with(dir, join, RaftTimers::FAST).await
+}
+
+async fn bind_with(dir: &Path, join: Vec<String>, timers: RaftTimers) -> crate::Result<Server> {
+    let mut config = config(dir, join);
+    config.timers = timers;
+    Server::bind(config, Arc::new(Clock::system().0)).await
 }
 
 /// Waits until `condition` holds, failing the test after 10 seconds.
@@ -187,11 +193,15 @@ async fn a_port_in_use_is_named() {
 
 /// Starts three empty nodes and initializes them into a cluster.
 async fn three_node_cluster(dirs: &[TempDir]) -> Vec<Server> {
-    let n1 = bind(dirs[0].path(), vec![]).await.unwrap();
+    three_node_cluster_with(dirs, RaftTimers::FAST).await
+}
+
+async fn three_node_cluster_with(dirs: &[TempDir], timers: RaftTimers) -> Vec<Server> {
+    let n1 = bind_with(dirs[0].path(), vec![], timers).await.unwrap();
     let seed = vec![n1.rpc_addr().to_string()];
     let mut nodes = vec![n1.clone()];
     for dir in &dirs[1..3] {
-        let node = bind(dir.path(), seed.clone()).await.unwrap();
+        let node = bind_with(dir.path(), seed.clone(), timers).await.unwrap();
         tokio::spawn({
             let node = node.clone();
             async move { node.join_cluster().await }
@@ -266,4 +276,23 @@ async fn manual_splits_route_keys_and_scans_cross_ranges() {
         cluster.store.replicas().iter().map(|r| r.descriptor().range_id).collect();
     assert_eq!(ranges, vec![1, 2, 3, 4, new_range_id]);
     assert_eq!(cluster.kv.get(key(85)).await.unwrap(), Some(b"new".to_vec()));
+}
+
+/// Found by the Jepsen split nemesis: the range split off used to stay leaderless (and so
+/// unavailable) until an election timeout fired, because the proposer's one campaign reached
+/// peers that had not created their replica yet. With elections that would take a minute,
+/// writes to the new range must still succeed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_right_hand_range_of_a_split_gets_a_leader_without_an_election_timeout() {
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let timers =
+        RaftTimers { election_min_ms: 60_000, election_max_ms: 120_000, ..RaftTimers::FAST };
+    let nodes = three_node_cluster_with(&dirs, timers).await;
+    let cluster = nodes[0].require_cluster().unwrap();
+    cluster.kv.put("before", "1").await.unwrap();
+    let (_, rhs) = crate::admin::split(&nodes[0], "m".into()).await.unwrap();
+    cluster.kv.put("x", "2").await.unwrap();
+    assert_eq!(cluster.kv.get("x").await.unwrap(), Some(b"2".to_vec()));
+    let leader = cluster.store.replica(rhs.range_id).unwrap();
+    assert!(leader.is_leaseholder(), "the split's proposer leads the new range");
 }

@@ -76,6 +76,14 @@ pub struct StartArgs {
     /// How long an empty store waits for any --join address to answer.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub join_timeout: Duration,
+    /// TESTING ONLY: serve /v1/test/* (clock offset, message faults, replica list) for the
+    /// Jepsen harness.
+    #[arg(long)]
+    pub enable_test_hooks: bool,
+    /// TESTING ONLY, UNSAFE: answer /v1/kv/get from the local replica without a lease, so
+    /// reads may be stale (proves the Jepsen checker catches them).
+    #[arg(long, requires = "enable_test_hooks")]
+    pub unsafe_stale_reads: bool,
 }
 
 /// The node to talk to.

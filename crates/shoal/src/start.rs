@@ -7,7 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use shoal_hlc::Clock;
-use shoal_server::{Server, ServerConfig};
+use shoal_server::{Server, ServerConfig, TestHooks};
 
 use crate::StartArgs;
 
@@ -34,7 +34,15 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     config.advertise_addr =
         args.advertise_addr.as_deref().map(|a| resolve("--advertise-addr", a)).transpose()?;
     config.join_timeout = args.join_timeout;
-    let (clock, _) = Clock::system();
+    let (clock, physical) = Clock::system();
+    if args.enable_test_hooks {
+        tracing::warn!(
+            unsafe_stale_reads = args.unsafe_stale_reads,
+            "test hooks are enabled: this node must not hold data anyone cares about"
+        );
+        config.test_hooks =
+            Some(TestHooks { clock: physical, unsafe_stale_reads: args.unsafe_stale_reads });
+    }
     let server = Server::bind(config, Arc::new(clock)).await.map_err(|e| e.to_string())?;
     if server.cluster().is_none() {
         let joins = if args.join.is_empty() { "none".to_string() } else { args.join.join(",") };

@@ -211,6 +211,11 @@ fn start_refuses_a_port_in_use_and_join_addresses_that_never_answer() {
         message.contains("none of the --join addresses answered") && message.contains(&nobody),
         "{message}"
     );
+
+    // The unsafe testing mode cannot be switched on by itself.
+    let output = node.command().arg("--unsafe-stale-reads").output().unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--enable-test-hooks"), "{}", stderr(&output));
 }
 
 #[test]
@@ -279,6 +284,9 @@ fn the_http_api_answers_bad_input_with_json_errors() {
             .await
             .unwrap();
         assert_eq!(get["value"], serde_json::json!({"base64": "/wA="}));
+        // Test hooks exist only on nodes started with --enable-test-hooks.
+        let hook = post("/v1/test/clock", br#"{"offset_ms": 1000}"#.to_vec()).await.unwrap();
+        assert_eq!(hook.status().as_u16(), 404);
         // The node is still fine.
         let health = http.get(url("/health")).send().await.unwrap();
         assert_eq!(health.status().as_u16(), 200);

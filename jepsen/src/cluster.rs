@@ -1,0 +1,274 @@
+//! Cluster control: real `shoal start` processes on loopback ports, started, killed, paused and
+//! restarted by the harness, with Shoal's test hooks switched on.
+//!
+//! ```text
+//!   run dir/                 one per run (under jepsen/store/)
+//!     n1/ n2/ n3/            RocksDB stores, removed when the run ends
+//!     n1.log ...             node logs, kept
+//! ```
+//!
+//! This is the loopback fallback of the harness: every node listens on 127.0.0.1 and network
+//! partitions go through each node's transport fault layer (`POST /v1/test/faults`), which
+//! drops the node's messages to chosen peers. Client traffic to a node's HTTP API is never cut.
+//!
+//! Every process is killed when the [`Cluster`] is dropped, also on a panic; the harness's
+//! Ctrl-C handler drops it too.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// One `shoal start` process.
+pub struct Node {
+    /// 1-based position in the cluster (not necessarily its Shoal node id).
+    pub index: usize,
+    /// `127.0.0.1:PORT` of its HTTP API.
+    pub http: String,
+    rpc: String,
+    store: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+    /// The node id Shoal gave it at init.
+    pub node_id: u64,
+}
+
+/// How the nodes are started.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The `shoal` binary.
+    pub shoal: PathBuf,
+    /// How many nodes.
+    pub nodes: usize,
+    /// Start with `--unsafe-stale-reads`.
+    pub unsafe_stale_reads: bool,
+}
+
+/// The nodes of one run.
+pub struct Cluster {
+    /// The nodes, in start order.
+    pub nodes: Vec<Node>,
+    options: ClusterOptions,
+    join: String,
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+/// An HTTP client for the harness's own calls (not the workload's).
+pub fn admin_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("building an HTTP client")
+}
+
+impl Cluster {
+    /// Starts `options.nodes` nodes in `dir`, initializes the cluster and waits until every
+    /// node answers.
+    pub async fn start(dir: &Path, options: ClusterOptions) -> Result<Cluster, String> {
+        let mut nodes = Vec::new();
+        for index in 1..=options.nodes {
+            nodes.push(Node {
+                index,
+                http: format!("127.0.0.1:{}", free_port()?),
+                rpc: format!("127.0.0.1:{}", free_port()?),
+                store: dir.join(format!("n{index}")),
+                log: dir.join(format!("n{index}.log")),
+                child: None,
+                paused: false,
+                node_id: 0,
+            });
+        }
+        let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
+        let mut cluster = Cluster { nodes, options, join };
+        for i in 0..cluster.nodes.len() {
+            cluster.spawn(i)?;
+        }
+        let http = admin_client();
+        for node in &cluster.nodes {
+            wait_for(&format!("n{} to listen", node.index), Duration::from_secs(60), || {
+                std::net::TcpStream::connect(&node.http).is_ok()
+            })
+            .await?;
+        }
+        let first = cluster.nodes[0].http.clone();
+        let init = http
+            .post(format!("http://{first}/v1/cluster/init"))
+            .json(&json!({}))
+            .send()
+            .await
+            .map_err(|e| format!("init through {first}: {e}"))?;
+        if !init.status().is_success() {
+            return Err(format!("init through {first}: {}", init.text().await.unwrap_or_default()));
+        }
+        for i in 0..cluster.nodes.len() {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(info) = cluster.replicas(i).await {
+                    cluster.nodes[i].node_id = info["node_id"].as_u64().unwrap_or(0);
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(format!("n{} never joined the cluster", i + 1));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<(), String> {
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(|e| format!("{}: {e}", node.log.display()))?;
+        let mut command = Command::new(&self.options.shoal);
+        command
+            .args(["start", "--store"])
+            .arg(&node.store)
+            .args(["--listen-addr", &node.rpc, "--http-addr", &node.http, "--join", &self.join])
+            .arg("--enable-test-hooks")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        if self.options.unsafe_stale_reads {
+            command.arg("--unsafe-stale-reads");
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", self.options.shoal.display()))?;
+        node.child = Some(child);
+        node.paused = false;
+        Ok(())
+    }
+
+    /// `GET /v1/test/replicas` of node `i`.
+    pub async fn replicas(&self, i: usize) -> Result<Value, String> {
+        let url = format!("http://{}/v1/test/replicas", self.nodes[i].http);
+        let response = admin_client().get(&url).send().await.map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("{url}: {}", response.status()));
+        }
+        response.json().await.map_err(|e| e.to_string())
+    }
+
+    /// Posts `body` to a test hook of node `i`.
+    pub async fn hook(&self, i: usize, path: &str, body: Value) -> Result<(), String> {
+        let url = format!("http://{}{path}", self.nodes[i].http);
+        let response = admin_client()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url}: {}", response.text().await.unwrap_or_default()))
+        }
+    }
+
+    /// kill -9 node `i`.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Restarts node `i` on its store (after [`Cluster::kill`]).
+    pub async fn restart(&mut self, i: usize) -> Result<(), String> {
+        if self.nodes[i].child.is_some() {
+            return Ok(());
+        }
+        self.spawn(i)?;
+        let http = self.nodes[i].http.clone();
+        wait_for(&format!("n{} to listen again", i + 1), Duration::from_secs(60), || {
+            std::net::TcpStream::connect(&http).is_ok()
+        })
+        .await
+    }
+
+    /// Whether node `i` runs (it may be paused).
+    pub fn running(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// SIGSTOP (`pause = true`) or SIGCONT node `i`.
+    pub fn signal_pause(&mut self, i: usize, pause: bool) -> Result<(), String> {
+        let Some(child) = &self.nodes[i].child else { return Ok(()) };
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .map_err(|e| format!("kill {signal}: {e}"))?;
+        if !status.success() {
+            return Err(format!("kill {signal} {} failed", child.id()));
+        }
+        self.nodes[i].paused = pause;
+        Ok(())
+    }
+
+    /// Resumes paused nodes, restarts killed ones and clears every fault and clock offset.
+    pub async fn heal(&mut self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.signal_pause(i, false)?;
+            }
+            self.restart(i).await?;
+        }
+        for i in 0..self.nodes.len() {
+            self.hook(i, "/v1/test/faults", json!({})).await?;
+            self.hook(i, "/v1/test/clock", json!({"offset_ms": 0})).await?;
+        }
+        Ok(())
+    }
+
+    /// Stops every node and removes the stores (logs stay).
+    pub fn stop(mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                let _ = self.signal_pause(i, false);
+            }
+            self.kill(i);
+        }
+        for node in &self.nodes {
+            let _ = std::fs::remove_dir_all(&node.store);
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                let _ = self.signal_pause(i, false);
+            }
+            self.kill(i);
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds or `limit` passes.
+pub async fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut condition: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}

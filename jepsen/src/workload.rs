@@ -1,0 +1,206 @@
+//! The register workload: concurrent clients read, write and compare-and-set registers through
+//! Shoal's `/v1/kv` HTTP API, and every operation goes into the history.
+//!
+//! - **Many small registers.** Keys are used in turn: each takes [`OPS_PER_KEY`] operations,
+//!   then the workers move to the next, so every key's history stays small enough for the
+//!   linearizability search. A few keys are active at once.
+//! - **Unique writes.** Every written value is unique in the run, so a read names its writer.
+//! - **Honest outcomes.** An answer says `ok`; an error Shoal guarantees was not applied (a
+//!   failed comparison, a refused connection, 503 "not applied") says `fail`; everything else
+//!   (timeouts, 504 ambiguous, a connection lost after sending) is `info`, and the worker then
+//!   continues as a new process, since its old request may still take effect.
+//!
+//! ```text
+//!   worker 0 ── p0: read k3 ok ── p0: cas k3 1→5 info ── p6: write k4 ...
+//!   worker 1 ── p1: write k3 ok ── ...
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::history::{Op, OpType, Process};
+
+/// Operations each key receives before the workers move on.
+pub const OPS_PER_KEY: u64 = 120;
+/// Keys in use at once.
+pub const ACTIVE_KEYS: u64 = 3;
+
+/// The history being recorded, shared by clients and the nemesis.
+#[derive(Clone)]
+pub struct Recorder {
+    start: Instant,
+    ops: Arc<Mutex<Vec<Op>>>,
+}
+
+impl Recorder {
+    /// Starts recording; times are measured from now.
+    pub fn new() -> Self {
+        Recorder { start: Instant::now(), ops: Arc::default() }
+    }
+
+    /// Appends an op and returns it.
+    pub fn record(
+        &self,
+        process: Process,
+        op_type: OpType,
+        f: &str,
+        value: Value,
+        node: Option<String>,
+        error: Option<String>,
+    ) {
+        let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let op = Op {
+            index: ops.len() as u64,
+            time: self.start.elapsed().as_nanos() as u64,
+            process,
+            op_type,
+            f: f.to_string(),
+            value,
+            node,
+            error,
+        };
+        ops.push(op);
+    }
+
+    /// The history so far.
+    pub fn history(&self) -> Vec<Op> {
+        self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Workload settings.
+#[derive(Debug, Clone)]
+pub struct WorkloadOptions {
+    /// Concurrent workers.
+    pub concurrency: usize,
+    /// The nodes' HTTP addresses; worker `i` talks to node `i % len`.
+    pub hosts: Vec<String>,
+    /// Client timeout: a request unanswered this long becomes `info`.
+    pub timeout: Duration,
+    /// The seed of the workers' choices.
+    pub seed: u64,
+}
+
+/// What a request came to.
+enum Outcome {
+    Ok(Value),
+    Fail(String),
+    Info(String),
+}
+
+/// Runs the workload until `until`.
+pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
+    let client = reqwest::Client::builder()
+        .timeout(options.timeout)
+        .pool_max_idle_per_host(options.concurrency)
+        .build()
+        .expect("building an HTTP client");
+    let next_process = Arc::new(AtomicU64::new(options.concurrency as u64));
+    let next_value = Arc::new(AtomicU64::new(1));
+    let key_ops = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..options.concurrency {
+        let host = options.hosts[worker % options.hosts.len()].clone();
+        let (client, recorder) = (client.clone(), recorder.clone());
+        let (next_process, next_value, key_ops) =
+            (next_process.clone(), next_value.clone(), key_ops.clone());
+        let mut rng =
+            SmallRng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add(worker as u64));
+        workers.spawn(async move {
+            let mut process = worker as u64;
+            while Instant::now() < until {
+                // Keys advance as operations are spent: op n goes to one of the active keys
+                // of generation n / OPS_PER_KEY.
+                let n = key_ops.fetch_add(1, Ordering::Relaxed);
+                let key = (n / OPS_PER_KEY) * ACTIVE_KEYS + rng.random_range(0..ACTIVE_KEYS);
+                let (f, value) = match rng.random_range(0..4) {
+                    0 | 1 => ("read", json!([key, null])),
+                    2 => ("write", json!([key, next_value.fetch_add(1, Ordering::Relaxed)])),
+                    _ => {
+                        // Expect a recent value: unique values make most CAS fail, which is
+                        // fine; some must succeed, so guess among the last few written.
+                        let newest = next_value.load(Ordering::Relaxed).max(2);
+                        let old = newest - rng.random_range(1..newest.min(8));
+                        let new = next_value.fetch_add(1, Ordering::Relaxed);
+                        ("cas", json!([key, [old, new]]))
+                    }
+                };
+                recorder.record(
+                    Process::Client(process),
+                    OpType::Invoke,
+                    f,
+                    value.clone(),
+                    Some(host.clone()),
+                    None,
+                );
+                let outcome = call(&client, &host, f, key, &value).await;
+                let p = Process::Client(process);
+                match outcome {
+                    Outcome::Ok(result) => {
+                        recorder.record(p, OpType::Ok, f, result, Some(host.clone()), None)
+                    }
+                    Outcome::Fail(e) => {
+                        recorder.record(p, OpType::Fail, f, value, Some(host.clone()), Some(e))
+                    }
+                    Outcome::Info(e) => {
+                        recorder.record(p, OpType::Info, f, value, Some(host.clone()), Some(e));
+                        process = next_process.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+fn key_name(key: u64) -> String {
+    format!("jepsen-{key:08}")
+}
+
+async fn call(client: &reqwest::Client, host: &str, f: &str, key: u64, value: &Value) -> Outcome {
+    let (path, body) = match f {
+        "read" => ("get", json!({"key": key_name(key)})),
+        "write" => ("put", json!({"key": key_name(key), "value": value[1].to_string()})),
+        _ => (
+            "cas",
+            json!({"key": key_name(key), "expected": value[1][0].to_string(), "value": value[1][1].to_string()}),
+        ),
+    };
+    let response = match client.post(format!("http://{host}/v1/kv/{path}")).json(&body).send().await
+    {
+        Ok(response) => response,
+        // Never connected: the request was not sent.
+        Err(e) if e.is_connect() => return Outcome::Fail(format!("connect: {e}")),
+        Err(e) => return Outcome::Info(e.to_string()),
+    };
+    let status = response.status().as_u16();
+    let answer: Value = match response.json().await {
+        Ok(answer) => answer,
+        Err(e) => return Outcome::Info(format!("HTTP {status}, unreadable answer: {e}")),
+    };
+    match status {
+        200 if f == "read" => match &answer["value"] {
+            Value::Null => Outcome::Ok(json!([key, null])),
+            Value::String(s) => match s.parse::<u64>() {
+                Ok(v) => Outcome::Ok(json!([key, v])),
+                Err(_) => Outcome::Info(format!("read a value that is not a number: {s:?}")),
+            },
+            other => Outcome::Info(format!("unexpected read answer {other}")),
+        },
+        200 => Outcome::Ok(value.clone()),
+        // The comparison failed, or the request was refused before anything was proposed.
+        400 | 412 | 503 => Outcome::Fail(format!("HTTP {status}: {}", answer["error"]["code"])),
+        _ => Outcome::Info(format!("HTTP {status}: {}", answer["error"])),
+    }
+}
