@@ -7,9 +7,11 @@
 //!     n1.log ...             node logs, kept
 //! ```
 //!
-//! This is the loopback fallback of the harness: every node listens on 127.0.0.1 and network
-//! partitions go through each node's transport fault layer (`POST /v1/test/faults`), which
-//! drops the node's messages to chosen peers. Client traffic to a node's HTTP API is never cut.
+//! With root, each node runs in a network namespace of its own and partitions are packet drops
+//! ([`crate::net`]). Without root the harness falls back to loopback addresses, and partitions
+//! go through each node's transport fault layer (`POST /v1/test/faults`), which drops the
+//! node's messages to chosen peers; it says so when it starts. Either way, client traffic
+//! from the harness to a node's HTTP API is never cut.
 //!
 //! Every process is killed when the [`Cluster`] is dropped, also on a panic; the harness's
 //! Ctrl-C handler drops it too.
@@ -20,6 +22,19 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use crate::net::{self, Namespaces};
+
+/// Where the nodes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    /// Namespaces if the harness may create them, else loopback.
+    Auto,
+    /// Network namespaces on a private bridge (root).
+    Namespaces,
+    /// Loopback addresses and Shoal's transport fault layer.
+    Loopback,
+}
 
 /// One `shoal start` process.
 pub struct Node {
@@ -45,6 +60,8 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// Start with `--unsafe-stale-reads`.
     pub unsafe_stale_reads: bool,
+    /// Where the nodes run.
+    pub network: NetworkMode,
 }
 
 /// The nodes of one run.
@@ -53,6 +70,10 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     options: ClusterOptions,
     join: String,
+    /// The pairs of nodes (indices) that cannot talk now.
+    cuts: Vec<(usize, usize)>,
+    /// Dropped after the nodes are killed (field order), so no process outlives its namespace.
+    namespaces: Option<Namespaces>,
 }
 
 fn free_port() -> Result<u16, String> {
@@ -71,13 +92,40 @@ pub fn admin_client() -> reqwest::Client {
 impl Cluster {
     /// Starts `options.nodes` nodes in `dir`, initializes the cluster and waits until every
     /// node answers.
-    pub async fn start(dir: &Path, options: ClusterOptions) -> Result<Cluster, String> {
+    pub async fn start(dir: &Path, mut options: ClusterOptions) -> Result<Cluster, String> {
+        options.shoal = options
+            .shoal
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", options.shoal.display()))?;
+        let namespaces = match options.network {
+            NetworkMode::Loopback => None,
+            NetworkMode::Namespaces => Some(Namespaces::create(options.nodes)?),
+            NetworkMode::Auto => match net::namespaces_available() {
+                Ok(()) => Some(Namespaces::create(options.nodes)?),
+                Err(why) => {
+                    println!(
+                        "jepsen: no network namespaces ({why}): nodes run on loopback and \
+                         partitions use Shoal's transport fault layer"
+                    );
+                    None
+                }
+            },
+        };
         let mut nodes = Vec::new();
         for index in 1..=options.nodes {
+            let (rpc, http) = match &namespaces {
+                Some(ns) => {
+                    let addr = ns.address(index - 1);
+                    (format!("{addr}:26257"), format!("{addr}:8080"))
+                }
+                None => {
+                    (format!("127.0.0.1:{}", free_port()?), format!("127.0.0.1:{}", free_port()?))
+                }
+            };
             nodes.push(Node {
                 index,
-                http: format!("127.0.0.1:{}", free_port()?),
-                rpc: format!("127.0.0.1:{}", free_port()?),
+                http,
+                rpc,
                 store: dir.join(format!("n{index}")),
                 log: dir.join(format!("n{index}.log")),
                 child: None,
@@ -86,7 +134,7 @@ impl Cluster {
             });
         }
         let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes, options, join };
+        let mut cluster = Cluster { nodes, options, join, cuts: Vec::new(), namespaces };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
         }
@@ -130,7 +178,14 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .map_err(|e| format!("{}: {e}", node.log.display()))?;
-        let mut command = Command::new(&self.options.shoal);
+        let mut command = match &self.namespaces {
+            Some(ns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", &ns.namespace(i)]).arg(&self.options.shoal);
+                command
+            }
+            None => Command::new(&self.options.shoal),
+        };
         command
             .args(["start", "--store"])
             .arg(&node.store)
@@ -174,6 +229,47 @@ impl Cluster {
         } else {
             Err(format!("{url}: {}", response.text().await.unwrap_or_default()))
         }
+    }
+
+    /// Whether nodes run in namespaces (real packet drops).
+    pub fn uses_namespaces(&self) -> bool {
+        self.namespaces.is_some()
+    }
+
+    /// Cuts the network between every pair in `pairs` (indices), in both directions, on top of
+    /// the cuts already in place.
+    pub async fn cut(&mut self, pairs: &[(usize, usize)]) -> Result<(), String> {
+        self.cuts.extend_from_slice(pairs);
+        match &self.namespaces {
+            Some(ns) => ns.cut(pairs),
+            None => self.apply_fault_layer().await,
+        }
+    }
+
+    /// Removes every cut.
+    pub async fn heal_network(&mut self) -> Result<(), String> {
+        self.cuts.clear();
+        match &self.namespaces {
+            Some(ns) => ns.heal(),
+            None => self.apply_fault_layer().await,
+        }
+    }
+
+    /// Tells each node which peers to drop, from the current cuts.
+    async fn apply_fault_layer(&self) -> Result<(), String> {
+        for i in 0..self.nodes.len() {
+            let drop: Vec<u64> = self
+                .cuts
+                .iter()
+                .filter_map(|&(a, b)| match (a == i, b == i) {
+                    (true, _) => Some(self.nodes[b].node_id),
+                    (_, true) => Some(self.nodes[a].node_id),
+                    _ => None,
+                })
+                .collect();
+            self.hook(i, "/v1/test/faults", json!({"drop": drop})).await?;
+        }
+        Ok(())
     }
 
     /// kill -9 node `i`.
@@ -225,6 +321,7 @@ impl Cluster {
             }
             self.restart(i).await?;
         }
+        self.heal_network().await?;
         for i in 0..self.nodes.len() {
             self.hook(i, "/v1/test/faults", json!({})).await?;
             self.hook(i, "/v1/test/clock", json!({"offset_ms": 0})).await?;

@@ -21,6 +21,7 @@ pub mod checker;
 pub mod cluster;
 pub mod history;
 pub mod nemesis;
+pub mod net;
 pub mod report;
 pub mod run;
 pub mod workload;

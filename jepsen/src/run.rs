@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::checker::register::{self, KeyResult};
-use crate::cluster::{Cluster, ClusterOptions};
+use crate::cluster::{Cluster, ClusterOptions, NetworkMode};
 use crate::workload::{Recorder, WorkloadOptions};
 use crate::{history, nemesis, report, workload};
 
@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub store: PathBuf,
     /// The linearizability search's time budget.
     pub check_budget: Duration,
+    /// Where the nodes run.
+    pub network: NetworkMode,
 }
 
 /// What a run came to.
@@ -67,7 +69,7 @@ const MIN_OK_OPS: usize = 50;
 pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     let name = format!(
         "register-{}{}-{}",
-        options.nemesis,
+        options.nemesis.replace('+', "-and-"),
         if options.unsafe_stale_reads { "-unsafe" } else { "" },
         options.seed
     );
@@ -86,6 +88,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
         shoal: options.shoal.clone(),
         nodes: options.nodes,
         unsafe_stale_reads: options.unsafe_stale_reads,
+        network: options.network,
     };
     let mut cluster = Cluster::start(&dir, cluster_options).await?;
     let recorder = Recorder::new();
@@ -100,7 +103,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
         recorder.clone(),
         until,
     ));
-    let faults = nemesis::run(
+    let report = nemesis::run(
         &options.nemesis,
         &mut cluster,
         &recorder,
@@ -110,8 +113,10 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     )
     .await;
     workload.await.map_err(|e| format!("the workload panicked: {e}"))?;
+    let network = if cluster.uses_namespaces() { "namespaces" } else { "loopback" };
     cluster.stop();
-    let faults = faults?;
+    let report = report?;
+    let faults = report.faults;
 
     let ops = recorder.history();
     let mut file = std::fs::File::create(dir.join("history.jsonl")).map_err(|e| e.to_string())?;
@@ -127,7 +132,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
         }
     }
 
-    let mut problems = Vec::new();
+    let mut problems = report.problems;
     if verdict.ok_ops < MIN_OK_OPS {
         problems
             .push(format!("only {} ok operations (at least {MIN_OK_OPS} needed)", verdict.ok_ops));
@@ -151,7 +156,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     let expected = if options.expect_invalid { !verdict.invalid.is_empty() } else { linearizable };
     let passed = expected && problems.is_empty();
     let summary = format!(
-        "{} {name}: {checker}{}; {} ops ({} ok) on {} keys, {faults} faults{}",
+        "{} {name}: {checker}{}; {} ops ({} ok) on {} keys, {faults} faults, {network}{}",
         if passed { "PASS" } else { "FAIL" },
         if options.expect_invalid { " (a violation was expected)" } else { "" },
         verdict.ops,

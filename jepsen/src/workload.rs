@@ -67,6 +67,53 @@ impl Recorder {
         ops.push(op);
     }
 
+    /// The key of the newest client operation.
+    pub fn last_key(&self) -> Option<u64> {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.iter().rev().take(1000).find_map(|op| match op.process {
+            Process::Client(_) => op.value[0].as_u64(),
+            Process::Nemesis(_) => None,
+        })
+    }
+
+    /// The value of the newest nemesis event `f`.
+    pub fn last_nemesis_value(&self, f: &str) -> Option<Value> {
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        ops.iter()
+            .rev()
+            .find(|op| op.process == Process::NEMESIS && op.f == f)
+            .map(|op| op.value.clone())
+    }
+
+    /// How many client operations through `node` were invoked at or after `from` and
+    /// completed `ok` before `to`.
+    pub fn ok_ops_through(&self, node: &str, from: Instant, to: Instant) -> usize {
+        let since = |t: Instant| t.saturating_duration_since(self.start).as_nanos() as u64;
+        let (from, to) = (since(from), since(to));
+        let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        let mut invoked_at = std::collections::HashMap::new();
+        let mut count = 0;
+        for op in ops.iter() {
+            let Process::Client(p) = op.process else { continue };
+            if op.node.as_deref() != Some(node) {
+                continue;
+            }
+            match op.op_type {
+                OpType::Invoke => {
+                    invoked_at.insert(p, op.time);
+                }
+                OpType::Ok => {
+                    let invoked = invoked_at.get(&p).copied().unwrap_or(0);
+                    if invoked >= from && op.time <= to {
+                        count += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        count
+    }
+
     /// The history so far.
     pub fn history(&self) -> Vec<Op> {
         self.ops.lock().unwrap_or_else(|p| p.into_inner()).clone()

@@ -153,6 +153,12 @@ pub async fn campaign(replica: &Replica) -> Result<()> {
     replica.trigger().elect(false).await.map_err(|e| Error::Stopped(e.to_string()))
 }
 
+/// Asks this replica, if it leads, to hand leadership (and so the lease) to replica `to`.
+/// Returns at once; the transfer happens if `to` is up to date and reachable.
+pub async fn transfer_leadership(replica: &Replica, to: u64) -> Result<()> {
+    replica.trigger().transfer_leader(to).await.map_err(|e| Error::Stopped(e.to_string()))
+}
+
 /// Stands for election every `retry` until this replica leads, at most `attempts` times;
 /// returns whether it leads. For a range just split off: its peers create their replicas when
 /// they apply the split, a moment after the proposer does, and vote requests that arrive

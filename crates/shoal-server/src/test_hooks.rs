@@ -7,7 +7,8 @@
 //! |---|---|
 //! | `POST /v1/test/clock` `{"offset_ms": N}` | shifts this node's physical clock by N ms (HLC skew) |
 //! | `POST /v1/test/faults` `{"drop": [2, 3], "delay_ms": {"4": 50}}` | drops or delays this node's messages to those peers; replaces earlier faults |
-//! | `GET /v1/test/replicas` | this node's replicas: range, span, leaseholder or not |
+//! | `GET /v1/test/replicas[?key=K]` | this node's replicas: range, span, leaseholder or not, and whether each holds key K |
+//! | `POST /v1/test/transfer-lease` `{"range_id": R, "to_node": N}` | this node, if it holds R's lease, hands it to N |
 //!
 //! A partition between nodes a and b in the loopback fallback of the harness is two calls:
 //! a drops b and b drops a. Client traffic to a node's HTTP API is never affected.
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -50,6 +51,7 @@ pub(crate) fn routes() -> Router<Server> {
         .route("/v1/test/clock", post(set_clock))
         .route("/v1/test/faults", post(set_faults))
         .route("/v1/test/replicas", get(replicas))
+        .route("/v1/test/transfer-lease", post(transfer_lease))
 }
 
 fn hooks(server: &Server) -> Result<&TestHooks, ApiError> {
@@ -105,7 +107,13 @@ async fn set_faults(State(server): State<Server>, body: Bytes) -> ApiResult {
     Ok(axum::Json(json!({"drop": request.drop, "delay_ms": request.delay_ms})))
 }
 
-async fn replicas(State(server): State<Server>) -> ApiResult {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicasQuery {
+    key: Option<String>,
+}
+
+async fn replicas(State(server): State<Server>, Query(query): Query<ReplicasQuery>) -> ApiResult {
     hooks(&server)?;
     let cluster = server.require_cluster()?;
     let replicas: Vec<Json> = cluster
@@ -119,8 +127,47 @@ async fn replicas(State(server): State<Server>) -> ApiResult {
                 "start": descriptor.start_key.to_string(),
                 "end": descriptor.end_key.to_string(),
                 "leaseholder": replica.is_leaseholder(),
+                "holds_key": query.key.as_ref().map(|k| descriptor.contains_key(k.as_bytes())),
             })
         })
         .collect();
     Ok(axum::Json(json!({"node_id": cluster.ident.node_id, "replicas": replicas})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferRequest {
+    range_id: u64,
+    to_node: u64,
+}
+
+async fn transfer_lease(State(server): State<Server>, body: Bytes) -> ApiResult {
+    let request: TransferRequest = parse(&body)?;
+    hooks(&server)?;
+    let cluster = server.require_cluster()?;
+    let replica = cluster
+        .store
+        .replica(request.range_id)
+        .map_err(|e| ApiError::bad_request(format!("range {}: {e}", request.range_id)))?;
+    if !replica.is_leaseholder() {
+        return Err(ApiError::bad_request(format!(
+            "this node does not hold the lease of range {}",
+            request.range_id
+        )));
+    }
+    let target = replica.descriptor().replica_on(request.to_node).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "node {} has no replica of range {}",
+            request.to_node, request.range_id
+        ))
+    })?;
+    shoal_raft::handle::transfer_leadership(replica.raft(), target.replica_id)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::warn!(
+        range_id = request.range_id,
+        to_node = request.to_node,
+        "test hook: lease transfer"
+    );
+    Ok(axum::Json(json!({"range_id": request.range_id, "to_node": request.to_node})))
 }
