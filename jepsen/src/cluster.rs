@@ -72,6 +72,8 @@ pub struct Cluster {
     join: String,
     /// The pairs of nodes (indices) that cannot talk now.
     cuts: Vec<(usize, usize)>,
+    /// Each node's clock offset in ms, re-applied when a node restarts or resumes.
+    clock_offsets: std::sync::Mutex<Vec<i64>>,
     /// Dropped after the nodes are killed (field order), so no process outlives its namespace.
     namespaces: Option<Namespaces>,
 }
@@ -85,6 +87,7 @@ fn free_port() -> Result<u16, String> {
 pub fn admin_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
+        .no_proxy()
         .build()
         .expect("building an HTTP client")
 }
@@ -100,16 +103,18 @@ impl Cluster {
         let namespaces = match options.network {
             NetworkMode::Loopback => None,
             NetworkMode::Namespaces => Some(Namespaces::create(options.nodes)?),
-            NetworkMode::Auto => match net::namespaces_available() {
-                Ok(()) => Some(Namespaces::create(options.nodes)?),
-                Err(why) => {
-                    println!(
-                        "jepsen: no network namespaces ({why}): nodes run on loopback and \
+            NetworkMode::Auto => {
+                match net::namespaces_available().and_then(|()| Namespaces::create(options.nodes)) {
+                    Ok(namespaces) => Some(namespaces),
+                    Err(why) => {
+                        println!(
+                            "jepsen: no network namespaces ({why}): nodes run on loopback and \
                          partitions use Shoal's transport fault layer"
-                    );
-                    None
+                        );
+                        None
+                    }
                 }
-            },
+            }
         };
         let mut nodes = Vec::new();
         for index in 1..=options.nodes {
@@ -134,7 +139,9 @@ impl Cluster {
             });
         }
         let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
-        let mut cluster = Cluster { nodes, options, join, cuts: Vec::new(), namespaces };
+        let clock_offsets = std::sync::Mutex::new(vec![0; nodes.len()]);
+        let mut cluster =
+            Cluster { nodes, options, join, cuts: Vec::new(), clock_offsets, namespaces };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
         }
@@ -255,21 +262,52 @@ impl Cluster {
         }
     }
 
-    /// Tells each node which peers to drop, from the current cuts.
+    /// Tells each reachable node which peers to drop, from the current cuts. A node that is
+    /// down or paused gets its list when it comes back ([`Cluster::restart`],
+    /// [`Cluster::signal_pause`]).
     async fn apply_fault_layer(&self) -> Result<(), String> {
         for i in 0..self.nodes.len() {
-            let drop: Vec<u64> = self
-                .cuts
-                .iter()
-                .filter_map(|&(a, b)| match (a == i, b == i) {
-                    (true, _) => Some(self.nodes[b].node_id),
-                    (_, true) => Some(self.nodes[a].node_id),
-                    _ => None,
-                })
-                .collect();
-            self.hook(i, "/v1/test/faults", json!({"drop": drop})).await?;
+            if self.reachable(i) {
+                self.hook(i, "/v1/test/faults", json!({"drop": self.dropped_by(i)})).await?;
+            }
         }
         Ok(())
+    }
+
+    /// The node ids node `i` must not talk to (loopback mode).
+    fn dropped_by(&self, i: usize) -> Vec<u64> {
+        if self.namespaces.is_some() {
+            return Vec::new(); // the cuts are packet drops in the namespaces
+        }
+        self.cuts
+            .iter()
+            .filter_map(|&(a, b)| match (a == i, b == i) {
+                (true, _) => Some(self.nodes[b].node_id),
+                (_, true) => Some(self.nodes[a].node_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether node `i` runs and is not paused, so its hooks answer.
+    pub fn reachable(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some() && !self.nodes[i].paused
+    }
+
+    /// Sets node `i`'s clock offset; a node that is down or paused gets it when it is back.
+    pub async fn set_clock(&self, i: usize, offset_ms: i64) -> Result<(), String> {
+        self.clock_offsets.lock().unwrap_or_else(|p| p.into_inner())[i] = offset_ms;
+        if self.reachable(i) {
+            self.hook(i, "/v1/test/clock", json!({"offset_ms": offset_ms})).await?;
+        }
+        Ok(())
+    }
+
+    /// Re-applies node `i`'s faults and clock offset (after a restart or a resume).
+    async fn resync(&self, i: usize) -> Result<(), String> {
+        let offset_ms = self.clock_offsets.lock().unwrap_or_else(|p| p.into_inner())[i];
+        self.hook(i, "/v1/test/faults", json!({"drop": self.dropped_by(i)})).await?;
+        self.hook(i, "/v1/test/clock", json!({"offset_ms": offset_ms})).await
     }
 
     /// kill -9 node `i`.
@@ -290,7 +328,8 @@ impl Cluster {
         wait_for(&format!("n{} to listen again", i + 1), Duration::from_secs(60), || {
             std::net::TcpStream::connect(&http).is_ok()
         })
-        .await
+        .await?;
+        self.resync(i).await
     }
 
     /// Whether node `i` runs (it may be paused).
@@ -313,24 +352,37 @@ impl Cluster {
         Ok(())
     }
 
-    /// Resumes paused nodes, restarts killed ones and clears every fault and clock offset.
-    pub async fn heal(&mut self) -> Result<(), String> {
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].paused {
-                self.signal_pause(i, false)?;
-            }
-            self.restart(i).await?;
-        }
-        self.heal_network().await?;
-        for i in 0..self.nodes.len() {
-            self.hook(i, "/v1/test/faults", json!({})).await?;
-            self.hook(i, "/v1/test/clock", json!({"offset_ms": 0})).await?;
+    /// SIGCONT node `i` and re-apply the faults and clock offset it missed while paused.
+    pub async fn resume(&mut self, i: usize) -> Result<(), String> {
+        self.signal_pause(i, false)?;
+        if self.nodes[i].child.is_some() {
+            self.resync(i).await?;
         }
         Ok(())
     }
 
-    /// Stops every node and removes the stores (logs stay).
-    pub fn stop(mut self) {
+    /// Resumes paused nodes, restarts killed ones and clears every fault and clock offset.
+    pub async fn heal(&mut self) -> Result<(), String> {
+        self.cuts.clear();
+        if let Some(ns) = &self.namespaces {
+            ns.heal()?;
+        }
+        self.clock_offsets.lock().unwrap_or_else(|p| p.into_inner()).fill(0);
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused {
+                self.resume(i).await?;
+            }
+            self.restart(i).await?; // a no-op for a running node
+            self.resync(i).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Cluster {
+    /// Kills every node and removes the stores, also when a run fails or is interrupted; the
+    /// namespaces go afterwards (field order), so no process outlives its network.
+    fn drop(&mut self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].paused {
                 let _ = self.signal_pause(i, false);
@@ -339,17 +391,6 @@ impl Cluster {
         }
         for node in &self.nodes {
             let _ = std::fs::remove_dir_all(&node.store);
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].paused {
-                let _ = self.signal_pause(i, false);
-            }
-            self.kill(i);
         }
     }
 }

@@ -42,7 +42,8 @@ enum Command {
         #[arg(long)]
         expect_invalid: bool,
     },
-    /// Every nemesis in turn, then the unsafe canary, which must be reported invalid.
+    /// A matrix of nemeses, then the unsafe canary, which must be reported invalid. On 5
+    /// nodes or more: every nemesis and some pairs; on fewer: one of each family and a pair.
     Smoke {
         #[command(flatten)]
         common: Common,
@@ -149,13 +150,30 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         tokio::select! {
             code = run_all(plans) => code,
-            _ = tokio::signal::ctrl_c() => {
-                // Dropping the run's future drops its cluster, which kills every node.
-                eprintln!("shoal-jepsen: interrupted; nodes stopped");
+            signal = interrupted() => {
+                // Dropping the run's future drops its cluster, which kills every node and
+                // removes its stores and namespaces.
+                eprintln!("shoal-jepsen: {signal}; nodes stopped, namespaces removed");
                 ExitCode::from(130)
             }
         }
     })
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM, naming it.
+async fn interrupted() -> &'static str {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(terminate) => terminate,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return "interrupted";
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = terminate.recv() => "terminated",
+    }
 }
 
 enum Plans {
@@ -163,6 +181,10 @@ enum Plans {
     Check(PathBuf),
     List,
 }
+
+/// The pairs the full matrix (5 nodes or more) adds to every single nemesis.
+const FULL_PAIRS: &[&str] =
+    &["partition+kill", "isolate-leaseholder+split", "pause+lease-transfer", "kill+clock-bump"];
 
 /// The smoke matrix on fewer than 5 nodes: one of each family, and one pair.
 const SMOKE: &[&str] = &[
@@ -190,7 +212,8 @@ fn plans(command: Command) -> Result<Plans, String> {
         Command::Smoke { common } => {
             let mut runs = Vec::new();
             let matrix: Vec<&str> = if common.nodes >= 5 {
-                nemesis::KINDS.iter().copied().filter(|k| *k != "none").collect()
+                let singles = nemesis::KINDS.iter().copied().filter(|k| *k != "none");
+                singles.chain(FULL_PAIRS.iter().copied()).collect()
             } else {
                 SMOKE.to_vec()
             };

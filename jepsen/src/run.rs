@@ -114,7 +114,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     .await;
     workload.await.map_err(|e| format!("the workload panicked: {e}"))?;
     let network = if cluster.uses_namespaces() { "namespaces" } else { "loopback" };
-    cluster.stop();
+    drop(cluster); // kills the nodes, removes the stores and the namespaces
     let report = report?;
     let faults = report.faults;
 

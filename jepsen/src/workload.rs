@@ -54,9 +54,13 @@ impl Recorder {
         error: Option<String>,
     ) {
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
+        // Strictly increasing: an op that completes and one invoked in the same nanosecond
+        // must not look concurrent to the checker.
+        let elapsed = self.start.elapsed().as_nanos() as u64;
+        let time = ops.last().map_or(elapsed, |last| elapsed.max(last.time + 1));
         let op = Op {
             index: ops.len() as u64,
-            time: self.start.elapsed().as_nanos() as u64,
+            time,
             process,
             op_type,
             f: f.to_string(),
@@ -150,6 +154,7 @@ enum Outcome {
 pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
     let client = reqwest::Client::builder()
         .timeout(options.timeout)
+        .no_proxy()
         .pool_max_idle_per_host(options.concurrency)
         .build()
         .expect("building an HTTP client");
@@ -237,13 +242,14 @@ async fn call(client: &reqwest::Client, host: &str, f: &str, key: u64, value: &V
         Err(e) => return Outcome::Info(format!("HTTP {status}, unreadable answer: {e}")),
     };
     match status {
-        200 if f == "read" => match &answer["value"] {
-            Value::Null => Outcome::Ok(json!([key, null])),
-            Value::String(s) => match s.parse::<u64>() {
+        200 if f == "read" => match answer.get("value") {
+            None => Outcome::Info(format!("a read answer without a value: {answer}")),
+            Some(Value::Null) => Outcome::Ok(json!([key, null])),
+            Some(Value::String(s)) => match s.parse::<u64>() {
                 Ok(v) => Outcome::Ok(json!([key, v])),
                 Err(_) => Outcome::Info(format!("read a value that is not a number: {s:?}")),
             },
-            other => Outcome::Info(format!("unexpected read answer {other}")),
+            Some(other) => Outcome::Info(format!("unexpected read answer {other}")),
         },
         200 => Outcome::Ok(value.clone()),
         // The comparison failed, or the request was refused before anything was proposed.
