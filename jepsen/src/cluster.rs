@@ -324,12 +324,28 @@ impl Cluster {
             return Ok(());
         }
         self.spawn(i)?;
-        let http = self.nodes[i].http.clone();
-        wait_for(&format!("n{} to listen again", i + 1), Duration::from_secs(60), || {
-            std::net::TcpStream::connect(&http).is_ok()
-        })
-        .await?;
+        self.wait_answering(i).await?;
         self.resync(i).await
+    }
+
+    /// Waits until node `i` answers HTTP. A restarted member accepts connections at once but
+    /// answers only once its replicas run, which takes longer when it comes back into a
+    /// partition (it first tries its `--join` addresses).
+    async fn wait_answering(&self, i: usize) -> Result<(), String> {
+        let url = format!("http://{}/health", self.nodes[i].http);
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while client.get(&url).send().await.is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("n{} did not answer within 60 s of its restart", i + 1));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
     }
 
     /// Whether node `i` runs (it may be paused).
