@@ -74,6 +74,8 @@ pub struct Cluster {
     cuts: Vec<(usize, usize)>,
     /// Each node's clock offset in ms, re-applied when a node restarts or resumes.
     clock_offsets: std::sync::Mutex<Vec<i64>>,
+    /// The harness's HTTP client for hooks and admin calls (one pool for the whole run).
+    pub http: reqwest::Client,
     /// Dropped after the nodes are killed (field order), so no process outlives its namespace.
     namespaces: Option<Namespaces>,
 }
@@ -84,7 +86,7 @@ fn free_port() -> Result<u16, String> {
 }
 
 /// An HTTP client for the harness's own calls (not the workload's).
-pub fn admin_client() -> reqwest::Client {
+fn admin_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .no_proxy()
@@ -140,12 +142,19 @@ impl Cluster {
         }
         let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
         let clock_offsets = std::sync::Mutex::new(vec![0; nodes.len()]);
-        let mut cluster =
-            Cluster { nodes, options, join, cuts: Vec::new(), clock_offsets, namespaces };
+        let http = admin_client();
+        let mut cluster = Cluster {
+            nodes,
+            options,
+            join,
+            cuts: Vec::new(),
+            clock_offsets,
+            http: http.clone(),
+            namespaces,
+        };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
         }
-        let http = admin_client();
         for node in &cluster.nodes {
             wait_for(&format!("n{} to listen", node.index), Duration::from_secs(60), || {
                 std::net::TcpStream::connect(&node.http).is_ok()
@@ -215,7 +224,7 @@ impl Cluster {
     /// `GET /v1/test/replicas` of node `i`.
     pub async fn replicas(&self, i: usize) -> Result<Value, String> {
         let url = format!("http://{}/v1/test/replicas", self.nodes[i].http);
-        let response = admin_client().get(&url).send().await.map_err(|e| e.to_string())?;
+        let response = self.http.get(&url).send().await.map_err(|e| e.to_string())?;
         if !response.status().is_success() {
             return Err(format!("{url}: {}", response.status()));
         }
@@ -225,12 +234,8 @@ impl Cluster {
     /// Posts `body` to a test hook of node `i`.
     pub async fn hook(&self, i: usize, path: &str, body: Value) -> Result<(), String> {
         let url = format!("http://{}{path}", self.nodes[i].http);
-        let response = admin_client()
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let response =
+            self.http.post(&url).json(&body).send().await.map_err(|e| format!("{url}: {e}"))?;
         if response.status().is_success() {
             Ok(())
         } else {

@@ -34,9 +34,9 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::cluster::{Cluster, admin_client};
+use crate::cluster::Cluster;
 use crate::history::{OpType, Process};
-use crate::workload::Recorder;
+use crate::workload::{Recorder, key_name};
 
 /// The nemeses the harness knows.
 pub const KINDS: &[&str] = &[
@@ -293,13 +293,13 @@ async fn during(
         "split" => {
             while Instant::now() < until {
                 let Some(key) = recorder.last_key() else { break };
-                let key = format!("jepsen-{key:08}");
+                let key = key_name(key);
                 let i = rng.random_range(0..cluster.nodes.len());
                 let url = format!("http://{}/v1/admin/split", cluster.nodes[i].http);
                 // A split waits for every leaseholder it needs (the id counter's, the range's,
                 // the addressing records'): during a partition that includes failovers, so it
                 // gets longer than the harness's usual 5 s.
-                let request = admin_client().post(&url).timeout(SPLIT_TIMEOUT);
+                let request = cluster.http.post(&url).timeout(SPLIT_TIMEOUT);
                 match request.json(&json!({"key": key})).send().await {
                     Ok(a) if a.status().is_success() => {
                         event(recorder, "split", json!(key));
@@ -399,10 +399,10 @@ fn last_event_node(recorder: &Recorder, f: &str) -> Option<usize> {
 
 /// The node holding the lease of the range that holds the key the workload used last.
 async fn leaseholder_of_current_key(cluster: &Cluster, recorder: &Recorder) -> Option<usize> {
-    let key = format!("jepsen-{:08}", recorder.last_key()?);
+    let key = key_name(recorder.last_key()?);
     for i in 0..cluster.nodes.len() {
         let url = format!("http://{}/v1/test/replicas?key={key}", cluster.nodes[i].http);
-        let Ok(answer) = admin_client().get(&url).send().await else { continue };
+        let Ok(answer) = cluster.http.get(&url).send().await else { continue };
         let Ok(info) = answer.json::<Value>().await else { continue };
         let holds = info["replicas"].as_array().is_some_and(|replicas| {
             replicas

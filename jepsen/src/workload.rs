@@ -216,7 +216,8 @@ pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
     while workers.join_next().await.is_some() {}
 }
 
-fn key_name(key: u64) -> String {
+/// The Shoal key of register `key`.
+pub fn key_name(key: u64) -> String {
     format!("jepsen-{key:08}")
 }
 

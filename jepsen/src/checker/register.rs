@@ -121,7 +121,8 @@ pub fn check(history: &[Op], budget: Duration) -> Verdict {
     let deadline = Instant::now() + budget;
     let keys: Vec<(u64, Vec<KeyOp>)> = by_key.into_iter().collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(keys.len());
-    let mut results: Vec<(u64, Vec<KeyOp>, KeyResult)> = Vec::new();
+    // One result per key, in key order (chunks are joined in order).
+    let mut results: Vec<KeyResult> = Vec::new();
     if threads > 0 {
         let chunk = keys.len().div_ceil(threads);
         results = std::thread::scope(|scope| {
@@ -129,9 +130,7 @@ pub fn check(history: &[Op], budget: Duration) -> Verdict {
                 .chunks(chunk)
                 .map(|part| {
                     scope.spawn(move || {
-                        part.iter()
-                            .map(|(key, ops)| (*key, ops.clone(), check_key(ops, deadline)))
-                            .collect::<Vec<_>>()
+                        part.iter().map(|(_, ops)| check_key(ops, deadline)).collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -146,7 +145,7 @@ pub fn check(history: &[Op], budget: Duration) -> Verdict {
         unknown: Vec::new(),
         malformed,
     };
-    for (key, ops, result) in results {
+    for ((key, ops), result) in keys.into_iter().zip(results) {
         match result {
             KeyResult::Valid => {}
             KeyResult::Unknown => verdict.unknown.push(key),
@@ -155,7 +154,6 @@ pub fn check(history: &[Op], budget: Duration) -> Verdict {
             }
         }
     }
-    verdict.unknown.sort_unstable();
     verdict
 }
 
