@@ -43,6 +43,22 @@ pub fn range_id_generator() -> Key {
     layout::system_key(b"range-idgen")
 }
 
+/// Returns the liveness record key of `node_id`, `/System/liveness/<node_id>` (zero-padded,
+/// so records sort by node id).
+pub fn liveness_key(node_id: u64) -> Key {
+    layout::system_key(format!("liveness/{node_id:020}").as_bytes())
+}
+
+/// Returns the span holding every node's liveness record.
+pub fn liveness_span() -> Span {
+    Span::prefix(layout::system_key(b"liveness/").into_bytes())
+}
+
+/// Returns the key of the cluster setting `name`, `/System/settings/<name>`.
+pub fn setting_key(name: &str) -> Key {
+    layout::system_key(format!("settings/{name}").as_bytes())
+}
+
 /// Returns the ranges a new cluster starts with, each replicated on `replicas`: range 1, the
 /// meta range `[/Min, /Meta/Max)`, and range 2 holding everything else.
 pub fn bootstrap_ranges(replicas: &[ReplicaDescriptor]) -> Vec<RangeDescriptor> {

@@ -69,15 +69,18 @@ pub enum RangeLocalKind {
     GcThreshold,
     /// The abort span, recording aborted transactions that wrote to the range.
     AbortSpan,
+    /// This store's replica id in the range: store-local, never replicated or snapshotted.
+    ReplicaId,
 }
 
 impl RangeLocalKind {
-    const ALL: [RangeLocalKind; 5] = [
+    const ALL: [RangeLocalKind; 6] = [
         RangeLocalKind::AppliedState,
         RangeLocalKind::Descriptor,
         RangeLocalKind::Lease,
         RangeLocalKind::GcThreshold,
         RangeLocalKind::AbortSpan,
+        RangeLocalKind::ReplicaId,
     ];
 
     /// The short suffix stored in the key.
@@ -88,6 +91,7 @@ impl RangeLocalKind {
             RangeLocalKind::Lease => b"rlls",
             RangeLocalKind::GcThreshold => b"rgct",
             RangeLocalKind::AbortSpan => b"abc-",
+            RangeLocalKind::ReplicaId => b"rrid",
         }
     }
 
@@ -99,6 +103,7 @@ impl RangeLocalKind {
             RangeLocalKind::Lease => "Lease",
             RangeLocalKind::GcThreshold => "GCThreshold",
             RangeLocalKind::AbortSpan => "AbortSpan",
+            RangeLocalKind::ReplicaId => "ReplicaID",
         }
     }
 

@@ -46,7 +46,8 @@ const BACKOFF: Duration = Duration::from_millis(25);
 
 /// Routes KV requests to ranges.
 pub struct DistSender {
-    meta_range: RangeDescriptor,
+    /// Range 1's descriptor: where meta lookups go. Updated from gossip when its replicas move.
+    meta_range: std::sync::RwLock<RangeDescriptor>,
     cache: RangeCache,
     sender: Arc<dyn NodeSender>,
     deadline: Duration,
@@ -57,12 +58,35 @@ impl DistSender {
     pub fn new(meta_range: RangeDescriptor, sender: Arc<dyn NodeSender>) -> Self {
         let cache = RangeCache::default();
         cache.insert(meta_range.clone());
-        DistSender { meta_range, cache, sender, deadline: DEFAULT_DEADLINE }
+        DistSender {
+            meta_range: std::sync::RwLock::new(meta_range),
+            cache,
+            sender,
+            deadline: DEFAULT_DEADLINE,
+        }
     }
 
     /// Returns the range cache.
     pub fn cache(&self) -> &RangeCache {
         &self.cache
+    }
+
+    /// Returns the meta range's descriptor as this sender knows it.
+    pub fn meta_range(&self) -> RangeDescriptor {
+        self.meta_range.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Learns a newer descriptor of the meta range (its replicas moved); older ones are
+    /// ignored. Returns whether it was newer.
+    pub fn update_meta_range(&self, descriptor: &RangeDescriptor) -> bool {
+        let mut held = self.meta_range.write().unwrap_or_else(|p| p.into_inner());
+        if descriptor.range_id != held.range_id || descriptor.generation <= held.generation {
+            return false;
+        }
+        *held = descriptor.clone();
+        drop(held);
+        self.cache.insert(descriptor.clone());
+        true
     }
 
     /// Sends `requests`, returning one response per request.
@@ -225,9 +249,9 @@ impl DistSender {
 
     async fn locate(&self, locate: &Locate) -> Result<RangeDescriptor, KvError> {
         let (key, lookup_span) = match locate {
-            Locate::At(key) if is_meta_range_key(key) => return Ok(self.meta_range.clone()),
+            Locate::At(key) if is_meta_range_key(key) => return Ok(self.meta_range()),
             Locate::Before(end) if end.as_bytes() <= layout::META_MAX => {
-                return Ok(self.meta_range.clone());
+                return Ok(self.meta_range());
             }
             Locate::At(key) => match self.cache.lookup(key) {
                 Some(cached) => return Ok(cached.descriptor),
@@ -246,9 +270,8 @@ impl DistSender {
             },
         };
         let lookup = Request::Scan { span: lookup_span, limit: Some(1) };
-        let response = self
-            .send_to_range(self.meta_range.clone(), &Locate::At(Key::MIN), vec![lookup])
-            .await?;
+        let response =
+            self.send_to_range(self.meta_range(), &Locate::At(Key::MIN), vec![lookup]).await?;
         let Some(Response::Scan { rows, .. }) = response.responses.into_iter().next() else {
             return Err(KvError::Internal(
                 "a meta lookup was answered with another response".into(),
@@ -333,7 +356,7 @@ impl DistSender {
                 return Err(last_error);
             }
             if matches!(last_error, KvError::RangeNotFound(_))
-                && descriptor.range_id != self.meta_range.range_id
+                && descriptor.range_id != self.meta_range().range_id
             {
                 self.cache.evict(descriptor.range_id);
                 descriptor = Box::pin(self.locate(locate)).await?;

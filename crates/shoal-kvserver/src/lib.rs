@@ -10,14 +10,18 @@
 //!                                                      └─▶ propose ─▶ Raft ─▶ apply on every replica
 //! ```
 //!
-//! Not built yet: the meta range and addressing records, node liveness, splits, transactions,
-//! the timestamp cache and interval latches for spans (see the issue tracker).
+//! Replicas are added, removed and replaced by their leaseholder ([`replica_change`]); every
+//! replica rewrites the range's descriptor when it applies a membership entry.
+//!
+//! Not built yet: transactions, the timestamp cache and interval latches for spans (see the
+//! issue tracker).
 
 pub mod command;
 pub mod eval;
 pub mod latch;
 mod node;
 mod replica;
+pub mod replica_change;
 mod store;
 
 #[cfg(test)]
@@ -30,4 +34,5 @@ mod tests;
 pub use command::{ApplyOutcome, ProposedCommand};
 pub use node::{Node, RpcTransport};
 pub use replica::RangeReplica;
+pub use shoal_raft::handle::{LogProgress, MembershipView};
 pub use store::{Store, StoreConfig};

@@ -52,6 +52,8 @@ pub struct RangeReplica {
     clock: Arc<Clock>,
     latches: LatchManager,
     request_timeout: Duration,
+    /// Serializes this leaseholder's replica changes (see [`crate::replica_change`]).
+    pub(crate) changes: tokio::sync::Mutex<()>,
 }
 
 impl RangeReplica {
@@ -72,6 +74,7 @@ impl RangeReplica {
             clock,
             latches: LatchManager::default(),
             request_timeout,
+            changes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -226,6 +229,14 @@ impl RangeReplica {
             split: Some(split),
         };
         self.replicate(command, latch).await?;
+        // As applied: apply takes the replicas (and generation) from the range as it was then.
+        let lhs = self.descriptor();
+        let rhs = RangeDescriptor {
+            replicas: lhs.replicas.clone(),
+            next_replica_id: lhs.next_replica_id,
+            generation: lhs.generation,
+            ..rhs
+        };
         Ok(BatchResponse { responses: vec![Response::AdminSplit { lhs, rhs }], timestamp: ts })
     }
 
@@ -277,6 +288,14 @@ impl RangeReplica {
                 Err(KvError::Internal("a proposed command did not decode".into()))
             }
         }
+    }
+
+    pub(crate) fn not_serving_error(&self, e: NotServing) -> KvError {
+        self.not_serving(e)
+    }
+
+    pub(crate) fn not_leaseholder_error(&self) -> KvError {
+        self.not_leaseholder(handle::current_leader(&self.raft))
     }
 
     fn not_serving(&self, e: NotServing) -> KvError {

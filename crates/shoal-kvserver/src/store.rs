@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor};
+use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor, ReplicaDescriptor};
 use shoal_hlc::{Clock, Timestamp};
 use shoal_keys::layout::{self, RangeLocalKind, range_local_key};
 use shoal_keys::{Key, Span};
@@ -45,7 +45,7 @@ impl Applier for KvApplier {
         &self,
         entry: EntryInfo<'_>,
         command: &Command,
-        _: &dyn Reader,
+        reader: &dyn Reader,
         batch: &mut WriteBatch,
     ) -> CommandResponse {
         let Some(proposed) = ProposedCommand::decode(command) else {
@@ -53,9 +53,21 @@ impl Applier for KvApplier {
         };
         let outcome = proposed.apply_decoded(entry.term(), &self.clock, batch);
         if let (ApplyOutcome::Applied, Some(split)) = (outcome, &proposed.split) {
+            // The replicas are the membership's at this entry: a replica change may have been
+            // applied between the split's evaluation and this entry.
+            let members = entry.members();
+            let generation = read_descriptor(reader, entry.range_id)
+                .map_or(split.lhs.generation, |current| current.generation + 1);
+            let mut split = split.clone();
+            for descriptor in [&mut split.lhs, &mut split.rhs] {
+                if let Some(updated) = descriptor_with_members(descriptor, &members) {
+                    *descriptor = updated;
+                }
+                descriptor.generation = generation;
+            }
             split.record(batch);
             if let Some(store) = self.store.upgrade() {
-                store.split_applied(entry, split);
+                store.split_applied(entry, &split);
             }
         }
         outcome.to_response()
@@ -94,6 +106,29 @@ impl Applier for KvApplier {
         ])
     }
 
+    fn membership_applied(
+        &self,
+        entry: EntryInfo<'_>,
+        members: &BTreeMap<u64, ReplicaLocation>,
+        reader: &dyn Reader,
+        batch: &mut WriteBatch,
+    ) {
+        // None: the bootstrap membership of a range seeded without a record (tests).
+        let Some(current) = read_descriptor(reader, entry.range_id) else { return };
+        let Some(updated) = descriptor_with_members(&current, members) else { return };
+        let key = range_local_key(entry.range_id, RangeLocalKind::Descriptor);
+        batch.put(Cf::Local, key.into_bytes(), shoal_api::encode(&updated));
+        self.descriptors
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.range_id, updated.clone());
+        if let Some(store) = self.store.upgrade()
+            && let Ok(replica) = store.replica(entry.range_id)
+        {
+            replica.set_descriptor(updated);
+        }
+    }
+
     fn snapshot_installed(&self, range_id: u64, reader: &dyn Reader) {
         let key = range_local_key(range_id, RangeLocalKind::Descriptor);
         let descriptor = match reader.get(Cf::Local, key.as_bytes()) {
@@ -114,6 +149,74 @@ impl Applier for KvApplier {
             replica.set_descriptor(descriptor);
         }
     }
+}
+
+/// Reads the descriptor record of `range_id` as applied so far. A record that cannot be read
+/// is a broken store: logged, and treated as absent.
+fn read_descriptor(reader: &dyn Reader, range_id: u64) -> Option<RangeDescriptor> {
+    let key = range_local_key(range_id, RangeLocalKind::Descriptor);
+    match reader.get(Cf::Local, key.as_bytes()) {
+        Ok(Some(bytes)) => shoal_api::decode::<RangeDescriptor>(&bytes)
+            .map_err(|e| tracing::error!(range_id, "a descriptor record: {e}"))
+            .ok(),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(range_id, "reading a descriptor record: {e}");
+            None
+        }
+    }
+}
+
+/// Returns `current` with exactly the replicas `members` names (a new generation), or `None`
+/// if it already has them. Replica ids handed out later start above every member's.
+fn descriptor_with_members(
+    current: &RangeDescriptor,
+    members: &BTreeMap<u64, ReplicaLocation>,
+) -> Option<RangeDescriptor> {
+    let replicas: Vec<ReplicaDescriptor> = members
+        .iter()
+        .map(|(id, at)| ReplicaDescriptor {
+            node_id: at.node_id,
+            store_id: at.store_id,
+            replica_id: *id,
+        })
+        .collect();
+    let mut held = current.replicas.clone();
+    held.sort_by_key(|r| r.replica_id);
+    if held == replicas {
+        return None;
+    }
+    let above_members = members.keys().max().map_or(1, |id| id + 1);
+    Some(RangeDescriptor {
+        replicas,
+        next_replica_id: current.next_replica_id.max(above_members),
+        generation: current.generation + 1,
+        ..current.clone()
+    })
+}
+
+/// Returns the parts of `span` that no span of `others` covers.
+fn subtract_spans(span: &Span, others: &[Span]) -> Vec<Span> {
+    let mut left = vec![span.clone()];
+    for other in others {
+        left = left
+            .into_iter()
+            .flat_map(|piece| {
+                if other.end <= piece.start || piece.end <= other.start {
+                    return vec![piece];
+                }
+                let mut kept = Vec::new();
+                if piece.start < other.start {
+                    kept.push(Span { start: piece.start.clone(), end: other.start.clone() });
+                }
+                if other.end < piece.end {
+                    kept.push(Span { start: other.end.clone(), end: piece.end.clone() });
+                }
+                kept
+            })
+            .collect();
+    }
+    left
 }
 
 /// How often the proposer of a split stands for election in the new range before leaving it
@@ -272,17 +375,12 @@ impl Store {
         if let Ok(running) = self.replica(descriptor.range_id) {
             return Ok(running);
         }
-        let replica = descriptor.replica_on(self.config.node_id).ok_or_else(|| {
-            KvError::InvalidArgument(format!(
-                "range {} has no replica on node {}",
-                descriptor.range_id, self.config.node_id
-            ))
-        })?;
+        let replica_id = self.local_replica_id(&descriptor)?;
         self.descriptors
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(descriptor.range_id, descriptor.clone());
-        let raft = start_replica(&self.ctx, descriptor.range_id, replica.replica_id)
+        let raft = start_replica(&self.ctx, descriptor.range_id, replica_id)
             .await
             .map_err(|e| KvError::Internal(e.to_string()))?;
         let range_id = descriptor.range_id;
@@ -300,7 +398,7 @@ impl Store {
         let request_timeout = Duration::from_millis(4 * self.config.timers.election_max_ms);
         let range = Arc::new(RangeReplica::new(
             descriptor,
-            replica.replica_id,
+            replica_id,
             raft,
             self.ctx.engine.clone(),
             self.clock.clone(),
@@ -308,6 +406,100 @@ impl Store {
         ));
         self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());
         Ok(range)
+    }
+
+    /// Returns this store's replica id in `descriptor`'s range: the one recorded when the
+    /// replica was created, else (recording it) the one the descriptor names on this node. The
+    /// record matters for a replica added to a running range: the descriptor a snapshot brings
+    /// it may predate the replica.
+    fn local_replica_id(&self, descriptor: &RangeDescriptor) -> Result<u64, KvError> {
+        let key = range_local_key(descriptor.range_id, RangeLocalKind::ReplicaId);
+        let internal = |e: shoal_storage::Error| {
+            KvError::Internal(format!("the replica id of range {}: {e}", descriptor.range_id))
+        };
+        if let Some(bytes) = self.ctx.engine.get(Cf::Local, key.as_bytes()).map_err(internal)? {
+            return shoal_api::decode::<u64>(&bytes);
+        }
+        let replica = descriptor.replica_on(self.config.node_id).ok_or_else(|| {
+            KvError::InvalidArgument(format!(
+                "range {} has no replica on node {}",
+                descriptor.range_id, self.config.node_id
+            ))
+        })?;
+        let mut batch = WriteBatch::new();
+        batch.put(Cf::Local, key.into_bytes(), shoal_api::encode(&replica.replica_id));
+        // Synced: the id is this replica's Raft identity; losing it would orphan its log.
+        self.ctx.engine.write(&batch, WriteOptions::SYNC).map_err(internal)?;
+        Ok(replica.replica_id)
+    }
+
+    /// Creates this store's new replica of a running range, which its leaseholder is about to
+    /// add as a learner: `descriptor` is the leaseholder's current descriptor with the new
+    /// replica on this node added. The replica starts empty and waits for a snapshot. An old
+    /// replica of the range still here that `descriptor` no longer names (removed, not yet
+    /// collected) is destroyed first; asking again for the same replica is a no-op.
+    pub async fn create_learner_replica(&self, descriptor: RangeDescriptor) -> Result<(), KvError> {
+        let Some(wanted) = descriptor.replica_on(self.config.node_id) else {
+            return Err(KvError::InvalidArgument(format!(
+                "range {} names no replica on node {}",
+                descriptor.range_id, self.config.node_id
+            )));
+        };
+        if let Ok(running) = self.replica(descriptor.range_id) {
+            if running.replica_id() == wanted.replica_id {
+                return Ok(());
+            }
+            if descriptor.replica(running.replica_id()).is_some() {
+                return Err(KvError::InvalidArgument(format!(
+                    "range {} already has replica {} on node {}",
+                    descriptor.range_id,
+                    running.replica_id(),
+                    self.config.node_id
+                )));
+            }
+            self.destroy_replica(descriptor.range_id, running.replica_id()).await?;
+        }
+        self.create_replica(descriptor).await.map(|_| ())
+    }
+
+    /// Destroys this store's replica `replica_id` of `range_id`, removed from its range: stops
+    /// its Raft group and deletes its log, its range-local records and its data, except where
+    /// another replica on this store now holds the same keys.
+    pub async fn destroy_replica(&self, range_id: u64, replica_id: u64) -> Result<(), KvError> {
+        let replica = self.replica(range_id)?;
+        if replica.replica_id() != replica_id {
+            return Err(KvError::InvalidArgument(format!(
+                "replica {replica_id} of range {range_id} is not on this store"
+            )));
+        }
+        self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&range_id);
+        self.descriptors.write().unwrap_or_else(|p| p.into_inner()).remove(&range_id);
+        let _ = replica.raft().shutdown().await;
+        let mut batch = WriteBatch::new();
+        let (start, end) = shoal_raft::keys::range_span(range_id);
+        batch.delete_range(Cf::Raft, start, end);
+        let local = layout::range_local_span(range_id);
+        batch.delete_range(Cf::Local, local.start.into_bytes(), local.end.into_bytes());
+        let others: Vec<Span> = self.replicas().iter().map(|r| r.descriptor().span()).collect();
+        for span in subtract_spans(&replica.descriptor().span(), &others) {
+            let locks = layout::lock_span(&span);
+            for span in [span, locks] {
+                batch.delete_range(
+                    Cf::Mvcc,
+                    encode_prefix(span.start.as_bytes()),
+                    encode_prefix(span.end.as_bytes()),
+                );
+            }
+        }
+        // Through the log writer, after any append the stopped group still had queued, and
+        // synced: a range re-added to this store later must find no trace of this replica.
+        self.ctx
+            .writer
+            .write_durable(batch)
+            .await
+            .map_err(|e| KvError::Internal(format!("destroying range {range_id}: {e}")))?;
+        tracing::info!(range_id, replica_id, "destroyed a removed replica");
+        Ok(())
     }
 
     /// Bootstraps the Raft group of a range whose replicas were all added. Call on one store.

@@ -2,7 +2,7 @@
 //! with outcomes classified for routing, leadership and bootstrap. Keeps openraft's types out
 //! of the layers above.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use openraft::ReadPolicy;
 use openraft::async_runtime::WatchReceiver;
@@ -181,4 +181,178 @@ pub async fn campaign_until_leader(
             .await;
     }
     Ok(replica.metrics().borrow_watched().current_leader == Some(me))
+}
+
+/// A range's Raft membership as one replica sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MembershipView {
+    /// Voters of the (last, if joint) configuration.
+    pub voters: BTreeSet<u64>,
+    /// Every replica named, voter or learner, with its location.
+    pub members: BTreeMap<u64, ReplicaLocation>,
+    /// Whether a voter change is half done (a joint configuration is in force).
+    pub joint: bool,
+    /// The log id of the entry that introduced this membership: the precondition that
+    /// serializes membership changes (see [`set_voters`]).
+    pub log_id: Option<crate::types::LogId>,
+}
+
+impl MembershipView {
+    /// Returns the learners: members that are not voters.
+    pub fn learners(&self) -> BTreeSet<u64> {
+        self.members.keys().copied().filter(|id| !self.voters.contains(id)).collect()
+    }
+}
+
+/// Returns the membership in force on `replica` (possibly not committed yet).
+pub fn membership(replica: &Replica) -> MembershipView {
+    let metrics = replica.metrics().borrow_watched().clone();
+    let stored = &metrics.membership_config;
+    let joint = stored.get_joint_config();
+    MembershipView {
+        voters: joint.last().cloned().unwrap_or_default(),
+        members: stored.nodes().map(|(id, location)| (*id, *location)).collect(),
+        joint: joint.len() > 1,
+        log_id: *stored.log_id(),
+    }
+}
+
+/// Where a range's log stands on one replica, and, on a leader, each follower's progress.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogProgress {
+    /// Whether this replica leads.
+    pub leader: bool,
+    /// The Raft term.
+    pub term: u64,
+    /// The last log index.
+    pub last_index: u64,
+    /// The last committed index this replica knows of.
+    pub committed_index: u64,
+    /// The last applied index.
+    pub applied_index: u64,
+    /// On a leader: each other member's highest replicated index (0 if none yet).
+    pub matched: BTreeMap<u64, u64>,
+    /// On a leader: how long ago each other member last acknowledged a message, if it ever
+    /// did.
+    pub last_ack: BTreeMap<u64, Option<std::time::Duration>>,
+}
+
+/// Returns `replica`'s log progress.
+pub fn log_progress(replica: &Replica) -> LogProgress {
+    let metrics = replica.metrics().borrow_watched().clone();
+    let me = metrics.id;
+    let matched = metrics
+        .replication
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, log_id)| (*id, log_id.map_or(0, |l| l.index)))
+        .collect();
+    let last_ack = metrics
+        .heartbeat
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != me)
+        .map(|(id, at)| (*id, at.map(|at| openraft::Instant::elapsed(&*at))))
+        .collect();
+    LogProgress {
+        leader: metrics.current_leader == Some(me),
+        term: metrics.current_term,
+        last_index: metrics.last_log_index.unwrap_or(0),
+        committed_index: metrics
+            .cluster_committed
+            .or(metrics.local_committed)
+            .map_or(0, |l| l.index),
+        applied_index: metrics.last_applied.map_or(0, |l| l.index),
+        matched,
+        last_ack,
+    }
+}
+
+/// Makes sure that a replica added from now on catches up by snapshot, never by replaying the
+/// log from its first entry: builds a snapshot (cheap: see [`crate::RangeStateMachine`]) and
+/// purges the log it covers. The first entries of a bootstrapped range do not hold the data
+/// bootstrap seeded, so a replica that replayed them would miss it. Followers behind the purge
+/// point get a snapshot too.
+pub async fn purge_log_for_new_replicas(
+    replica: &Replica,
+    timeout: std::time::Duration,
+) -> std::result::Result<(), NotServing> {
+    let unavailable = |what: &str| NotServing::Unavailable(format!("{what} timed out"));
+    let applied = applied_index(replica).unwrap_or(0);
+    if replica.metrics().borrow_watched().purged.is_some() {
+        return Ok(());
+    }
+    replica.trigger().snapshot().await.map_err(|e| NotServing::Unavailable(e.to_string()))?;
+    replica
+        .wait(Some(timeout))
+        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "a snapshot")
+        .await
+        .map_err(|_| unavailable("building a snapshot"))?;
+    let upto = replica.metrics().borrow_watched().snapshot.map_or(0, |s| s.index);
+    replica.trigger().purge_log(upto).await.map_err(|e| NotServing::Unavailable(e.to_string()))?;
+    replica
+        .wait(Some(timeout))
+        .metrics(|m| m.purged.is_some(), "purging the log")
+        .await
+        .map_err(|_| unavailable("purging the log"))?;
+    Ok(())
+}
+
+fn write_error(e: RaftError<crate::TypeConfig, ClientWriteError<crate::TypeConfig>>) -> NotServing {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            NotServing::NotLeader { leader: f.leader_id }
+        }
+        RaftError::APIError(e) => NotServing::Ambiguous(e.to_string()),
+        RaftError::Fatal(e) => NotServing::Ambiguous(e.to_string()),
+    }
+}
+
+/// Adds replica `id` at `location` as a learner and waits until it caught up with the leader,
+/// at most `timeout` (then `Ambiguous`: the learner may still be added).
+pub async fn add_learner(
+    replica: &Replica,
+    id: u64,
+    location: ReplicaLocation,
+    timeout: std::time::Duration,
+) -> std::result::Result<(), NotServing> {
+    match tokio::time::timeout(timeout, replica.add_learner(id, location, true)).await {
+        Ok(result) => result.map(|_| ()).map_err(write_error),
+        Err(_) => {
+            Err(NotServing::Ambiguous(format!("replica {id} did not catch up in {timeout:?}")))
+        }
+    }
+}
+
+/// Changes the voters to exactly `voters` (through a joint configuration), dropping replaced
+/// voters from the group, but only if the membership is still the one introduced at
+/// `expected` (changes of one range are serialized this way). Every new voter must be a
+/// learner already.
+pub async fn set_voters(
+    replica: &Replica,
+    voters: BTreeSet<u64>,
+    expected: Option<crate::types::LogId>,
+) -> std::result::Result<(), NotServing> {
+    let precondition =
+        openraft::raft::Precondition::LastMembershipLogId { last_membership_log_id: expected };
+    replica
+        .change_membership_if(
+            openraft::ChangeMembers::ReplaceAllVoters(voters),
+            false,
+            [precondition],
+        )
+        .await
+        .map(|_| ())
+        .map_err(write_error)
+}
+
+/// Removes learner `id` from the group.
+pub async fn remove_learner(replica: &Replica, id: u64) -> std::result::Result<(), NotServing> {
+    let ids = BTreeSet::from([id]);
+    replica
+        .change_membership(openraft::ChangeMembers::RemoveNodes(ids), false)
+        .await
+        .map(|_| ())
+        .map_err(write_error)
 }

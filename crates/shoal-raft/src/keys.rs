@@ -37,6 +37,11 @@ pub fn entries_end(range_id: u64) -> Vec<u8> {
     state_key(range_id, b'l' + 1)
 }
 
+/// The span of every key of a range (log, vote, log ids): what destroying a replica deletes.
+pub fn range_span(range_id: u64) -> (Vec<u8>, Vec<u8>) {
+    (range_id.to_be_bytes().to_vec(), (range_id + 1).to_be_bytes().to_vec())
+}
+
 /// Decodes the index from an entry key.
 pub fn entry_index(key: &[u8]) -> Option<u64> {
     key.get(9..17).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes)
@@ -60,5 +65,10 @@ mod tests {
         assert!(entries_end(1) <= purged_key(1) && vote_key(1) < entry_key(2, 0));
         assert!(committed_key(1) < entry_key(1, 0));
         assert_eq!(entry_index(&entry_key(7, 42)), Some(42));
+        let (start, end) = range_span(1);
+        for key in [vote_key(1), purged_key(1), committed_key(1), entry_key(1, u64::MAX)] {
+            assert!(start <= key && key < end);
+        }
+        assert!(entry_key(2, 0) >= end && vote_key(0) < start);
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!   entry 7: Normal(cmd) ──Applier::apply──▶ WriteBatch { cmd's writes..., AppliedState = 7 }
-//!   entry 8: Membership  ──────────────────▶ WriteBatch { AppliedState = 8, membership }
+//!   entry 8: Membership ──membership_applied─▶ WriteBatch { replica records..., AppliedState = 8 }
 //! ```
 //!
 //! What a command means is not this crate's business: an [`Applier`] (the KV server) decodes
@@ -48,6 +48,7 @@
 //!   built yet, so ranges must stay small enough to hold in memory while one is sent.
 //! - Capturing blocks this range's applies for as long as the copy takes.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io;
 use std::sync::Arc;
@@ -60,7 +61,9 @@ use shoal_keys::layout::{RangeLocalKind, range_local_key};
 use shoal_storage::{Cf, Engine, IterOptions, Reader, WriteBatch, WriteOptions};
 
 use crate::codec::{decode, encode};
-use crate::types::{Command, CommandResponse, LogId, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{
+    Command, CommandResponse, LogId, ReplicaLocation, SnapshotMeta, StoredMembership, TypeConfig,
+};
 use crate::{Error, Result};
 
 /// A span of one column family holding replicated data of a range.
@@ -91,6 +94,11 @@ impl EntryInfo<'_> {
     pub fn term(&self) -> u64 {
         self.log_id.leader_id.term
     }
+
+    /// Every replica the membership names (voters and learners), by replica id.
+    pub fn members(&self) -> BTreeMap<u64, ReplicaLocation> {
+        self.membership.nodes().map(|(id, location)| (*id, *location)).collect()
+    }
 }
 
 /// Gives commands their meaning. Implemented by the KV server.
@@ -113,6 +121,19 @@ pub trait Applier: Send + Sync + 'static {
     /// Called after a snapshot of `range_id` was installed (and written durably): the range's
     /// state may have jumped past entries this replica never applied (a split, say).
     fn snapshot_installed(&self, _range_id: u64, _reader: &dyn Reader) {}
+
+    /// Applies a membership entry: `members` (replica id → location) are every replica the new
+    /// configuration names, voters and learners; `entry.membership` is already the new one.
+    /// Appends whatever the range records about its replicas to `batch`, which is written with
+    /// the new applied state. Must be deterministic, like [`Applier::apply`].
+    fn membership_applied(
+        &self,
+        _entry: EntryInfo<'_>,
+        _members: &BTreeMap<u64, ReplicaLocation>,
+        _reader: &dyn Reader,
+        _batch: &mut WriteBatch,
+    ) {
+    }
 }
 
 /// The applied state of a range, stored at `/Local/Range/<id>/AppliedState`.
@@ -226,6 +247,13 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
                 EntryPayload::Membership(membership) => {
                     state.membership =
                         StoredMembership::new(Some(entry.log_id), membership.clone());
+                    let info = EntryInfo {
+                        range_id: self.range_id,
+                        log_id: entry.log_id,
+                        membership: &state.membership,
+                    };
+                    let members = info.members();
+                    self.applier.membership_applied(info, &members, &*self.engine, &mut batch);
                     CommandResponse::default()
                 }
             };

@@ -7,13 +7,15 @@
 //!   joining node ── Join ───────────────▶ an initialized node   "give me a node id"
 //!   init node    ── Bootstrap(plan) ────▶ each first node       "you are node n; host ranges 1, 2"
 //!   every node   ── Gossip(statuses) ───▶ every known node      "here is what I know" (and back)
+//!   leaseholder  ── CreateReplica ──────▶ a node to add          "make an empty replica of r"
+//!   leaseholder  ── DestroyReplica ─────▶ a node removed         "your replica of r is gone"
 //! ```
 //!
 //! Hello and Bootstrap go to an address (the sender may not know the peer's id); Gossip goes to
 //! node ids through the pooled connections.
 
 use serde::{Deserialize, Serialize};
-use shoal_api::RangeDescriptor;
+use shoal_api::{RangeDescriptor, ReplicaDescriptor};
 
 use crate::gossip::NodeStatus;
 use crate::ident::NodeAddress;
@@ -39,6 +41,21 @@ pub enum ControlRequest {
         cluster_id: String,
         /// What the sender knows.
         statuses: Vec<NodeStatus>,
+    },
+    /// Asks the receiver to create an empty replica of a range, which the sender (its
+    /// leaseholder) is about to add as a learner.
+    CreateReplica {
+        /// The range as its leaseholder knows it now.
+        descriptor: RangeDescriptor,
+        /// The new replica's id.
+        replica_id: u64,
+    },
+    /// Tells the receiver that its replica of a range was removed from the range.
+    DestroyReplica {
+        /// The range.
+        range_id: u64,
+        /// The removed replica.
+        replica_id: u64,
     },
 }
 
@@ -67,6 +84,10 @@ pub enum ControlResponse {
     Bootstrapped,
     /// What the receiver knows.
     Gossip(Vec<NodeStatus>),
+    /// The replica asked for exists on the receiver.
+    ReplicaCreated(ReplicaDescriptor),
+    /// The request was carried out.
+    Done,
     /// The request failed.
     Error(String),
 }

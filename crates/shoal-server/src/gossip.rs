@@ -43,6 +43,9 @@ pub struct NodeStatus {
     pub started_at: Timestamp,
     /// When the node published this status (its HLC); newer replaces older.
     pub updated_at: Timestamp,
+    /// The meta range's descriptor, if the node hosts a replica of it: how every node learns
+    /// where range 1 went when its replicas move (the newest generation wins).
+    pub meta_range: Option<shoal_api::RangeDescriptor>,
 }
 
 /// One row of [`Gossip::view`].
@@ -130,6 +133,7 @@ mod tests {
             leases: 0,
             started_at: Timestamp::new(1, 0),
             updated_at: Timestamp::new(updated, 0),
+            meta_range: None,
         }
     }
 

@@ -15,22 +15,31 @@
 //! - [`Server::bind`] opens the store and both listeners; [`Server::join_cluster`] waits until
 //!   the node belongs to a cluster (see [`membership`] for how clusters form).
 //! - Every node serves every key: requests are routed to leaseholders through DistSender.
+//! - Ranges manage themselves: each node heartbeats its [`liveness`] record, and its
+//!   replicate queue keeps the ranges it leads at the replication factor ([`settings`]) on
+//!   live nodes, choosing changes with the [`allocator`].
 //!
 //! # Out of scope
 //!
-//! Moving replicas between nodes, splits by size or load (later issues), TLS.
+//! TLS; locality-aware placement.
 
 pub mod admin;
+pub mod allocator;
 pub mod control;
 pub mod error;
 pub mod gossip;
 mod http;
 pub mod ident;
 pub mod kv_sender;
+pub mod liveness;
 pub mod membership;
+mod replicate_queue;
 mod server;
+pub mod settings;
 pub mod test_hooks;
 
+#[cfg(test)]
+mod queue_tests;
 #[cfg(test)]
 mod tests;
 

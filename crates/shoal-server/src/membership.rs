@@ -210,7 +210,7 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
             Ok(ControlResponse::Joined {
                 cluster_id: cluster.ident.cluster_id.clone(),
                 node_id,
-                meta_range: cluster.ident.meta_range.clone(),
+                meta_range: cluster.kv.sender().meta_range(),
                 peers,
             })
         }
@@ -237,6 +237,29 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
             }
             server.merge_statuses(&cluster, statuses);
             Ok(ControlResponse::Gossip(cluster.gossip.statuses()))
+        }
+        ControlRequest::CreateReplica { mut descriptor, replica_id } => {
+            let cluster = server.require_cluster()?;
+            let location = cluster.store.location();
+            let replica = ReplicaDescriptor {
+                node_id: location.node_id,
+                store_id: location.store_id,
+                replica_id,
+            };
+            descriptor.replicas.retain(|r| r.node_id != location.node_id);
+            descriptor.replicas.push(replica);
+            cluster.store.create_learner_replica(descriptor).await?;
+            Ok(ControlResponse::ReplicaCreated(replica))
+        }
+        ControlRequest::DestroyReplica { range_id, replica_id } => {
+            let cluster = server.require_cluster()?;
+            match cluster.store.replica(range_id) {
+                Ok(replica) if replica.replica_id() == replica_id => {
+                    cluster.store.destroy_replica(range_id, replica_id).await?;
+                }
+                _ => {}
+            }
+            Ok(ControlResponse::Done)
         }
     }
 }

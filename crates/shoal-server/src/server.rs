@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -63,8 +64,13 @@ pub struct ServerConfig {
     pub timers: RaftTimers,
     /// How often a node gossips its status.
     pub gossip_interval: Duration,
-    /// How long a node may go unheard before it counts as dead.
+    /// How long a node may go unheard before it counts as dead: by gossip for routing, and by
+    /// its liveness record (heartbeated every quarter of it) for replica placement.
     pub liveness_timeout: Duration,
+    /// How often the replicate and split queues look at this node's ranges.
+    pub queue_interval: Duration,
+    /// How long one replica change (including the new replica's snapshot) may take.
+    pub replica_change_timeout: Duration,
     /// Test hooks (`--enable-test-hooks`); `None` in production.
     pub test_hooks: Option<TestHooks>,
 }
@@ -82,6 +88,8 @@ impl ServerConfig {
             timers: RaftTimers::PRODUCTION,
             gossip_interval: Duration::from_millis(500),
             liveness_timeout: Duration::from_secs(4),
+            queue_interval: Duration::from_secs(2),
+            replica_change_timeout: Duration::from_secs(60),
             test_hooks: None,
         }
     }
@@ -123,6 +131,8 @@ pub(crate) struct Inner {
     /// Empty nodes that said hello recently, by RPC address: candidates for `shoal init`.
     pub(crate) pending: Mutex<BTreeMap<String, (NodeAddress, tokio::time::Instant)>>,
     tasks: Mutex<JoinSet<()>>,
+    /// Counters of what the node's queues did.
+    pub(crate) stats: NodeStats,
     /// Tells the HTTP server to stop; its task, awaited on shutdown.
     http_stop: tokio::sync::watch::Sender<bool>,
     http_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -184,6 +194,7 @@ impl Server {
             initialized: Notify::new(),
             pending: Mutex::default(),
             tasks: Mutex::new(JoinSet::new()),
+            stats: NodeStats::default(),
             http_stop: tokio::sync::watch::Sender::new(false),
             http_task: Mutex::new(None),
         });
@@ -325,6 +336,8 @@ impl Server {
         }
         gossip_now(self, &cluster).await;
         self.spawn(gossip_loop(Arc::downgrade(inner), inner.config.gossip_interval));
+        self.spawn(liveness_loop(Arc::downgrade(inner), inner.config.liveness_timeout));
+        self.spawn(crate::replicate_queue::run(Arc::downgrade(inner), inner.config.queue_interval));
         inner.initialized.notify_waiters();
         tracing::info!(node_id = cluster.ident.node_id, cluster_id = %cluster.ident.cluster_id, "node is part of the cluster");
         Ok(cluster)
@@ -356,11 +369,19 @@ impl Server {
             leases: replicas.iter().filter(|r| r.is_leaseholder()).count() as u64,
             started_at: self.inner.started_at,
             updated_at: self.inner.clock.now(),
+            meta_range: cluster
+                .store
+                .replica(cluster.ident.meta_range.range_id)
+                .ok()
+                .map(|r| r.descriptor()),
         }
     }
 
     /// Merges gossiped statuses, learning the addresses of nodes new to this one.
     pub(crate) fn merge_statuses(&self, cluster: &Cluster, statuses: Vec<NodeStatus>) {
+        for meta_range in statuses.iter().filter_map(|s| s.meta_range.as_ref()) {
+            cluster.kv.sender().update_meta_range(meta_range);
+        }
         let news = cluster.gossip.merge(statuses);
         let mut peers = cluster.peers.lock().unwrap_or_else(|p| p.into_inner());
         let mut changed = false;
@@ -433,6 +454,31 @@ async fn gossip_loop(inner: Weak<Inner>, interval: Duration) {
         let Some(cluster) = server.cluster() else { continue };
         gossip_now(&server, &cluster).await;
     }
+}
+
+/// Heartbeats this node's liveness record every quarter of the liveness timeout.
+async fn liveness_loop(inner: Weak<Inner>, timeout: Duration) {
+    loop {
+        {
+            let Some(inner) = inner.upgrade() else { return };
+            let server = Server { inner };
+            if let Some(cluster) = server.cluster() {
+                let now = server.inner.clock.now();
+                let beat = crate::liveness::heartbeat(&cluster.kv, server.node_id(), now, timeout);
+                if let Err(e) = beat.await {
+                    tracing::debug!("liveness heartbeat failed: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(timeout / 4).await;
+    }
+}
+
+/// Counters of what a node's queues did, since it started.
+#[derive(Debug, Default)]
+pub(crate) struct NodeStats {
+    /// Replica changes made by this node's replicate queue.
+    pub(crate) replica_changes: AtomicU64,
 }
 
 /// The answer to a message this node cannot handle, in the form its lane expects.

@@ -14,7 +14,7 @@ use shoal_api::addressing::range_id_generator;
 
 use crate::{Error, Server, ServerConfig};
 
-fn config(dir: &Path, join: Vec<String>) -> ServerConfig {
+pub(crate) fn config(dir: &Path, join: Vec<String>) -> ServerConfig {
     let any = "127.0.0.1:0".parse().unwrap();
     let mut config = ServerConfig::new(dir.to_path_buf(), any, any);
     config.join = join;
@@ -22,6 +22,8 @@ fn config(dir: &Path, join: Vec<String>) -> ServerConfig {
     config.timers = RaftTimers::FAST;
     config.gossip_interval = Duration::from_millis(50);
     config.liveness_timeout = Duration::from_secs(1);
+    // Queues off: these tests place replicas and leases themselves (see queue_tests.rs).
+    config.queue_interval = Duration::from_secs(3600);
     config
 }
 
@@ -36,7 +38,7 @@ async fn bind_with(dir: &Path, join: Vec<String>, timers: RaftTimers) -> crate::
 }
 
 /// Waits until `condition` holds, failing the test after 10 seconds.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !condition() {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
@@ -62,7 +64,7 @@ async fn reopen(dir: &Path) -> Server {
     }
 }
 
-fn pending(server: &Server) -> usize {
+pub(crate) fn pending(server: &Server) -> usize {
     server.inner.pending.lock().unwrap().len()
 }
 

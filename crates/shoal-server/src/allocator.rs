@@ -1,0 +1,318 @@
+//! The allocator: given one range and the cluster's nodes, the next replica change to make.
+//!
+//! A pure function, so every rule is tested on its own; the replicate queue
+//! (the `replicate_queue` module) gathers the inputs and carries the answer out, one change per
+//! range at a time. In order of urgency:
+//!
+//! ```text
+//!   1. a joint configuration left by an interrupted change     → finish it
+//!   2. a stray learner (an interrupted addition)                → remove it
+//!   3. fewer good voters than the replication factor            → add one (replacing a bad
+//!                                                                  voter in the same change)
+//!   4. more voters than the factor, or a bad voter to spare     → remove one
+//!   5. the leaseholder is draining or decommissioning           → hand the lease away
+//!   6. replica counts differ by 2 or more                       → move a replica
+//!   7. lease counts differ by 2 or more                         → move the lease
+//! ```
+//!
+//! A *bad* voter is on a node that is dead or decommissioning. Targets are live, active nodes
+//! without a replica of the range, fewest replicas first; removals prefer bad voters, then the
+//! most loaded node. The leaseholder never removes itself: it hands the lease over first.
+//!
+//! # Out of scope
+//!
+//! Load-based (QPS) replica placement, localities and constraints. Counts come from gossip and
+//! lag a little; the 2-replica threshold keeps ranges from bouncing between nodes meanwhile.
+
+use std::collections::BTreeMap;
+
+/// What the allocator knows of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Live per its liveness record.
+    pub live: bool,
+    /// Being decommissioned: receives nothing, keeps nothing.
+    pub decommissioning: bool,
+    /// Handing its leases away.
+    pub draining: bool,
+    /// Replicas it hosts.
+    pub replicas: u64,
+    /// Leases it holds.
+    pub leases: u64,
+}
+
+impl NodeInfo {
+    fn usable(&self) -> bool {
+        self.live && !self.decommissioning
+    }
+}
+
+/// One replica of the range being planned: its replica id and node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The replica id.
+    pub replica_id: u64,
+    /// The node hosting it.
+    pub node_id: u64,
+}
+
+/// The range being planned, as its leaseholder sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeInfo {
+    /// The voters.
+    pub voters: Vec<Member>,
+    /// The learners.
+    pub learners: Vec<Member>,
+    /// The leaseholder's replica id (the planner runs on it).
+    pub leaseholder: u64,
+    /// Whether a joint configuration is in force.
+    pub joint: bool,
+}
+
+/// The next change to make to a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing to do.
+    Nothing,
+    /// Leave a joint configuration.
+    FinishJoint,
+    /// Remove a learner.
+    RemoveLearner {
+        /// The learner's replica id.
+        replica_id: u64,
+    },
+    /// Add a voter on `node_id`, replacing voter `remove` in the same change if given.
+    AddVoter {
+        /// Where the new replica goes.
+        node_id: u64,
+        /// The voter it replaces.
+        remove: Option<u64>,
+    },
+    /// Remove a voter.
+    RemoveVoter {
+        /// Its replica id.
+        replica_id: u64,
+    },
+    /// Hand the lease to another voter.
+    TransferLease {
+        /// The voter's replica id.
+        replica_id: u64,
+    },
+}
+
+/// Why an [`Action`] was chosen: used for logs and metrics.
+pub fn reason(action: &Action) -> &'static str {
+    match action {
+        Action::Nothing => "nothing",
+        Action::FinishJoint => "finish-joint",
+        Action::RemoveLearner { .. } => "remove-learner",
+        Action::AddVoter { remove: None, .. } => "up-replicate",
+        Action::AddVoter { remove: Some(_), .. } => "replace",
+        Action::RemoveVoter { .. } => "remove-voter",
+        Action::TransferLease { .. } => "transfer-lease",
+    }
+}
+
+/// Plans the next change for `range` with replication factor `factor` over `nodes`.
+pub fn plan(range: &RangeInfo, nodes: &BTreeMap<u64, NodeInfo>, factor: usize) -> Action {
+    if range.joint {
+        return Action::FinishJoint;
+    }
+    if let Some(learner) = range.learners.first() {
+        return Action::RemoveLearner { replica_id: learner.replica_id };
+    }
+    let info = |node_id: u64| nodes.get(&node_id).copied();
+    let usable = |node_id: u64| info(node_id).is_some_and(|n| n.usable());
+    let replicas_on = |node_id: u64| info(node_id).map_or(u64::MAX, |n| n.replicas);
+    let leaseholder =
+        range.voters.iter().find(|m| m.replica_id == range.leaseholder).map(|m| m.node_id);
+    let holds = |node_id: u64| range.voters.iter().any(|m| m.node_id == node_id);
+    let mut targets: Vec<u64> = nodes.keys().copied().filter(|&n| usable(n) && !holds(n)).collect();
+    targets.sort_by_key(|&n| (replicas_on(n), n));
+    let bad: Vec<Member> = range.voters.iter().copied().filter(|m| !usable(m.node_id)).collect();
+    let good = range.voters.len() - bad.len();
+    // The lease must leave before its holder can be removed.
+    let lease_target = |exclude_draining: bool| {
+        range
+            .voters
+            .iter()
+            .filter(|m| m.replica_id != range.leaseholder && usable(m.node_id))
+            .filter(|m| !exclude_draining || !info(m.node_id).is_some_and(|n| n.draining))
+            .min_by_key(|m| (info(m.node_id).map_or(u64::MAX, |n| n.leases), m.node_id))
+            .map(|m| Action::TransferLease { replica_id: m.replica_id })
+    };
+
+    // 3. Too few good voters.
+    if good < factor
+        && let Some(&target) = targets.first()
+    {
+        let remove = bad.iter().find(|m| m.replica_id != range.leaseholder).map(|m| m.replica_id);
+        return Action::AddVoter { node_id: target, remove };
+    }
+    // 4. Too many voters, or a bad one that can go without falling below the factor.
+    if range.voters.len() > factor || (!bad.is_empty() && good >= factor) {
+        let mut removable: Vec<Member> = range.voters.clone();
+        removable.sort_by_key(|m| (usable(m.node_id), std::cmp::Reverse(replicas_on(m.node_id))));
+        let leaving = removable
+            .iter()
+            .find(|m| m.replica_id != range.leaseholder || !usable(m.node_id))
+            .copied();
+        match leaving {
+            Some(m) if m.replica_id != range.leaseholder => {
+                return Action::RemoveVoter { replica_id: m.replica_id };
+            }
+            Some(_) => {
+                if let Some(transfer) = lease_target(true).or_else(|| lease_target(false)) {
+                    return transfer;
+                }
+            }
+            None => {}
+        }
+    }
+    // 5. A leaseholder on its way out.
+    if let Some(node) = leaseholder.and_then(info)
+        && (node.draining || node.decommissioning)
+        && let Some(transfer) = lease_target(true)
+    {
+        return transfer;
+    }
+    // 6. Replica count balance: move from the busiest voter (never the leaseholder) to the
+    // least busy target.
+    if let (Some(busiest), Some(&target)) = (
+        range
+            .voters
+            .iter()
+            .filter(|m| m.replica_id != range.leaseholder)
+            .max_by_key(|m| (replicas_on(m.node_id), m.node_id)),
+        targets.first(),
+    ) && replicas_on(busiest.node_id) != u64::MAX
+        && replicas_on(busiest.node_id) >= replicas_on(target) + 2
+    {
+        return Action::AddVoter { node_id: target, remove: Some(busiest.replica_id) };
+    }
+    // 7. Lease count balance.
+    if let Some(node) = leaseholder.and_then(info)
+        && let Some(Action::TransferLease { replica_id }) = lease_target(true)
+        && let Some(to) = range.voters.iter().find(|m| m.replica_id == replica_id)
+        && info(to.node_id).is_some_and(|n| n.leases + 2 <= node.leases)
+    {
+        return Action::TransferLease { replica_id };
+    }
+    Action::Nothing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(replicas: u64, leases: u64) -> NodeInfo {
+        NodeInfo { live: true, decommissioning: false, draining: false, replicas, leases }
+    }
+
+    fn members(pairs: &[(u64, u64)]) -> Vec<Member> {
+        pairs.iter().map(|&(replica_id, node_id)| Member { replica_id, node_id }).collect()
+    }
+
+    fn range(voters: &[(u64, u64)]) -> RangeInfo {
+        RangeInfo { voters: members(voters), learners: vec![], leaseholder: 1, joint: false }
+    }
+
+    fn cluster(counts: &[(u64, u64, u64)]) -> BTreeMap<u64, NodeInfo> {
+        counts.iter().map(|&(id, replicas, leases)| (id, node(replicas, leases))).collect()
+    }
+
+    #[test]
+    fn a_balanced_range_is_left_alone() {
+        let nodes = cluster(&[(1, 5, 2), (2, 5, 2), (3, 5, 1)]);
+        assert_eq!(plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3), Action::Nothing);
+    }
+
+    #[test]
+    fn a_dead_voter_is_replaced_on_the_least_loaded_node() {
+        let mut nodes = cluster(&[(1, 5, 2), (2, 5, 2), (3, 5, 1), (4, 9, 0), (5, 3, 0)]);
+        nodes.get_mut(&3).unwrap().live = false;
+        let action = plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3);
+        assert_eq!(action, Action::AddVoter { node_id: 5, remove: Some(3) });
+        assert_eq!(reason(&action), "replace");
+    }
+
+    #[test]
+    fn without_a_target_a_dead_voter_stays() {
+        let mut nodes = cluster(&[(1, 5, 2), (2, 5, 2), (3, 5, 1)]);
+        nodes.get_mut(&3).unwrap().live = false;
+        assert_eq!(plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3), Action::Nothing);
+    }
+
+    #[test]
+    fn an_under_replicated_range_gains_a_voter_and_an_extra_one_loses_one() {
+        let nodes = cluster(&[(1, 5, 2), (2, 5, 2), (3, 4, 1)]);
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2)]), &nodes, 3),
+            Action::AddVoter { node_id: 3, remove: None }
+        );
+        let nodes = cluster(&[(1, 5, 2), (2, 5, 2), (3, 4, 1), (4, 7, 0)]);
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3), (4, 4)]), &nodes, 3),
+            Action::RemoveVoter { replica_id: 4 }
+        );
+    }
+
+    #[test]
+    fn a_decommissioning_leaseholder_hands_its_lease_over_before_anything() {
+        let mut nodes = cluster(&[(1, 5, 3), (2, 5, 2), (3, 5, 1)]);
+        nodes.get_mut(&1).unwrap().decommissioning = true;
+        // No target for a replacement: the lease moves to the voter with fewest leases.
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3),
+            Action::TransferLease { replica_id: 3 }
+        );
+        // With a target, the range first gains a replica; the leaseholder stays until then.
+        nodes.insert(4, node(0, 0));
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3),
+            Action::AddVoter { node_id: 4, remove: None }
+        );
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3), (4, 4)]), &nodes, 3),
+            Action::TransferLease { replica_id: 4 }
+        );
+    }
+
+    #[test]
+    fn a_draining_leaseholder_moves_its_lease_to_a_node_that_is_not_draining() {
+        let mut nodes = cluster(&[(1, 5, 3), (2, 5, 0), (3, 5, 1)]);
+        nodes.get_mut(&1).unwrap().draining = true;
+        nodes.get_mut(&2).unwrap().draining = true;
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3),
+            Action::TransferLease { replica_id: 3 }
+        );
+    }
+
+    #[test]
+    fn replicas_and_leases_move_only_past_the_threshold() {
+        let nodes = cluster(&[(1, 6, 1), (2, 6, 1), (3, 6, 1), (4, 5, 1)]);
+        assert_eq!(plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3), Action::Nothing);
+        let nodes = cluster(&[(1, 6, 1), (2, 6, 1), (3, 7, 1), (4, 4, 1)]);
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3),
+            Action::AddVoter { node_id: 4, remove: Some(3) }
+        );
+        let nodes = cluster(&[(1, 5, 4), (2, 5, 2), (3, 5, 3)]);
+        assert_eq!(
+            plan(&range(&[(1, 1), (2, 2), (3, 3)]), &nodes, 3),
+            Action::TransferLease { replica_id: 2 }
+        );
+    }
+
+    #[test]
+    fn interrupted_changes_are_cleaned_up_first() {
+        let nodes = cluster(&[(1, 5, 2), (2, 5, 2), (3, 5, 1)]);
+        let mut joint = range(&[(1, 1), (2, 2), (3, 3)]);
+        joint.joint = true;
+        assert_eq!(plan(&joint, &nodes, 3), Action::FinishJoint);
+        let mut learner = range(&[(1, 1), (2, 2), (3, 3)]);
+        learner.learners = members(&[(9, 4)]);
+        assert_eq!(plan(&learner, &nodes, 3), Action::RemoveLearner { replica_id: 9 });
+    }
+}
