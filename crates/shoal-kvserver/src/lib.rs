@@ -19,9 +19,12 @@
 pub mod command;
 pub mod eval;
 pub mod latch;
+pub mod metrics;
 mod node;
 mod replica;
 pub mod replica_change;
+pub mod replica_load;
+pub mod replica_stats;
 mod store;
 
 #[cfg(test)]
@@ -32,7 +35,9 @@ mod test_util;
 mod tests;
 
 pub use command::{ApplyOutcome, ProposedCommand};
+pub use metrics::StoreMetrics;
 pub use node::{Node, RpcTransport};
-pub use replica::RangeReplica;
+pub use replica::{LOAD_WINDOW, RangeReplica};
+pub use replica_stats::{FollowerLag, SizeMeasure};
 pub use shoal_raft::handle::{LogProgress, MembershipView};
 pub use store::{Store, StoreConfig};

@@ -39,6 +39,8 @@ use shoal_storage::{Engine, WriteBatch};
 use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
 use crate::eval::{self, EvalError};
 use crate::latch::{LatchManager, Latches};
+use crate::metrics::StoreMetrics;
+use crate::replica_load::LoadTracker;
 
 /// How often a write re-evaluates above a newer committed version before giving up.
 const MAX_WRITE_TOO_OLD_RETRIES: usize = 8;
@@ -48,13 +50,25 @@ pub struct RangeReplica {
     descriptor: RwLock<RangeDescriptor>,
     replica_id: u64,
     raft: Replica,
-    engine: Arc<dyn Engine>,
+    pub(crate) engine: Arc<dyn Engine>,
     clock: Arc<Clock>,
     latches: LatchManager,
     request_timeout: Duration,
     /// Serializes this leaseholder's replica changes (see [`crate::replica_change`]).
     pub(crate) changes: tokio::sync::Mutex<()>,
+    /// Requests served, and sampled keys (see [`crate::replica_load`]).
+    pub(crate) load: std::sync::Mutex<LoadTracker>,
+    /// The range's size as last measured here, if ever.
+    pub(crate) measured_size: std::sync::Mutex<Option<u64>>,
+    /// Bytes proposed here since that measurement.
+    pub(crate) written_since_measure: std::sync::atomic::AtomicU64,
+    /// When each follower last held every entry (on the leader).
+    pub(crate) caught_up: std::sync::Mutex<std::collections::HashMap<u64, std::time::Instant>>,
+    pub(crate) metrics: StoreMetrics,
 }
+
+/// How long a range must stay busy before it is split by load, and what its QPS averages over.
+pub const LOAD_WINDOW: Duration = Duration::from_secs(5);
 
 impl RangeReplica {
     /// Wraps a running Raft replica.
@@ -65,7 +79,10 @@ impl RangeReplica {
         engine: Arc<dyn Engine>,
         clock: Arc<Clock>,
         request_timeout: Duration,
+        metrics: StoreMetrics,
     ) -> Self {
+        let range_id = descriptor.range_id;
+        let now = std::time::Instant::now();
         RangeReplica {
             descriptor: RwLock::new(descriptor),
             replica_id,
@@ -75,6 +92,11 @@ impl RangeReplica {
             latches: LatchManager::default(),
             request_timeout,
             changes: tokio::sync::Mutex::new(()),
+            load: std::sync::Mutex::new(LoadTracker::new(LOAD_WINDOW, range_id, now)),
+            measured_size: std::sync::Mutex::new(None),
+            written_since_measure: std::sync::atomic::AtomicU64::new(0),
+            caught_up: std::sync::Mutex::default(),
+            metrics,
         }
     }
 
@@ -121,6 +143,7 @@ impl RangeReplica {
         // Again, now that nothing can change under the latch: a split applied while this
         // request waited has moved some keys to another range.
         self.check_bounds(&batch)?;
+        self.record_load(&batch.requests);
         if !writes {
             let ts = self.clock.now();
             let mut unused = WriteBatch::new();
@@ -152,6 +175,8 @@ impl RangeReplica {
             }
         };
         if !writes.is_empty() {
+            self.written_since_measure
+                .fetch_add(writes.size_bytes() as u64, std::sync::atomic::Ordering::Relaxed);
             let command = ProposedCommand {
                 lease_sequence,
                 max_write_ts: ts,
@@ -242,7 +267,14 @@ impl RangeReplica {
 
     /// Records the range's new descriptor (after a split).
     pub(crate) fn set_descriptor(&self, descriptor: RangeDescriptor) {
-        *self.descriptor.write().unwrap_or_else(|p| p.into_inner()) = descriptor;
+        let mut held = self.descriptor.write().unwrap_or_else(|p| p.into_inner());
+        let reshaped = held.span() != descriptor.span();
+        *held = descriptor;
+        drop(held);
+        if reshaped {
+            // Load and size describe keys this replica may no longer hold.
+            self.reset_load_and_size();
+        }
     }
 
     /// Takes a lease read, bounded: a leader cut off from its followers may wait for a quorum
@@ -258,6 +290,17 @@ impl RangeReplica {
     }
 
     async fn replicate(&self, command: ProposedCommand, latch: Latches) -> Result<(), KvError> {
+        let started = std::time::Instant::now();
+        let result = self.replicate_timed(command, latch).await;
+        self.metrics.proposal_duration.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    async fn replicate_timed(
+        &self,
+        command: ProposedCommand,
+        latch: Latches,
+    ) -> Result<(), KvError> {
         let raft = self.raft.clone();
         let mut proposal =
             tokio::spawn(async move { handle::propose(&raft, command.to_command()).await });

@@ -17,6 +17,7 @@ use shoal_storage::mvcc::{self, key::encode_prefix};
 use shoal_storage::{Cf, Engine, IterOptions, Reader, WriteBatch, WriteOptions, scan_all};
 
 use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
+use crate::metrics::StoreMetrics;
 use crate::replica::RangeReplica;
 
 /// A store's identity and environment.
@@ -36,6 +37,7 @@ type Descriptors = Arc<RwLock<HashMap<u64, RangeDescriptor>>>;
 /// Applies [`ProposedCommand`]s and names the spans a range's snapshot copies.
 struct KvApplier {
     clock: Arc<Clock>,
+    metrics: StoreMetrics,
     descriptors: Descriptors,
     store: Weak<Store>,
 }
@@ -129,7 +131,12 @@ impl Applier for KvApplier {
         }
     }
 
+    fn entry_applied(&self, _range_id: u64, elapsed: Duration) {
+        self.metrics.apply_duration.observe(elapsed.as_secs_f64());
+    }
+
     fn snapshot_installed(&self, range_id: u64, reader: &dyn Reader) {
+        self.metrics.snapshots_installed.inc();
         let key = range_local_key(range_id, RangeLocalKind::Descriptor);
         let descriptor = match reader.get(Cf::Local, key.as_bytes()) {
             Ok(Some(bytes)) => match shoal_api::decode::<RangeDescriptor>(&bytes) {
@@ -231,6 +238,7 @@ pub struct Store {
     clock: Arc<Clock>,
     descriptors: Descriptors,
     replicas: RwLock<HashMap<u64, Arc<RangeReplica>>>,
+    metrics: StoreMetrics,
 }
 
 impl Store {
@@ -243,8 +251,10 @@ impl Store {
     ) -> Arc<Self> {
         Arc::new_cyclic(|store| {
             let descriptors: Descriptors = Arc::default();
+            let metrics = StoreMetrics::default();
             let applier = Arc::new(KvApplier {
                 clock: clock.clone(),
+                metrics: metrics.clone(),
                 descriptors: descriptors.clone(),
                 store: store.clone(),
             });
@@ -255,7 +265,7 @@ impl Store {
                 transport,
                 timers: config.timers,
             };
-            Store { config, ctx, clock, descriptors, replicas: RwLock::default() }
+            Store { config, ctx, clock, descriptors, replicas: RwLock::default(), metrics }
         })
     }
 
@@ -306,6 +316,11 @@ impl Store {
                 tracing::error!(range_id, "starting the right-hand range of a split failed: {e}");
             }
         });
+    }
+
+    /// Returns the store's counters and histograms.
+    pub fn metrics(&self) -> &StoreMetrics {
+        &self.metrics
     }
 
     /// Returns this store's location.
@@ -403,6 +418,7 @@ impl Store {
             self.ctx.engine.clone(),
             self.clock.clone(),
             request_timeout,
+            self.metrics.clone(),
         ));
         self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());
         Ok(range)
@@ -552,9 +568,12 @@ impl Store {
     /// still being proposed, or a later request could evaluate without that write's effect.
     pub async fn send(&self, batch: BatchRequest) -> Result<BatchResponse, KvError> {
         let replica = self.replica(batch.range_id)?;
+        let started = std::time::Instant::now();
         let result = tokio::spawn(async move { replica.send(batch).await })
             .await
             .map_err(|e| KvError::Internal(format!("a request task failed: {e}")))?;
+        self.metrics.requests.inc();
+        self.metrics.request_duration.observe(started.elapsed().as_secs_f64());
         match result {
             // Point the sender at the range that holds the key if this store knows it (after a
             // split it usually does): a stale addressing record then costs one redirect.

@@ -270,27 +270,31 @@ pub fn log_progress(replica: &Replica) -> LogProgress {
 }
 
 /// Makes sure that a replica added from now on catches up by snapshot, never by replaying the
-/// log from its first entry: builds a snapshot (cheap: see [`crate::RangeStateMachine`]) and
-/// purges the log it covers. The first entries of a bootstrapped range do not hold the data
-/// bootstrap seeded, so a replica that replayed them would miss it. Followers behind the purge
-/// point get a snapshot too.
+/// log from its first entry: the first entries of a bootstrapped range do not hold the data
+/// bootstrap seeded, so a replica that replayed them would miss it. Purging just the first
+/// entry is enough (a new replica starts before it, so it must get a snapshot), and leaves the
+/// entries existing followers still need alone. Purging needs a snapshot covering the entry:
+/// one is built first if none was (cheap: see [`crate::RangeStateMachine`]). A range split off
+/// another starts from a snapshot, so it has nothing to purge.
 pub async fn purge_log_for_new_replicas(
     replica: &Replica,
     timeout: std::time::Duration,
 ) -> std::result::Result<(), NotServing> {
     let unavailable = |what: &str| NotServing::Unavailable(format!("{what} timed out"));
-    let applied = applied_index(replica).unwrap_or(0);
-    if replica.metrics().borrow_watched().purged.is_some() {
+    let metrics = replica.metrics().borrow_watched().clone();
+    if metrics.purged.is_some() {
         return Ok(());
     }
-    replica.trigger().snapshot().await.map_err(|e| NotServing::Unavailable(e.to_string()))?;
-    replica
-        .wait(Some(timeout))
-        .metrics(|m| m.snapshot.is_some_and(|s| s.index >= applied), "a snapshot")
-        .await
-        .map_err(|_| unavailable("building a snapshot"))?;
-    let upto = replica.metrics().borrow_watched().snapshot.map_or(0, |s| s.index);
-    replica.trigger().purge_log(upto).await.map_err(|e| NotServing::Unavailable(e.to_string()))?;
+    let first = metrics.purged.map_or(0, |p| p.index + 1);
+    if metrics.snapshot.is_none_or(|s| s.index < first) {
+        replica.trigger().snapshot().await.map_err(|e| NotServing::Unavailable(e.to_string()))?;
+        replica
+            .wait(Some(timeout))
+            .metrics(|m| m.snapshot.is_some_and(|s| s.index >= first), "a snapshot")
+            .await
+            .map_err(|_| unavailable("building a snapshot"))?;
+    }
+    replica.trigger().purge_log(first).await.map_err(|e| NotServing::Unavailable(e.to_string()))?;
     replica
         .wait(Some(timeout))
         .metrics(|m| m.purged.is_some(), "purging the log")

@@ -118,6 +118,10 @@ pub trait Applier: Send + Sync + 'static {
     /// Returns the spans holding the range's replicated data, which a snapshot copies.
     fn replicated_spans(&self, range_id: u64, reader: &dyn Reader) -> Result<Vec<EngineSpan>>;
 
+    /// Called after each entry of `range_id` was applied and written, with the time it took
+    /// (for metrics).
+    fn entry_applied(&self, _range_id: u64, _elapsed: std::time::Duration) {}
+
     /// Called after a snapshot of `range_id` was installed (and written durably): the range's
     /// state may have jumped past entries this replica never applied (a split, say).
     fn snapshot_installed(&self, _range_id: u64, _reader: &dyn Reader) {}
@@ -233,6 +237,7 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
     {
         let mut state = self.read_applied_state()?;
         while let Some((entry, responder)) = entries.try_next().await? {
+            let started = std::time::Instant::now();
             let mut batch = WriteBatch::new();
             let response = match &entry.payload {
                 EntryPayload::Blank => CommandResponse::default(),
@@ -262,6 +267,7 @@ impl RaftStateMachine<TypeConfig> for RangeStateMachine {
             // One atomic write per entry: the next entry's applier reads this one's effects.
             // No fsync: the Raft log already holds the entry durably (see the module docs).
             self.engine.write(&batch, WriteOptions::NO_SYNC).map_err(Error::from)?;
+            self.applier.entry_applied(self.range_id, started.elapsed());
             if let Some(responder) = responder {
                 responder.send(response);
             }

@@ -50,6 +50,8 @@ pub enum ControlRequest {
         /// The new replica's id.
         replica_id: u64,
     },
+    /// Asks the receiver for the status of every replica it hosts.
+    RangeStatuses,
     /// Tells the receiver that its replica of a range was removed from the range.
     DestroyReplica {
         /// The range.
@@ -88,6 +90,8 @@ pub enum ControlResponse {
     ReplicaCreated(ReplicaDescriptor),
     /// The request was carried out.
     Done,
+    /// The status of every replica on the receiver.
+    RangeStatuses(Vec<crate::status::ReplicaStatus>),
     /// The request failed.
     Error(String),
 }

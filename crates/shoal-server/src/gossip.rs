@@ -39,6 +39,8 @@ pub struct NodeStatus {
     pub replicas: u64,
     /// How many of them hold their range's lease.
     pub leases: u64,
+    /// Requests per second its leases serve.
+    pub qps: u64,
     /// When the node started (its HLC).
     pub started_at: Timestamp,
     /// When the node published this status (its HLC); newer replaces older.
@@ -131,6 +133,7 @@ mod tests {
             },
             replicas,
             leases: 0,
+            qps: 0,
             started_at: Timestamp::new(1, 0),
             updated_at: Timestamp::new(updated, 0),
             meta_range: None,

@@ -15,6 +15,8 @@
 //!   GET  /health                                             → {"node_id", "cluster_id", ..}
 //! ```
 //!
+//! Ranges, metrics, settings, decommission and drain: see `http_cluster`.
+//!
 //! Keys and values are UTF-8 strings unless the request says `"encoding": "base64"`, which
 //! then applies to every key and value in the request and the answer.
 //!
@@ -84,7 +86,8 @@ fn router(server: Server) -> Router {
         .route("/v1/kv/cas", post(kv_cas))
         .route("/v1/kv/delete", post(kv_delete))
         .route("/v1/kv/scan", post(kv_scan))
-        .route("/v1/admin/split", post(admin_split));
+        .route("/v1/admin/split", post(admin_split))
+        .merge(crate::http_cluster::routes());
     let router = match server.inner.config.test_hooks {
         Some(_) => router.merge(crate::test_hooks::routes()),
         None => router,

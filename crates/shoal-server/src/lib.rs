@@ -29,13 +29,17 @@ pub mod control;
 pub mod error;
 pub mod gossip;
 mod http;
+mod http_cluster;
 pub mod ident;
 pub mod kv_sender;
 pub mod liveness;
 pub mod membership;
+pub mod metrics;
 mod replicate_queue;
 mod server;
 pub mod settings;
+pub mod split_queue;
+pub mod status;
 pub mod test_hooks;
 
 #[cfg(test)]

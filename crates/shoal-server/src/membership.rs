@@ -251,6 +251,10 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
             cluster.store.create_learner_replica(descriptor).await?;
             Ok(ControlResponse::ReplicaCreated(replica))
         }
+        ControlRequest::RangeStatuses => {
+            let cluster = server.require_cluster()?;
+            Ok(ControlResponse::RangeStatuses(crate::status::local_statuses(&cluster)))
+        }
         ControlRequest::DestroyReplica { range_id, replica_id } => {
             let cluster = server.require_cluster()?;
             match cluster.store.replica(range_id) {

@@ -58,13 +58,19 @@ const GC_EVERY_PASSES: u64 = 5;
 /// Runs the queue until the node stops.
 pub(crate) async fn run(inner: Weak<Inner>, interval: Duration) {
     let mut passes = 0u64;
+    // The generation whose addressing record each range led here was last checked at: a
+    // record is checked again only when its range changes (or its lease moves here).
+    let mut checked: HashMap<u64, u64> = HashMap::new();
     loop {
         tokio::time::sleep(interval).await;
         let Some(inner) = inner.upgrade() else { return };
         let server = Server { inner };
         let Some(cluster) = server.cluster() else { continue };
         passes += 1;
-        if let Err(e) = replicate_pass(&server, &cluster).await {
+        if let Err(e) = crate::split_queue::split_pass(&server, &cluster).await {
+            tracing::debug!("split queue pass: {e}");
+        }
+        if let Err(e) = replicate_pass(&server, &cluster, &mut checked).await {
             tracing::debug!("replicate queue pass: {e}");
         }
         if passes.is_multiple_of(GC_EVERY_PASSES)
@@ -79,22 +85,23 @@ pub(crate) async fn run(inner: Weak<Inner>, interval: Duration) {
 async fn node_infos(server: &Server, cluster: &Cluster) -> Result<BTreeMap<u64, NodeInfo>> {
     let records = liveness::read_all(&cluster.kv).await?;
     let now = server.inner.clock.now();
-    let counts: HashMap<u64, (u64, u64)> = cluster
+    let counts: HashMap<u64, (u64, u64, u64)> = cluster
         .gossip
         .view()
         .into_iter()
-        .map(|v| (v.status.address.node_id, (v.status.replicas, v.status.leases)))
+        .map(|v| (v.status.address.node_id, (v.status.replicas, v.status.leases, v.status.qps)))
         .collect();
     Ok(records
         .into_iter()
         .map(|record| {
-            let (replicas, leases) = counts.get(&record.node_id).copied().unwrap_or((0, 0));
+            let (replicas, leases, qps) = counts.get(&record.node_id).copied().unwrap_or((0, 0, 0));
             let info = NodeInfo {
                 live: record.is_live(now),
                 decommissioning: record.membership != NodeMembership::Active,
                 draining: record.draining,
                 replicas,
                 leases,
+                qps: qps as f64,
             };
             (record.node_id, info)
         })
@@ -102,28 +109,45 @@ async fn node_infos(server: &Server, cluster: &Cluster) -> Result<BTreeMap<u64, 
 }
 
 /// One pass over the ranges this node leads.
-pub(crate) async fn replicate_pass(server: &Server, cluster: &Cluster) -> Result<usize> {
+pub(crate) async fn replicate_pass(
+    server: &Server,
+    cluster: &Cluster,
+    checked: &mut HashMap<u64, u64>,
+) -> Result<usize> {
     let mut nodes = node_infos(server, cluster).await?;
     let factor = settings::get(&cluster.kv, settings::REPLICATION_FACTOR).await? as usize;
     let mut changes = 0;
+    // At most one change per pass only evens the cluster out: every node decides from counts
+    // that lag, so many moves at once would overshoot and move replicas back and forth.
+    let mut rebalanced = false;
     for replica in cluster.store.replicas() {
+        let descriptor = replica.descriptor();
         if !replica.is_leaseholder() {
+            checked.remove(&descriptor.range_id);
             continue;
         }
-        let descriptor = replica.descriptor();
-        if let Err(e) = repair_meta_record(cluster, &descriptor).await {
-            tracing::debug!(range_id = descriptor.range_id, "repairing an addressing record: {e}");
+        if checked.get(&descriptor.range_id) != Some(&descriptor.generation) {
+            match repair_meta_record(cluster, &descriptor).await {
+                Ok(()) => {
+                    checked.insert(descriptor.range_id, descriptor.generation);
+                }
+                Err(e) => tracing::debug!(
+                    range_id = descriptor.range_id,
+                    "repairing an addressing record: {e}"
+                ),
+            }
         }
         if changes >= CHANGES_PER_PASS {
             continue;
         }
         let range = range_info(&replica);
-        let action = allocator::plan(&range, &nodes, factor);
-        if action == Action::Nothing {
+        let (action, reason) = allocator::plan_with_reason(&range, &nodes, factor);
+        if action == Action::Nothing || (reason.is_rebalance() && rebalanced) {
             continue;
         }
+        rebalanced |= reason.is_rebalance();
         let range_id = descriptor.range_id;
-        tracing::info!(range_id, reason = allocator::reason(&action), ?action, "replica change");
+        tracing::info!(range_id, reason = reason.name(), ?action, "replica change");
         match execute(server, cluster, &replica, action).await {
             Ok(()) => {
                 changes += 1;
@@ -148,6 +172,7 @@ fn range_info(replica: &RangeReplica) -> RangeInfo {
         learners: membership.learners().iter().map(member).collect(),
         leaseholder: replica.replica_id(),
         joint: membership.joint,
+        qps: replica.load_qps(),
     }
 }
 
@@ -181,6 +206,10 @@ fn account(nodes: &mut BTreeMap<u64, NodeInfo>, range: &RangeInfo, action: Actio
             }
             if let Some(n) = node_of(replica_id).and_then(|m| nodes.get_mut(&m.node_id)) {
                 n.leases += 1;
+                n.qps += range.qps;
+            }
+            if let Some(n) = leaseholder.and_then(|id| nodes.get_mut(&id)) {
+                n.qps = (n.qps - range.qps).max(0.0);
             }
         }
         Action::Nothing | Action::FinishJoint | Action::RemoveLearner { .. } => {}

@@ -367,6 +367,8 @@ impl Server {
             address: self.address(),
             replicas: replicas.len() as u64,
             leases: replicas.iter().filter(|r| r.is_leaseholder()).count() as u64,
+            qps: replicas.iter().filter(|r| r.is_leaseholder()).map(|r| r.load_qps()).sum::<f64>()
+                as u64,
             started_at: self.inner.started_at,
             updated_at: self.inner.clock.now(),
             meta_range: cluster
@@ -479,6 +481,8 @@ async fn liveness_loop(inner: Weak<Inner>, timeout: Duration) {
 pub(crate) struct NodeStats {
     /// Replica changes made by this node's replicate queue.
     pub(crate) replica_changes: AtomicU64,
+    /// Splits made by this node's split queue.
+    pub(crate) splits: AtomicU64,
 }
 
 /// The answer to a message this node cannot handle, in the form its lane expects.
