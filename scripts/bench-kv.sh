@@ -4,6 +4,7 @@
 #
 #   scripts/bench-kv.sh                 every shape below, Shoal then etcd
 #   SYSTEMS=shoal scripts/bench-kv.sh   Shoal only (etcd also skipped when it is not installed)
+#   RANGES=24 scripts/bench-kv.sh       Shoal's workload keys pre-split into 24 ranges
 #
 # etcd is Debian's `etcd-server` package (3.4), never built here. Each system's nodes get all
 # of --hosts, so clients spread over every node (etcd forwards writes to its leader, Shoal routes
@@ -18,7 +19,11 @@ DURATION=${DURATION:-20s}
 SYSTEMS=${SYSTEMS:-"shoal etcd"}
 # concurrency:read-percent
 SHAPES=${SHAPES:-"1:0 16:0 256:0 256:95"}
-WORKLOAD_FLAGS=${WORKLOAD_FLAGS:-"--key-size 16 --value-size 256 --keys 100000"}
+KEYS=${KEYS:-100000}
+WORKLOAD_FLAGS=${WORKLOAD_FLAGS:-"--key-size 16 --value-size 256 --keys $KEYS"}
+# Shoal ranges over the workload's keys (`wl-` and 13 digits with --key-size 16): the cluster's
+# queues then spread their leases over the nodes.
+RANGES=${RANGES:-1}
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")
 pids=()
@@ -62,6 +67,21 @@ if [[ " $SYSTEMS " == *" shoal "* ]]; then
   done
   for i in 1 2 3; do wait_port "2808$i"; done
   "$SHOAL" init --host 127.0.0.1:28081 > /dev/null
+  for ((r = 1; r < RANGES; r++)); do
+    "$SHOAL" debug split "$(printf 'wl-%013d' $((r * KEYS / RANGES)))" --host 127.0.0.1:28081 > /dev/null
+  done
+  if ((RANGES > 1)); then
+    # Wait (at most a minute) until the replicate queues spread the leases: no node holds
+    # more than two more than another.
+    for _ in $(seq 60); do
+      leases=$("$SHOAL" node status --json --host 127.0.0.1:28081 | grep -o '"leases": *[0-9]*' |
+        grep -o '[0-9]*$' | sort -n)
+      (($(echo "$leases" | tail -n 1) - $(echo "$leases" | head -n 1) <= 2)) && break
+      sleep 1
+    done
+    "$SHOAL" debug ranges --host 127.0.0.1:28081 | tail -n 1
+    "$SHOAL" node status --host 127.0.0.1:28081
+  fi
   run_shapes shoal 127.0.0.1:28081,127.0.0.1:28082,127.0.0.1:28083
   stop_all
 fi

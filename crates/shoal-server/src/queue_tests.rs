@@ -175,11 +175,44 @@ async fn a_dead_nodes_replicas_are_replaced_and_every_key_reads_back() {
     dead.shutdown().await;
     let survivors: Vec<Server> = nodes.iter().filter(|n| n.node_id() != dead_id).cloned().collect();
     let check = &survivors[1];
-    wait_for("every range has 3 replicas on live nodes", Duration::from_secs(90), || async {
-        let ranges = addressing(check).await;
-        fully_replicated(&ranges, dead_id) && hosted_thrice(&survivors, &ranges)
+    let last = std::sync::Mutex::new(String::new());
+    let replicated = tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            let ranges = addressing(check).await;
+            if fully_replicated(&ranges, dead_id) && hosted_thrice(&survivors, &ranges) {
+                return;
+            }
+            let short: Vec<String> = ranges
+                .iter()
+                .filter(|d| {
+                    d.replicas.len() != 3 || d.replicas.iter().any(|r| r.node_id == dead_id)
+                })
+                .map(|d| format!("r{} gen {} {:?}", d.range_id, d.generation, d.replicas))
+                .collect();
+            let mut hosted: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+            for node in &survivors {
+                for replica in node.require_cluster().unwrap().store.replicas() {
+                    hosted.entry(replica.descriptor().range_id).or_default().push(node.node_id());
+                }
+            }
+            let odd: Vec<String> = ranges
+                .iter()
+                .filter(|d| hosted.get(&d.range_id).map_or(0, Vec::len) != 3)
+                .map(|d| {
+                    format!(
+                        "r{} hosted on {:?}, named {:?}",
+                        d.range_id,
+                        hosted.get(&d.range_id),
+                        d.replicas
+                    )
+                })
+                .collect();
+            *last.lock().unwrap() = format!("{} | {}", short.join("; "), odd.join("; "));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     })
     .await;
+    assert!(replicated.is_ok(), "ranges still short of 3 live replicas: {}", last.lock().unwrap());
     println!("replicas per surviving node: {:?}", replica_counts(&survivors));
     let reader = survivors[2].require_cluster().unwrap();
     for i in 0..KEYS {
@@ -438,7 +471,12 @@ async fn metrics_parse_and_show_a_delayed_followers_lag() {
         quiet.samples.iter().any(|s| s.metric == "shoal_kv_request_duration_seconds_count"),
         "the request latency histogram is exported"
     );
-    assert_eq!(lag(&quiet, "shoal_replication_lag_entries"), 0.0);
+    // Once the last write reached everyone, the follower lags by nothing.
+    wait_for("the follower caught up", Duration::from_secs(10), || {
+        let leader = leader.clone();
+        async move { lag(&scrape(leader).await, "shoal_replication_lag_entries") == 0.0 }
+    })
+    .await;
 
     // Hold every message from the leader to the follower for 500 ms, and keep writing.
     leader

@@ -20,9 +20,12 @@
 //! - Only the leaseholder changes its range, one change at a time (see
 //!   `shoal_kvserver::replica_change`); a pass makes a bounded number of changes, so counts
 //!   that lag (gossip) cannot send every range to the same node at once.
-//! - A replica is destroyed only when told so by the leaseholder that removed it, or when an
-//!   addressing record of a *newer generation* no longer names its replica id: ids are never
-//!   reused, so a replica missing from a newer descriptor was removed for good.
+//! - A replica is destroyed only when told so by the leaseholder that removed it, when an
+//!   addressing record of a *newer generation* no longer names its replica id (ids are never
+//!   reused, so a replica missing from a newer descriptor was removed for good), or when
+//!   neither the record nor its own descriptor of the same generation has named it for 10 s
+//!   (a removed replica that applied its own removal; a learner being added is named by its
+//!   own descriptor within moments).
 //!
 //! # Hazards
 //!
@@ -35,7 +38,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Weak;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shoal_api::addressing::{decode_meta_record, meta_record};
 use shoal_api::{KvError, RangeDescriptor, ReplicaDescriptor};
@@ -61,6 +64,7 @@ pub(crate) async fn run(inner: Weak<Inner>, interval: Duration) {
     // The generation whose addressing record each range led here was last checked at: a
     // record is checked again only when its range changes (or its lease moves here).
     let mut checked: HashMap<u64, u64> = HashMap::new();
+    let mut suspects: HashMap<(u64, u64), Instant> = HashMap::new();
     loop {
         tokio::time::sleep(interval).await;
         let Some(inner) = inner.upgrade() else { return };
@@ -74,7 +78,7 @@ pub(crate) async fn run(inner: Weak<Inner>, interval: Duration) {
             tracing::debug!("replicate queue pass: {e}");
         }
         if passes.is_multiple_of(GC_EVERY_PASSES)
-            && let Err(e) = collect_removed_replicas(&cluster).await
+            && let Err(e) = collect_removed_replicas(&cluster, &mut suspects).await
         {
             tracing::debug!("replica collection pass: {e}");
         }
@@ -310,8 +314,18 @@ async fn repair_meta_record(cluster: &Cluster, descriptor: &RangeDescriptor) -> 
     Ok(())
 }
 
-/// Destroys local replicas that the addressing records say were removed from their ranges.
-pub(crate) async fn collect_removed_replicas(cluster: &Cluster) -> Result<usize> {
+/// How long a replica that neither its own descriptor nor the addressing record names must
+/// stay so before it is collected: a learner being added can look like that for a moment (its
+/// snapshot may predate its addition).
+const UNNAMED_GRACE: Duration = Duration::from_secs(10);
+
+/// Destroys local replicas that were removed from their ranges: at once if a newer addressing
+/// record no longer names them, after [`UNNAMED_GRACE`] if the record and the replica's own
+/// descriptor (same generation) both do not. `suspects` remembers since when.
+pub(crate) async fn collect_removed_replicas(
+    cluster: &Cluster,
+    suspects: &mut HashMap<(u64, u64), Instant>,
+) -> Result<usize> {
     let span = Span { start: Key::new(layout::META_PREFIX), end: Key::new(layout::META_MAX) };
     let mut newest: HashMap<u64, RangeDescriptor> = HashMap::new();
     for (_, value) in cluster.kv.scan(span, None).await? {
@@ -322,21 +336,34 @@ pub(crate) async fn collect_removed_replicas(cluster: &Cluster) -> Result<usize>
             newest.insert(descriptor.range_id, descriptor);
         }
     }
+    let now = Instant::now();
+    let mut still_suspect = HashMap::new();
     let mut destroyed = 0;
     for replica in cluster.store.replicas() {
         let local = replica.descriptor();
+        let id = (local.range_id, replica.replica_id());
         let Some(current) = newest.get(&local.range_id) else { continue };
-        if replica.is_leaseholder()
-            || current.generation <= local.generation
-            || current.replica(replica.replica_id()).is_some()
-        {
+        if replica.is_leaseholder() || current.replica(id.1).is_some() {
             continue;
         }
-        match cluster.store.destroy_replica(local.range_id, replica.replica_id()).await {
+        let removed = if current.generation > local.generation {
+            true
+        } else if current.generation == local.generation && local.replica(id.1).is_none() {
+            let since = *suspects.get(&id).unwrap_or(&now);
+            still_suspect.insert(id, since);
+            now.duration_since(since) >= UNNAMED_GRACE
+        } else {
+            false
+        };
+        if !removed {
+            continue;
+        }
+        match cluster.store.destroy_replica(local.range_id, id.1).await {
             Ok(()) => destroyed += 1,
             Err(KvError::RangeNotFound(_)) => {}
             Err(e) => tracing::warn!(range_id = local.range_id, "collecting a replica: {e}"),
         }
     }
+    *suspects = still_suspect;
     Ok(destroyed)
 }

@@ -72,6 +72,12 @@ impl NodeClient {
         self.finish(request).await
     }
 
+    /// PUTs `body` to `path` and returns the JSON answer.
+    pub async fn put(&self, path: &str, body: Value) -> Result<Value, ClientError> {
+        let request = self.http.put(format!("http://{}{path}", self.host)).json(&body);
+        self.finish(request).await
+    }
+
     /// GETs `path` and returns the JSON answer.
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
         self.finish(self.http.get(format!("http://{}{path}", self.host))).await

@@ -15,6 +15,7 @@
 
 mod client;
 mod commands;
+mod ops;
 mod start;
 mod workload;
 
@@ -76,6 +77,13 @@ pub struct StartArgs {
     /// How long an empty store waits for any --join address to answer.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub join_timeout: Duration,
+    /// How long a node may miss its liveness heartbeats before it counts as dead and its
+    /// replicas are replaced elsewhere.
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
+    pub liveness_timeout: Duration,
+    /// How often the replicate and split queues look at the ranges this node leads.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub queue_interval: Duration,
     /// TESTING ONLY: serve /v1/test/* (clock offset, message faults, replica list) for the
     /// Jepsen harness.
     #[arg(long)]
@@ -104,6 +112,33 @@ enum NodeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Moves every replica off node ID, reporting progress until none is left.
+    Decommission {
+        /// The node.
+        id: u64,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Returns once the node is marked, without waiting for its replicas to move.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Makes a decommissioning node a full member again.
+    Recommission {
+        /// The node.
+        id: u64,
+        #[command(flatten)]
+        host: HostArgs,
+    },
+    /// Moves every lease off node ID, reporting progress until none is left.
+    Drain {
+        /// The node.
+        id: u64,
+        #[command(flatten)]
+        host: HostArgs,
+        /// Returns once the node is marked, without waiting for its leases to move.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -117,6 +152,27 @@ enum DebugCommand {
         /// Keys and values are base64 (in arguments and output) instead of UTF-8.
         #[arg(long, global = true)]
         base64: bool,
+    },
+    /// Lists every range: span, replicas, leaseholder, size, QPS, Raft indexes, follower lag.
+    Ranges {
+        #[command(flatten)]
+        host: HostArgs,
+        /// Lists the busiest ranges and their hottest keys instead.
+        #[arg(long)]
+        hot: bool,
+        /// Prints JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists the cluster settings, or sets NAME to VALUE.
+    Settings {
+        /// The setting to change.
+        name: Option<String>,
+        /// Its new value.
+        #[arg(requires = "name")]
+        value: Option<u64>,
+        #[command(flatten)]
+        host: HostArgs,
     },
     /// Splits the range holding KEY at KEY (manual split).
     Split {
@@ -165,6 +221,23 @@ fn main() -> ExitCode {
             }
             Command::Debug(DebugCommand::Split { key, host, base64 }) => {
                 commands::split(&host.host, &key, base64).await
+            }
+            Command::Debug(DebugCommand::Ranges { host, hot, json }) => {
+                ops::ranges(&host.host, hot, json).await
+            }
+            Command::Debug(DebugCommand::Settings { name, value, host }) => match (name, value) {
+                (Some(name), Some(value)) => ops::settings(&host.host, Some((name, value))).await,
+                (Some(name), None) => Err(format!("give a value to set {name} to")),
+                _ => ops::settings(&host.host, None).await,
+            },
+            Command::Node(NodeCommand::Decommission { id, host, no_wait }) => {
+                ops::decommission(&host.host, id, no_wait).await
+            }
+            Command::Node(NodeCommand::Recommission { id, host }) => {
+                ops::recommission(&host.host, id).await
+            }
+            Command::Node(NodeCommand::Drain { id, host, no_wait }) => {
+                ops::drain(&host.host, id, no_wait).await
             }
             Command::Workload(WorkloadCommand::Kv(args)) => workload::run(args).await,
         }

@@ -34,6 +34,8 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     config.advertise_addr =
         args.advertise_addr.as_deref().map(|a| resolve("--advertise-addr", a)).transpose()?;
     config.join_timeout = args.join_timeout;
+    config.liveness_timeout = args.liveness_timeout;
+    config.queue_interval = args.queue_interval;
     let (clock, physical) = Clock::system();
     if args.enable_test_hooks {
         tracing::warn!(

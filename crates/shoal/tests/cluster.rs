@@ -53,6 +53,8 @@ struct Node {
     join: String,
     log: PathBuf,
     child: Option<Child>,
+    /// More `shoal start` flags.
+    extra: Vec<String>,
 }
 
 impl Node {
@@ -64,6 +66,7 @@ impl Node {
             join: String::new(),
             log: dir.join(format!("{name}.log")),
             child: None,
+            extra: Vec::new(),
         }
     }
 
@@ -74,6 +77,7 @@ impl Node {
         if !self.join.is_empty() {
             command.args(["--join", &self.join]);
         }
+        command.args(&self.extra);
         command
     }
 
@@ -111,10 +115,15 @@ impl Drop for Node {
 }
 
 fn cluster(dir: &Path, n: usize) -> Vec<Node> {
+    cluster_with(dir, n, &[])
+}
+
+fn cluster_with(dir: &Path, n: usize, extra: &[&str]) -> Vec<Node> {
     let mut nodes: Vec<Node> = (1..=n).map(|i| Node::new(dir, &format!("n{i}"))).collect();
     let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
     for node in &mut nodes {
         node.join = join.clone();
+        node.extra = extra.iter().map(|s| s.to_string()).collect();
         node.start();
     }
     let init = shoal(&["init", "--host", &nodes[0].http]);
@@ -319,4 +328,73 @@ fn workload_kv_reports_throughput_and_percentiles() {
     // The writes are real: a key of the workload's key space reads back its value.
     let scan = nodes[0].kv(&["scan", "wl-", "wl.", "--limit", "1"]);
     assert!(stdout(&scan).starts_with("wl-"), "{}", stdout(&scan));
+}
+
+/// Polls `shoal debug ranges --json` through `host` until `condition` holds for its answer.
+fn wait_for_ranges(host: &str, what: &str, condition: impl Fn(&serde_json::Value) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let output = shoal(&["debug", "ranges", "--json", "--host", host]);
+        if output.status.success()
+            && let Ok(report) = serde_json::from_str::<serde_json::Value>(&stdout(&output))
+            && condition(&report)
+        {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Whether some range of the report has a replica on `node_id`.
+fn has_replica_on(report: &serde_json::Value, node_id: u64) -> bool {
+    report["ranges"].as_array().into_iter().flatten().any(|range| {
+        let replicas = range["descriptor"]["replicas"].as_array().cloned().unwrap_or_default();
+        replicas.iter().any(|r| r["node_id"].as_u64() == Some(node_id))
+    })
+}
+
+#[test]
+fn operators_list_ranges_decommission_a_node_and_drain_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let fast = ["--queue-interval", "200ms", "--liveness-timeout", "3s"];
+    let mut nodes = cluster_with(dir.path(), 3, &fast);
+    let mut n4 = Node::new(dir.path(), "n4");
+    n4.join = nodes[0].rpc.clone();
+    n4.extra = fast.iter().map(|s| s.to_string()).collect();
+    n4.start();
+    for i in 0..20 {
+        let put = nodes[0].kv(&["put", &format!("op-{i:02}"), "v"]);
+        assert!(put.status.success(), "{}", stderr(&put));
+    }
+    // The replicate queues move replicas onto the new node.
+    wait_for_ranges(&nodes[1].http, "node 4 hosts a replica", |r| has_replica_on(r, 4));
+    let listing = shoal(&["debug", "ranges", "--host", &nodes[1].http]);
+    assert!(listing.status.success(), "{}", stderr(&listing));
+    let table = stdout(&listing);
+    assert!(table.contains("follower lag") && table.contains("2 ranges"), "{table}");
+    assert!(table.contains("n4"), "{table}");
+    let hot = shoal(&["debug", "ranges", "--hot", "--host", &nodes[1].http]);
+    assert!(hot.status.success() && stdout(&hot).contains("hottest keys"), "{}", stdout(&hot));
+
+    let decommission = shoal(&["node", "decommission", "4", "--host", &nodes[0].http]);
+    let out = stdout(&decommission);
+    assert!(decommission.status.success(), "{out}{}", stderr(&decommission));
+    assert!(out.contains("0 replicas left") && out.contains("decommissioned"), "{out}");
+    wait_for_ranges(&nodes[1].http, "node 4 holds nothing", |r| !has_replica_on(r, 4));
+    for i in 0..20 {
+        let get = nodes[2].kv(&["get", &format!("op-{i:02}")]);
+        assert!(get.status.success() && stdout(&get).trim() == "v", "{}", stderr(&get));
+    }
+
+    let drain = shoal(&["node", "drain", "1", "--host", &nodes[1].http]);
+    let out = stdout(&drain);
+    assert!(drain.status.success(), "{out}{}", stderr(&drain));
+    assert!(out.contains("0 leases left"), "{out}");
+    let settings =
+        shoal(&["debug", "settings", "replication_factor", "3", "--host", &nodes[2].http]);
+    assert!(settings.status.success(), "{}", stderr(&settings));
+    let bad = shoal(&["debug", "settings", "replication_factor", "99", "--host", &nodes[2].http]);
+    assert!(!bad.status.success() && stderr(&bad).contains("between 1 and 7"), "{}", stderr(&bad));
+    nodes.push(n4);
 }
