@@ -254,13 +254,15 @@ impl RangeReplica {
             split: Some(split),
         };
         self.replicate(command, latch).await?;
-        // As applied: apply takes the replicas (and generation) from the range as it was then.
-        let lhs = self.descriptor();
-        let rhs = RangeDescriptor {
-            replicas: lhs.replicas.clone(),
-            next_replica_id: lhs.next_replica_id,
-            generation: lhs.generation,
-            ..rhs
+        // As applied: apply takes the replicas (and generation) from the range as it was then,
+        // and wrote both records in the split's batch.
+        let applied = |range_id: u64| -> Option<RangeDescriptor> {
+            let key = layout::range_local_key(range_id, layout::RangeLocalKind::Descriptor);
+            let bytes = self.engine.get(shoal_storage::Cf::Local, key.as_bytes()).ok()??;
+            shoal_api::decode(&bytes).ok()
+        };
+        let (Some(lhs), Some(rhs)) = (applied(lhs.range_id), applied(rhs.range_id)) else {
+            return Err(KvError::Internal("a split applied without its descriptors".into()));
         };
         Ok(BatchResponse { responses: vec![Response::AdminSplit { lhs, rhs }], timestamp: ts })
     }

@@ -58,14 +58,17 @@ impl Applier for KvApplier {
             // The replicas are the membership's at this entry: a replica change may have been
             // applied between the split's evaluation and this entry.
             let members = entry.members();
-            let generation = read_descriptor(reader, entry.range_id)
-                .map_or(split.lhs.generation, |current| current.generation + 1);
+            let current = read_descriptor(reader, entry.range_id);
+            let generation = current.as_ref().map_or(split.lhs.generation, |c| c.generation + 1);
+            let next_id = current.as_ref().map_or(0, |c| c.next_replica_id);
             let mut split = split.clone();
             for descriptor in [&mut split.lhs, &mut split.rhs] {
                 if let Some(updated) = descriptor_with_members(descriptor, &members) {
                     *descriptor = updated;
                 }
                 descriptor.generation = generation;
+                // Ids handed out since the split was evaluated are never handed out again.
+                descriptor.next_replica_id = descriptor.next_replica_id.max(next_id);
             }
             split.record(batch);
             if let Some(store) = self.store.upgrade() {
@@ -239,6 +242,8 @@ pub struct Store {
     descriptors: Descriptors,
     replicas: RwLock<HashMap<u64, Arc<RangeReplica>>>,
     metrics: StoreMetrics,
+    /// Serializes creating a learner replica and destroying a removed one.
+    lifecycle: tokio::sync::Mutex<()>,
 }
 
 impl Store {
@@ -265,7 +270,15 @@ impl Store {
                 transport,
                 timers: config.timers,
             };
-            Store { config, ctx, clock, descriptors, replicas: RwLock::default(), metrics }
+            Store {
+                config,
+                ctx,
+                clock,
+                descriptors,
+                replicas: RwLock::default(),
+                metrics,
+                lifecycle: tokio::sync::Mutex::new(()),
+            }
         })
     }
 
@@ -277,6 +290,11 @@ impl Store {
         {
             let mut descriptors = self.descriptors.write().unwrap_or_else(|p| p.into_inner());
             descriptors.insert(split.lhs.range_id, split.lhs.clone());
+            // At once, not when the right-hand replica starts: a replica being destroyed must
+            // see that these keys are held (see `destroy_replica`).
+            if split.rhs.replica_on(self.config.node_id).is_some() {
+                descriptors.entry(split.rhs.range_id).or_insert_with(|| split.rhs.clone());
+            }
         }
         if let Ok(lhs) = self.replica(split.lhs.range_id) {
             lhs.set_descriptor(split.lhs.clone());
@@ -449,32 +467,48 @@ impl Store {
         Ok(replica.replica_id)
     }
 
-    /// Creates this store's new replica of a running range, which its leaseholder is about to
-    /// add as a learner: `descriptor` is the leaseholder's current descriptor with the new
-    /// replica on this node added. The replica starts empty and waits for a snapshot. An old
-    /// replica of the range still here that `descriptor` no longer names (removed, not yet
-    /// collected) is destroyed first; asking again for the same replica is a no-op.
-    pub async fn create_learner_replica(&self, descriptor: RangeDescriptor) -> Result<(), KvError> {
-        let Some(wanted) = descriptor.replica_on(self.config.node_id) else {
+    /// Creates this store's new replica `wanted` of a running range, which its leaseholder is
+    /// about to add as a learner; `leaseholder_view` is the leaseholder's current descriptor.
+    /// The replica starts empty and waits for a snapshot. An old replica of the range still
+    /// here is destroyed first only if the leaseholder's view is at least as new as its own and
+    /// no longer names it (it was removed and not yet collected); otherwise the request is
+    /// refused (a leaseholder planning on an old membership must not destroy a voter). Asking
+    /// again for the same replica is a no-op.
+    pub async fn create_learner_replica(
+        &self,
+        leaseholder_view: RangeDescriptor,
+        wanted: ReplicaDescriptor,
+    ) -> Result<(), KvError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        let range_id = leaseholder_view.range_id;
+        if wanted.node_id != self.config.node_id {
             return Err(KvError::InvalidArgument(format!(
-                "range {} names no replica on node {}",
-                descriptor.range_id, self.config.node_id
+                "replica {} is for node {}, not {}",
+                wanted.replica_id, wanted.node_id, self.config.node_id
             )));
-        };
-        if let Ok(running) = self.replica(descriptor.range_id) {
+        }
+        if let Ok(running) = self.replica(range_id) {
             if running.replica_id() == wanted.replica_id {
                 return Ok(());
             }
-            if descriptor.replica(running.replica_id()).is_some() {
+            let local = running.descriptor();
+            let removed = leaseholder_view.generation >= local.generation
+                && leaseholder_view.replica(running.replica_id()).is_none();
+            if !removed {
                 return Err(KvError::InvalidArgument(format!(
-                    "range {} already has replica {} on node {}",
-                    descriptor.range_id,
+                    "range {range_id} already has replica {} on node {} (generation {} here, {} \
+                     at the leaseholder)",
                     running.replica_id(),
-                    self.config.node_id
+                    self.config.node_id,
+                    local.generation,
+                    leaseholder_view.generation
                 )));
             }
-            self.destroy_replica(descriptor.range_id, running.replica_id()).await?;
+            self.destroy_replica_locked(range_id, running.replica_id()).await?;
         }
+        let mut descriptor = leaseholder_view;
+        descriptor.replicas.retain(|r| r.node_id != self.config.node_id);
+        descriptor.replicas.push(wanted);
         self.create_replica(descriptor).await.map(|_| ())
     }
 
@@ -482,6 +516,11 @@ impl Store {
     /// its Raft group and deletes its log, its range-local records and its data, except where
     /// another replica on this store now holds the same keys.
     pub async fn destroy_replica(&self, range_id: u64, replica_id: u64) -> Result<(), KvError> {
+        let _lifecycle = self.lifecycle.lock().await;
+        self.destroy_replica_locked(range_id, replica_id).await
+    }
+
+    async fn destroy_replica_locked(&self, range_id: u64, replica_id: u64) -> Result<(), KvError> {
         let replica = self.replica(range_id)?;
         if replica.replica_id() != replica_id {
             return Err(KvError::InvalidArgument(format!(
@@ -489,14 +528,19 @@ impl Store {
             )));
         }
         self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&range_id);
-        self.descriptors.write().unwrap_or_else(|p| p.into_inner()).remove(&range_id);
         let _ = replica.raft().shutdown().await;
+        // Every other range this store holds or is about to hold (a split's right-hand range
+        // is recorded here when the split applies, before its replica starts).
+        let others: Vec<Span> = {
+            let mut descriptors = self.descriptors.write().unwrap_or_else(|p| p.into_inner());
+            descriptors.remove(&range_id);
+            descriptors.values().map(RangeDescriptor::span).collect()
+        };
         let mut batch = WriteBatch::new();
         let (start, end) = shoal_raft::keys::range_span(range_id);
         batch.delete_range(Cf::Raft, start, end);
         let local = layout::range_local_span(range_id);
         batch.delete_range(Cf::Local, local.start.into_bytes(), local.end.into_bytes());
-        let others: Vec<Span> = self.replicas().iter().map(|r| r.descriptor().span()).collect();
         for span in subtract_spans(&replica.descriptor().span(), &others) {
             let locks = layout::lock_span(&span);
             for span in [span, locks] {

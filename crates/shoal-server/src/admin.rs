@@ -20,12 +20,39 @@
 //! key takes the redirect above (the left-hand store names the right-hand range, which it
 //! hosts too). Nothing rewrites the records yet.
 
-use shoal_api::addressing::{meta_record, range_id_generator};
+use shoal_api::addressing::{decode_meta_record, meta_record, range_id_generator};
 use shoal_api::{KvError, RangeDescriptor, Request, Response};
 use shoal_keys::Key;
 
 use crate::error::Result;
 use crate::server::Server;
+
+/// Writes `descriptor`'s addressing record unless the record holds a descriptor at least as
+/// new (a replica change may have landed since, and its leaseholder rewritten the record).
+pub async fn write_meta_record_if_newer(
+    kv: &shoal_kvclient::KvClient,
+    descriptor: &RangeDescriptor,
+) -> Result<()> {
+    let (key, value) = meta_record(descriptor);
+    for _ in 0..3 {
+        let stored = kv.get(key.clone()).await?;
+        if let Some(bytes) = &stored
+            && let Ok(held) = decode_meta_record(bytes)
+            && held.generation >= descriptor.generation
+        {
+            return Ok(());
+        }
+        match kv.compare_and_set(key.clone(), stored, value.clone()).await {
+            Ok(()) => {
+                kv.sender().cache().insert(descriptor.clone());
+                return Ok(());
+            }
+            Err(KvError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
 
 /// Splits the range holding `key` at `key`; returns the left-hand and right-hand ranges.
 pub async fn split(server: &Server, key: Key) -> Result<(RangeDescriptor, RangeDescriptor)> {
@@ -37,8 +64,7 @@ pub async fn split(server: &Server, key: Key) -> Result<(RangeDescriptor, RangeD
         return Err(KvError::Internal(format!("a split was answered with {response:?}")).into());
     };
     for descriptor in [&lhs, &rhs] {
-        let (key, value) = meta_record(descriptor);
-        cluster.kv.put(key, value).await?;
+        write_meta_record_if_newer(&cluster.kv, descriptor).await?;
     }
     let cache = cluster.kv.sender().cache();
     cache.insert(lhs.clone());

@@ -29,6 +29,10 @@
 
 use std::collections::BTreeMap;
 
+/// Load below this many requests per second is background noise (liveness heartbeats, meta
+/// lookups): leases do not move for it.
+pub const MIN_BALANCED_QPS: f64 = 10.0;
+
 /// What the allocator knows of a node.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NodeInfo {
@@ -265,16 +269,18 @@ pub fn plan_with_reason(
     };
     // 7. Lease load balance: moving the lease must lower the busier of the two nodes, by a
     // margin, so a single hot range does not bounce between nodes.
-    if range.qps >= 1.0
+    if range.qps >= MIN_BALANCED_QPS
         && let Some((replica_id, target)) =
             others().min_by(|a, b| a.1.qps.total_cmp(&b.1.qps).then(a.0.cmp(&b.0)))
         && node.qps - target.qps > 1.5 * range.qps
     {
         return (Action::TransferLease { replica_id }, Reason::RebalanceLeaseLoad);
     }
-    // 8. Lease count balance, never at the cost of load.
+    // 8. Lease count balance, never at a real cost in load (background traffic of a few
+    // requests per second, such as liveness heartbeats, does not count).
+    let slack = MIN_BALANCED_QPS.max(node.qps * 0.1);
     if let Some((replica_id, _)) = others()
-        .filter(|(_, n)| n.leases + 2 <= node.leases && n.qps + range.qps <= node.qps)
+        .filter(|(_, n)| n.leases + 2 <= node.leases && n.qps + range.qps <= node.qps + slack)
         .min_by_key(|(id, n)| (n.leases, *id))
     {
         return (Action::TransferLease { replica_id }, Reason::RebalanceLeaseCount);

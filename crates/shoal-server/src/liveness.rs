@@ -14,8 +14,9 @@
 //!
 //! - Only node `n` extends `n`'s expiration; anyone may mark `n` decommissioning, and `n`
 //!   itself marks it draining.
-//! - A node whose record expired longer than the timeout ago is *dead* as far as replica
-//!   placement goes. Clocks differ by at most the HLC's maximum offset, far below the timeout.
+//! - A node whose record expired is not live; once it expired longer than the dead-node grace
+//!   ago (10 s by default) its replicas are replaced. Clocks differ by at most the HLC's
+//!   maximum offset, far below either.
 //!
 //! # Out of scope
 //!
@@ -131,13 +132,24 @@ pub async fn set_membership(
 
 /// Sets whether `node_id` is draining.
 pub async fn set_draining(kv: &KvClient, node_id: u64, draining: bool) -> Result<LivenessRecord> {
+    if read(kv, node_id).await?.is_none() {
+        return Err(Error::Peer(format!("node {node_id} has no liveness record: no such node")));
+    }
     update(kv, node_id, |record| record.draining = draining).await
 }
 
-/// Reads every node's record, by node id.
+/// Reads every node's record, by node id. A record that does not decode is skipped (and
+/// logged): one bad value must not stop every queue.
 pub async fn read_all(kv: &KvClient) -> Result<Vec<LivenessRecord>> {
     let rows = kv.scan(liveness_span(), None).await?;
-    rows.into_iter()
-        .map(|(_, bytes)| shoal_api::decode::<LivenessRecord>(&bytes).map_err(Error::from))
-        .collect()
+    Ok(rows
+        .into_iter()
+        .filter_map(|(key, bytes)| match shoal_api::decode::<LivenessRecord>(&bytes) {
+            Ok(record) => Some(record),
+            Err(e) => {
+                tracing::warn!(%key, "a liveness record does not decode: {e}");
+                None
+            }
+        })
+        .collect())
 }

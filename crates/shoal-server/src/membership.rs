@@ -238,7 +238,7 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
             server.merge_statuses(&cluster, statuses);
             Ok(ControlResponse::Gossip(cluster.gossip.statuses()))
         }
-        ControlRequest::CreateReplica { mut descriptor, replica_id } => {
+        ControlRequest::CreateReplica { descriptor, replica_id } => {
             let cluster = server.require_cluster()?;
             let location = cluster.store.location();
             let replica = ReplicaDescriptor {
@@ -246,9 +246,7 @@ async fn handle(server: &Server, request: ControlRequest) -> Result<ControlRespo
                 store_id: location.store_id,
                 replica_id,
             };
-            descriptor.replicas.retain(|r| r.node_id != location.node_id);
-            descriptor.replicas.push(replica);
-            cluster.store.create_learner_replica(descriptor).await?;
+            cluster.store.create_learner_replica(descriptor, replica).await?;
             Ok(ControlResponse::ReplicaCreated(replica))
         }
         ControlRequest::RangeStatuses => {

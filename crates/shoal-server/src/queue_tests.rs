@@ -31,6 +31,7 @@ fn queue_config(dir: &Path, join: Vec<String>) -> ServerConfig {
     };
     config.queue_interval = Duration::from_millis(200);
     config.liveness_timeout = Duration::from_secs(3);
+    config.dead_node_grace = Duration::ZERO;
     config.replica_change_timeout = Duration::from_secs(20);
     config
 }

@@ -40,7 +40,7 @@ use std::sync::Weak;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shoal_api::addressing::{decode_meta_record, meta_record};
+use shoal_api::addressing::decode_meta_record;
 use shoal_api::{KvError, RangeDescriptor, ReplicaDescriptor};
 use shoal_keys::{Key, Span, layout};
 use shoal_kvserver::RangeReplica;
@@ -124,7 +124,15 @@ pub(crate) async fn replicate_pass(
     // At most one change per pass only evens the cluster out: every node decides from counts
     // that lag, so many moves at once would overshoot and move replicas back and forth.
     let mut rebalanced = false;
-    for replica in cluster.store.replicas() {
+    // Each pass starts at another range, so a range whose change keeps failing (or keeps
+    // being planned) cannot starve the others of the one rebalance a pass allows.
+    let mut replicas = cluster.store.replicas();
+    if !replicas.is_empty() {
+        let start = server.inner.stats.passes.fetch_add(1, Ordering::Relaxed) as usize;
+        let shift = start % replicas.len();
+        replicas.rotate_left(shift);
+    }
+    for replica in replicas {
         let descriptor = replica.descriptor();
         if !replica.is_leaseholder() {
             checked.remove(&descriptor.range_id);
@@ -158,7 +166,11 @@ pub(crate) async fn replicate_pass(
                 account(&mut nodes, &range, action);
                 server.inner.stats.replica_changes.fetch_add(1, Ordering::Relaxed);
             }
-            Err(e) => tracing::warn!(range_id, ?action, "replica change failed: {e}"),
+            Err(e) => {
+                // Counted too: a pass must not spend minutes on changes that keep failing.
+                changes += 1;
+                tracing::warn!(range_id, ?action, "replica change failed: {e}");
+            }
         }
     }
     Ok(changes)
@@ -302,16 +314,7 @@ async fn destroy_remote_replica(server: &Server, range_id: u64, gone: ReplicaDes
 
 /// Rewrites the addressing record of `descriptor`'s range if it is missing or older.
 async fn repair_meta_record(cluster: &Cluster, descriptor: &RangeDescriptor) -> Result<()> {
-    let (key, value) = meta_record(descriptor);
-    if let Some(stored) = cluster.kv.get(key.clone()).await? {
-        let stored = decode_meta_record(&stored)?;
-        if stored.generation >= descriptor.generation {
-            return Ok(());
-        }
-    }
-    cluster.kv.put(key, value).await?;
-    cluster.kv.sender().cache().insert(descriptor.clone());
-    Ok(())
+    crate::admin::write_meta_record_if_newer(&cluster.kv, descriptor).await
 }
 
 /// How long a replica that neither its own descriptor nor the addressing record names must
@@ -329,7 +332,8 @@ pub(crate) async fn collect_removed_replicas(
     let span = Span { start: Key::new(layout::META_PREFIX), end: Key::new(layout::META_MAX) };
     let mut newest: HashMap<u64, RangeDescriptor> = HashMap::new();
     for (_, value) in cluster.kv.scan(span, None).await? {
-        let descriptor = decode_meta_record(&value)?;
+        // A record that does not decode names nothing to collect.
+        let Ok(descriptor) = decode_meta_record(&value) else { continue };
         let keep =
             newest.get(&descriptor.range_id).is_none_or(|d| d.generation < descriptor.generation);
         if keep {
@@ -343,12 +347,14 @@ pub(crate) async fn collect_removed_replicas(
         let local = replica.descriptor();
         let id = (local.range_id, replica.replica_id());
         let Some(current) = newest.get(&local.range_id) else { continue };
-        if replica.is_leaseholder() || current.replica(id.1).is_some() {
+        let me = cluster.ident.node_id;
+        let named = |d: &RangeDescriptor| d.replica(id.1).is_some_and(|r| r.node_id == me);
+        if replica.is_leaseholder() || named(current) {
             continue;
         }
         let removed = if current.generation > local.generation {
             true
-        } else if current.generation == local.generation && local.replica(id.1).is_none() {
+        } else if current.generation == local.generation && !named(&local) {
             let since = *suspects.get(&id).unwrap_or(&now);
             still_suspect.insert(id, since);
             now.duration_since(since) >= UNNAMED_GRACE

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub liveness_timeout: Duration,
     /// How often the replicate and split queues look at this node's ranges.
     pub queue_interval: Duration,
+    /// How long after its liveness record expired a node's replicas are replaced elsewhere.
+    pub dead_node_grace: Duration,
     /// How long one replica change (including the new replica's snapshot) may take.
     pub replica_change_timeout: Duration,
     /// Test hooks (`--enable-test-hooks`); `None` in production.
@@ -89,6 +91,7 @@ impl ServerConfig {
             gossip_interval: Duration::from_millis(500),
             liveness_timeout: Duration::from_secs(4),
             queue_interval: Duration::from_secs(2),
+            dead_node_grace: Duration::from_secs(10),
             replica_change_timeout: Duration::from_secs(60),
             test_hooks: None,
         }
@@ -483,6 +486,8 @@ pub(crate) struct NodeStats {
     pub(crate) replica_changes: AtomicU64,
     /// Splits made by this node's split queue.
     pub(crate) splits: AtomicU64,
+    /// Replicate-queue passes run.
+    pub(crate) passes: AtomicU64,
 }
 
 /// The answer to a message this node cannot handle, in the form its lane expects.

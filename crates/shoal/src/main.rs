@@ -79,11 +79,14 @@ pub struct StartArgs {
     pub join_timeout: Duration,
     /// How long a node may miss its liveness heartbeats before it counts as dead and its
     /// replicas are replaced elsewhere.
-    #[arg(long, default_value = "4s", value_parser = parse_duration)]
+    #[arg(long, default_value = "4s", value_parser = parse_positive_duration)]
     pub liveness_timeout: Duration,
     /// How often the replicate and split queues look at the ranges this node leads.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = parse_positive_duration)]
     pub queue_interval: Duration,
+    /// How long after a node's liveness record expired its replicas are replaced elsewhere.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub dead_node_grace: Duration,
     /// TESTING ONLY: serve /v1/test/* (clock offset, message faults, replica list) for the
     /// Jepsen harness.
     #[arg(long)]
@@ -184,6 +187,14 @@ enum DebugCommand {
         #[arg(long)]
         base64: bool,
     },
+}
+
+/// [`parse_duration`], refusing zero (an interval of zero would be a busy loop).
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err("must be more than zero".into()),
+        duration => Ok(duration),
+    }
 }
 
 /// Parses `500ms`, `2s`, `1m` or a bare number of seconds.

@@ -36,6 +36,7 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     config.join_timeout = args.join_timeout;
     config.liveness_timeout = args.liveness_timeout;
     config.queue_interval = args.queue_interval;
+    config.dead_node_grace = args.dead_node_grace;
     let (clock, physical) = Clock::system();
     if args.enable_test_hooks {
         tracing::warn!(
