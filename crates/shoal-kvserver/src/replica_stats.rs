@@ -113,32 +113,25 @@ impl RangeReplica {
         let mut bytes = 0u64;
         let mut checkpoints: Vec<(Key, u64)> = Vec::new();
         let mut next_checkpoint = CHECKPOINT_BYTES;
-        let bounds = IterOptions::bounded(
-            encode_prefix(span.start.as_bytes()),
-            encode_prefix(span.end.as_bytes()),
-        );
-        let mut iter = self.engine.iter(Cf::Mvcc, bounds).map_err(internal)?;
-        iter.seek_to_first();
-        while iter.valid().map_err(internal)? {
-            bytes += (iter.key().len() + iter.value().len()) as u64;
-            if bytes >= next_checkpoint {
-                if let Ok((user_key, _)) = decode(iter.key()) {
-                    checkpoints.push((Key::new(user_key), bytes));
-                }
-                next_checkpoint = bytes + CHECKPOINT_BYTES;
-            }
-            iter.next();
-        }
+        // Versions first (with checkpoints at user-key boundaries), then lock records.
         let locks = layout::lock_span(&span);
-        let bounds = IterOptions::bounded(
-            encode_prefix(locks.start.as_bytes()),
-            encode_prefix(locks.end.as_bytes()),
-        );
-        let mut iter = self.engine.iter(Cf::Mvcc, bounds).map_err(internal)?;
-        iter.seek_to_first();
-        while iter.valid().map_err(internal)? {
-            bytes += (iter.key().len() + iter.value().len()) as u64;
-            iter.next();
+        for (part, checkpointed) in [(&span, true), (&locks, false)] {
+            let bounds = IterOptions::bounded(
+                encode_prefix(part.start.as_bytes()),
+                encode_prefix(part.end.as_bytes()),
+            );
+            let mut iter = self.engine.iter(Cf::Mvcc, bounds).map_err(internal)?;
+            iter.seek_to_first();
+            while iter.valid().map_err(internal)? {
+                bytes += (iter.key().len() + iter.value().len()) as u64;
+                if checkpointed && bytes >= next_checkpoint {
+                    if let Ok((user_key, _)) = decode(iter.key()) {
+                        checkpoints.push((Key::new(user_key), bytes));
+                    }
+                    next_checkpoint = bytes + CHECKPOINT_BYTES;
+                }
+                iter.next();
+            }
         }
         let half_key = checkpoints
             .into_iter()

@@ -141,6 +141,26 @@ pub async fn ranges(host: &str, hot: bool, as_json: bool) -> Result<(), String> 
     Ok(())
 }
 
+/// Polls `path` once a second, printing how many `things` the node still has (the answer's
+/// `field`), until none is left; returns the last answer.
+async fn watch_until_none(
+    client: &NodeClient,
+    node_id: u64,
+    path: &str,
+    field: &str,
+    things: &str,
+) -> Result<Value, String> {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let progress = client.get(path).await.map_err(|e| e.to_string())?;
+        let left = progress[field].as_u64().unwrap_or(u64::MAX);
+        println!("node {node_id}: {left} {things} left");
+        if left == 0 {
+            return Ok(progress);
+        }
+    }
+}
+
 /// `shoal node decommission ID`: marks the node and, unless `no_wait`, reports progress until
 /// no replica is left on it.
 pub async fn decommission(host: &str, node_id: u64, no_wait: bool) -> Result<(), String> {
@@ -148,19 +168,11 @@ pub async fn decommission(host: &str, node_id: u64, no_wait: bool) -> Result<(),
     let path = format!("/v1/nodes/{node_id}/decommission");
     let answer = client.post(&path, json!({})).await.map_err(|e| e.to_string())?;
     println!("node {node_id}: decommissioning, {} replicas to move", answer["replicas"]);
-    if no_wait {
-        return Ok(());
+    if !no_wait {
+        let done = watch_until_none(&client, node_id, &path, "replicas", "replicas").await?;
+        println!("node {node_id}: {}", text(&done["membership"]));
     }
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let progress = client.get(&path).await.map_err(|e| e.to_string())?;
-        let left = progress["replicas"].as_u64().unwrap_or(u64::MAX);
-        println!("node {node_id}: {left} replicas left");
-        if left == 0 {
-            println!("node {node_id}: {}", text(&progress["membership"]));
-            return Ok(());
-        }
-    }
+    Ok(())
 }
 
 /// `shoal node recommission ID`.
@@ -179,19 +191,11 @@ pub async fn drain(host: &str, node_id: u64, no_wait: bool) -> Result<(), String
     let path = format!("/v1/nodes/{node_id}/drain");
     let answer = client.post(&path, json!({})).await.map_err(|e| e.to_string())?;
     println!("node {node_id}: draining, {} leases to move", answer["leases"]);
-    if no_wait {
-        return Ok(());
+    if !no_wait {
+        watch_until_none(&client, node_id, &path, "leases", "leases").await?;
+        println!("node {node_id}: drained");
     }
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let progress = client.get(&path).await.map_err(|e| e.to_string())?;
-        let left = progress["leases"].as_u64().unwrap_or(u64::MAX);
-        println!("node {node_id}: {left} leases left");
-        if left == 0 {
-            println!("node {node_id}: drained");
-            return Ok(());
-        }
-    }
+    Ok(())
 }
 
 /// `shoal debug settings [NAME VALUE]`.

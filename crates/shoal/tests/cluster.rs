@@ -17,9 +17,19 @@ use std::time::{Duration, Instant};
 const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
 const KEYS: usize = 1_000;
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, never handed out twice by this process. Taken below
+/// Linux's ephemeral range (32768 and up), where outgoing connections take their ports: a port
+/// from that range can be grabbed by some connection between this check and the node's bind.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 100) * 100;
+    loop {
+        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(base + offset % 2_700).expect("below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until something accepts connections at `addr`.
