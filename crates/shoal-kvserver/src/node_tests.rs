@@ -135,3 +135,24 @@ async fn replicates_over_sockets_and_a_restarted_node_catches_up_from_its_store(
     let responses = send(&[&n3, &n1, &n2], vec![Request::Get { key: Key::from("key0150") }]).await;
     assert_eq!(responses, vec![Response::Get(Some(b"v150".to_vec()))]);
 }
+
+/// A descriptor record that names no replica on this node (what an apply in flight while a
+/// removed replica was destroyed can leave) does not stop the store from starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_record_of_another_nodes_replica_does_not_stop_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, engine) = start(1, dir.path()).await;
+    let mut leftover = descriptor();
+    leftover.range_id = 9;
+    leftover.replicas.retain(|r| r.node_id != 1);
+    let key =
+        shoal_keys::layout::range_local_key(9, shoal_keys::layout::RangeLocalKind::Descriptor);
+    let mut batch = shoal_storage::WriteBatch::new();
+    batch.put(shoal_storage::Cf::Local, key.into_bytes(), shoal_api::encode(&leftover));
+    engine.write(&batch, shoal_storage::WriteOptions::SYNC).unwrap();
+    // The leftover is the only record (range 1 was started without one): skipped, not an
+    // error.
+    assert_eq!(node.store.load_replicas().await.unwrap(), 0);
+    assert!(node.store.replica(9).is_err());
+    assert!(node.store.replica(1).is_ok());
+}
