@@ -382,8 +382,8 @@ fn operators_list_ranges_decommission_a_node_and_drain_another() {
     let listing = shoal(&["debug", "ranges", "--host", &nodes[1].http]);
     assert!(listing.status.success(), "{}", stderr(&listing));
     let table = stdout(&listing);
+    // (Not whether n4 shows: the queues may move that replica again in between.)
     assert!(table.contains("follower lag") && table.contains("2 ranges"), "{table}");
-    assert!(table.contains("n4"), "{table}");
     let hot = shoal(&["debug", "ranges", "--hot", "--host", &nodes[1].http]);
     assert!(hot.status.success() && stdout(&hot).contains("hottest keys"), "{}", stdout(&hot));
 
