@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | [`ErrorKind::Route`] | update its range cache and retry elsewhere (never shown to SQL) | not leaseholder, range key mismatch |
 //! | [`ErrorKind::Retry`] | retry the same request later | no leader yet, overloaded |
+//! | [`ErrorKind::Conflict`] | push or wait for the lock's holder, then retry (inside the KV client) | lock conflict |
+//! | [`ErrorKind::Restart`] | restart the transaction (SQLSTATE 40001) | write too old, uncertainty, aborted |
 //! | [`ErrorKind::Ambiguous`] | tell the user the outcome is unknown | connection lost after proposing |
 //! | [`ErrorKind::User`] | report it; retrying will not help | condition failed, bad input |
 //! | [`ErrorKind::Internal`] | report a bug | corrupt data |
@@ -11,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use shoal_keys::Key;
 
+use crate::txn::{RetryReason, Transaction, TxnMeta};
 use crate::{RangeDescriptor, ReplicaDescriptor, Value};
 
 /// What the caller of a failed request must do.
@@ -20,6 +23,10 @@ pub enum ErrorKind {
     Route,
     /// Retry later.
     Retry,
+    /// Resolve the conflicting locks (push their holders), then retry.
+    Conflict,
+    /// Restart the transaction (SQLSTATE 40001).
+    Restart,
     /// The outcome is unknown.
     Ambiguous,
     /// The request itself is wrong or its condition does not hold.
@@ -58,6 +65,26 @@ pub enum KvError {
         /// The value found.
         actual: Option<Value>,
     },
+    /// The request met other transactions' locks (intents) and waited for them long enough;
+    /// the sender must push their holders and resolve the intents, then retry.
+    #[error("conflicting locks on {}", .locks.iter().map(|(k, t)| format!("{k} (txn {})", t.short_id())).collect::<Vec<_>>().join(", "))]
+    LockConflict {
+        /// The locked keys and their holders.
+        locks: Vec<(Key, TxnMeta)>,
+        /// Where a reader's push must move the holders: above its read timestamp and its
+        /// uncertainty limit, so their intents no longer matter to it.
+        push_to: shoal_hlc::Timestamp,
+    },
+    /// The transaction must restart; `txn`, if given, carries the timestamps to restart at.
+    #[error("restart transaction: {reason}: {detail}")]
+    TxnRetry {
+        /// Why.
+        reason: RetryReason,
+        /// What happened, for people.
+        detail: String,
+        /// The transaction as the server left it (a pushed timestamp, say).
+        txn: Option<Box<Transaction>>,
+    },
     /// The outcome of a write is unknown.
     #[error("ambiguous result: {0}")]
     Ambiguous(String),
@@ -87,6 +114,8 @@ impl KvError {
             | KvError::RangeKeyMismatch { .. }
             | KvError::RangeNotFound(_) => ErrorKind::Route,
             KvError::Unavailable(_) => ErrorKind::Retry,
+            KvError::LockConflict { .. } => ErrorKind::Conflict,
+            KvError::TxnRetry { .. } => ErrorKind::Restart,
             KvError::Ambiguous(_) => ErrorKind::Ambiguous,
             KvError::ConditionFailed { .. } | KvError::InvalidArgument(_) => ErrorKind::User,
             KvError::Internal(_) => ErrorKind::Internal,

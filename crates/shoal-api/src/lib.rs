@@ -3,6 +3,8 @@
 //! - [`RangeDescriptor`], [`ReplicaDescriptor`], [`Lease`]: where data lives;
 //! - [`BatchRequest`] / [`BatchResponse`] with [`Request`] / [`Response`]: KV operations on
 //!   one range;
+//! - [`txn::Transaction`], [`txn::TxnRecord`]: transactions as coordinators send them and as
+//!   their records store them;
 //! - [`KvError`] with [`ErrorKind`]: failures classified by the caller's next move.
 //!
 //! Every type is serde-serializable; [`encode`] and [`decode`] give the one binary encoding
@@ -13,6 +15,7 @@ pub mod addressing;
 mod descriptor;
 mod error;
 mod request;
+pub mod txn;
 
 pub use descriptor::{Lease, RangeDescriptor, ReplicaDescriptor};
 pub use error::{ErrorKind, KvError};
@@ -38,9 +41,9 @@ mod tests {
 
     #[test]
     fn batches_round_trip() {
-        let batch = BatchRequest {
-            range_id: 7,
-            requests: vec![
+        let batch = BatchRequest::new(
+            7,
+            vec![
                 Request::Get { key: Key::from("a") },
                 Request::ConditionalPut {
                     key: Key::from("b"),
@@ -50,7 +53,7 @@ mod tests {
                 Request::Scan { span: Span::new("a", "z"), limit: Some(10) },
                 Request::Increment { key: Key::from("n"), delta: -3 },
             ],
-        };
+        );
         assert_eq!(decode::<BatchRequest>(&encode(&batch)).unwrap(), batch);
     }
 
@@ -63,6 +66,18 @@ mod tests {
             (KvError::Ambiguous("connection lost".into()), ErrorKind::Ambiguous),
             (KvError::Unavailable("no leader".into()), ErrorKind::Retry),
             (KvError::Internal("bug".into()), ErrorKind::Internal),
+            (
+                KvError::LockConflict { locks: vec![], push_to: shoal_hlc::Timestamp::ZERO },
+                ErrorKind::Conflict,
+            ),
+            (
+                KvError::TxnRetry {
+                    reason: txn::RetryReason::Deadlock,
+                    detail: "chosen".into(),
+                    txn: None,
+                },
+                ErrorKind::Restart,
+            ),
         ];
         for (error, kind) in errors {
             assert_eq!(error.kind(), kind, "{error}");

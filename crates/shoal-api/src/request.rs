@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use shoal_hlc::Timestamp;
 use shoal_keys::{Key, Span};
 
+use crate::txn::{IntentResolution, ObservedTimestamp, PushKind, Transaction, TxnMeta, TxnRecord};
+
 /// A byte string value.
 pub type Value = Vec<u8>;
 
@@ -72,6 +74,70 @@ pub enum Request {
         /// The amount.
         delta: i64,
     },
+    /// Creates or refreshes the record of the batch's transaction, anchored at `key`: its
+    /// coordinator is alive. Fails with an abort error if the record is aborted.
+    HeartbeatTxn {
+        /// The transaction's anchor.
+        key: Key,
+    },
+    /// Commits or aborts the batch's transaction at its record, anchored at `key`. Intents in
+    /// `lock_spans` that fall in this range are resolved in the same command; the coordinator
+    /// resolves the others afterwards. A commit whose every lock span falls in this range and
+    /// whose transaction has no record commits in one proposal (the 1PC fast path).
+    EndTxn {
+        /// The transaction's anchor.
+        key: Key,
+        /// Commit, or abort.
+        commit: bool,
+        /// Every span the transaction wrote intents in.
+        lock_spans: Vec<Span>,
+    },
+    /// Pushes the transaction `pushee`, whose record is anchored at `key`, because a request
+    /// met its lock (see [`PushKind`]).
+    PushTxn {
+        /// The pushee's anchor.
+        key: Key,
+        /// The transaction pushed, as its intent describes it.
+        pushee: TxnMeta,
+        /// The transaction pushing, if the pusher is one.
+        pusher: Option<TxnMeta>,
+        /// What the pusher wants.
+        kind: PushKind,
+        /// For timestamp pushes: the pushee's write timestamp must end above this.
+        push_to: Timestamp,
+        /// Transactions waiting, directly or not, for the pusher: if the pushee is one of
+        /// them, the two are deadlocked.
+        dependents: Vec<u128>,
+    },
+    /// Reads the record of transaction `txn_id` anchored at `key`, and who waits for it.
+    QueryTxn {
+        /// The anchor.
+        key: Key,
+        /// The transaction.
+        txn_id: u128,
+    },
+    /// Resolves the intent on `key` of the resolution's transaction, if there is one.
+    ResolveIntent {
+        /// The key.
+        key: Key,
+        /// How.
+        resolution: IntentResolution,
+    },
+    /// Resolves every intent in `span` of the resolution's transaction.
+    ResolveIntentRange {
+        /// The span.
+        span: Span,
+        /// How.
+        resolution: IntentResolution,
+    },
+    /// Checks that nothing in `span` was written above `from` and at or below the batch's
+    /// transaction's write timestamp by anyone else, and records the span as read there.
+    Refresh {
+        /// The span read earlier.
+        span: Span,
+        /// The timestamp it was read at.
+        from: Timestamp,
+    },
     /// Splits the range holding `key` into `[start, key)` and `[key, end)`; the right-hand
     /// range takes id `new_range_id`. Must be the only request of its batch.
     AdminSplit {
@@ -83,9 +149,52 @@ pub enum Request {
 }
 
 impl Request {
-    /// Returns true if the request writes.
+    /// Returns true if the request writes (or may write: a push or a heartbeat).
     pub fn is_write(&self) -> bool {
-        !matches!(self, Request::Get { .. } | Request::Scan { .. } | Request::ReverseScan { .. })
+        !matches!(
+            self,
+            Request::Get { .. }
+                | Request::Scan { .. }
+                | Request::ReverseScan { .. }
+                | Request::QueryTxn { .. }
+                | Request::Refresh { .. }
+        )
+    }
+
+    /// Returns true if the request writes user data (in a transaction, an intent).
+    pub fn writes_data(&self) -> bool {
+        matches!(
+            self,
+            Request::Put { .. }
+                | Request::ConditionalPut { .. }
+                | Request::Delete { .. }
+                | Request::DeleteRange { .. }
+                | Request::Increment { .. }
+        )
+    }
+
+    /// Returns true if the request reads user data at the batch's read timestamp.
+    pub fn reads_data(&self) -> bool {
+        matches!(
+            self,
+            Request::Get { .. }
+                | Request::Scan { .. }
+                | Request::ReverseScan { .. }
+                | Request::ConditionalPut { .. }
+                | Request::DeleteRange { .. }
+                | Request::Increment { .. }
+        )
+    }
+
+    /// Returns true if the request acts on a transaction record.
+    pub fn is_txn_record_op(&self) -> bool {
+        matches!(
+            self,
+            Request::HeartbeatTxn { .. }
+                | Request::EndTxn { .. }
+                | Request::PushTxn { .. }
+                | Request::QueryTxn { .. }
+        )
     }
 
     /// Returns the keys the request touches.
@@ -96,10 +205,17 @@ impl Request {
             | Request::ConditionalPut { key, .. }
             | Request::Delete { key }
             | Request::Increment { key, .. }
+            | Request::HeartbeatTxn { key }
+            | Request::EndTxn { key, .. }
+            | Request::PushTxn { key, .. }
+            | Request::QueryTxn { key, .. }
+            | Request::ResolveIntent { key, .. }
             | Request::AdminSplit { key, .. } => Span::point(key.clone()),
             Request::DeleteRange { span }
             | Request::Scan { span, .. }
-            | Request::ReverseScan { span, .. } => span.clone(),
+            | Request::ReverseScan { span, .. }
+            | Request::ResolveIntentRange { span, .. }
+            | Request::Refresh { span, .. } => span.clone(),
         }
     }
 }
@@ -126,6 +242,30 @@ pub enum Response {
     },
     /// The new value.
     Increment(i64),
+    /// The record after the heartbeat.
+    HeartbeatTxn(TxnRecord),
+    /// The final record.
+    EndTxn(TxnRecord),
+    /// The pushee's record after the push; `pushed` says whether the push got what it wanted.
+    PushTxn {
+        /// The record (synthesized from the intent if there is none yet).
+        pushee: TxnRecord,
+        /// True if the pushee is now final or its write timestamp is above `push_to`.
+        pushed: bool,
+    },
+    /// The record, if any, and the transactions waiting for it.
+    QueryTxn {
+        /// The record.
+        record: Option<TxnRecord>,
+        /// Transactions waiting for this one, directly or not.
+        waiting: Vec<u128>,
+    },
+    /// Whether an intent was resolved.
+    ResolveIntent(bool),
+    /// How many intents were resolved.
+    ResolveIntentRange(u64),
+    /// The span did not change.
+    Refresh,
     /// The two ranges after a split.
     AdminSplit {
         /// The left-hand range (the old range, shortened).
@@ -142,6 +282,15 @@ pub struct BatchRequest {
     pub range_id: u64,
     /// The requests, evaluated in order.
     pub requests: Vec<Request>,
+    /// The transaction the batch belongs to, if any.
+    pub txn: Option<Transaction>,
+}
+
+impl BatchRequest {
+    /// Returns a non-transactional batch.
+    pub fn new(range_id: u64, requests: Vec<Request>) -> Self {
+        BatchRequest { range_id, requests, txn: None }
+    }
 }
 
 /// The answer to a [`BatchRequest`].
@@ -151,4 +300,8 @@ pub struct BatchResponse {
     pub responses: Vec<Response>,
     /// The timestamp the batch was evaluated at.
     pub timestamp: Timestamp,
+    /// The batch's transaction as the range left it (its write timestamp may have moved up).
+    pub txn: Option<Transaction>,
+    /// The serving node's clock reading, for the transaction's observed timestamps.
+    pub observed: Option<ObservedTimestamp>,
 }

@@ -23,6 +23,13 @@ const LOGICAL_CEILING: u32 = u32::MAX / 2;
 pub trait PhysicalClock: Send + Sync + fmt::Debug {
     /// Returns the current physical time in nanoseconds since the Unix epoch.
     fn now_nanos(&self) -> u64;
+
+    /// Moves a simulated clock forward to `nanos` instead of letting a caller wait for it;
+    /// returns false for a real clock, whose time cannot be skipped.
+    fn skip_to(&self, nanos: u64) -> bool {
+        let _ = nanos;
+        false
+    }
 }
 
 /// The system's real-time clock, shifted by an offset that can be changed at run time.
@@ -88,6 +95,12 @@ impl PhysicalClock for ManualClock {
     fn now_nanos(&self) -> u64 {
         self.nanos.load(Ordering::SeqCst)
     }
+
+    /// Waiting in simulated time is moving it.
+    fn skip_to(&self, nanos: u64) -> bool {
+        self.nanos.fetch_max(nanos, Ordering::SeqCst);
+        true
+    }
 }
 
 /// Adapts a [`PhysicalClock`] to `hybrid_clocks::ClockSource`.
@@ -146,6 +159,18 @@ impl Clock {
     /// advance the HLC.
     pub fn physical_now(&self) -> Timestamp {
         Timestamp::new(self.physical.now_nanos(), 0)
+    }
+
+    /// Returns how long until the physical clock passes `ts`, or `None` if it has (a
+    /// simulated clock is moved there at once). A transaction that committed above its
+    /// gateway's clock waits this long before acknowledging, so that every transaction that
+    /// starts afterwards, anywhere, has `ts` below its uncertainty limit ("commit wait").
+    pub fn until(&self, ts: Timestamp) -> Option<Duration> {
+        let now = self.physical.now_nanos();
+        if now > ts.wall || self.physical.skip_to(ts.wall.saturating_add(1)) {
+            return None;
+        }
+        Some(Duration::from_nanos(ts.wall - now + 1))
     }
 
     /// Returns a timestamp strictly greater than every timestamp this clock returned or

@@ -149,6 +149,37 @@ pub fn txn_key(anchor: &[u8], txn_id: u128) -> Key {
     Key::new(k)
 }
 
+/// Returns the span of the records of transactions anchored in `span`: records sort by anchor,
+/// so those of `[a, b)` are `[/Local/Txn/<a>, /Local/Txn/<b>)`.
+pub fn txn_record_span(span: &Span) -> Span {
+    let bound = |key: &Key| {
+        let mut k = LOCAL_TXN_PREFIX.to_vec();
+        encode_escaped(&mut k, key.as_bytes());
+        Key::new(k)
+    };
+    Span { start: bound(&span.start), end: bound(&span.end) }
+}
+
+/// Returns the abort span entry of transaction `txn_id` in range `range_id`.
+pub fn abort_span_key(range_id: u64, txn_id: u128) -> Key {
+    let mut k = range_local_key(range_id, RangeLocalKind::AbortSpan).into_bytes();
+    k.extend_from_slice(&txn_id.to_be_bytes());
+    Key::new(k)
+}
+
+/// Returns the span of every abort span entry of range `range_id`.
+pub fn abort_span(range_id: u64) -> Span {
+    Span::prefix(range_local_key(range_id, RangeLocalKind::AbortSpan).into_bytes())
+}
+
+/// Returns the part of a range's span that holds addressable keys. Range 1 starts at `/Min`,
+/// but the local keys below [`LOCAL_MAX`] are not its data: lock and transaction records
+/// belong to the ranges holding the keys they name.
+pub fn addressable_span(span: &Span) -> Span {
+    let floor = Key::new(LOCAL_MAX);
+    Span { start: span.start.clone().max(floor.clone()), end: span.end.clone().max(floor) }
+}
+
 /// Returns the lock record key `/Local/Lock/<key>` of `key`.
 pub fn lock_key(key: &[u8]) -> Key {
     let mut k = LOCAL_LOCK_PREFIX.to_vec();
@@ -269,6 +300,27 @@ mod tests {
         assert!(
             span.contains(lock_key(b"b").as_bytes()) && !span.contains(lock_key(b"c").as_bytes())
         );
+    }
+
+    #[test]
+    fn txn_record_spans_hold_exactly_the_anchors_inside() {
+        let span = Span::new("b", "d");
+        let records = txn_record_span(&span);
+        for (anchor, inside) in
+            [("a", false), ("b", true), ("b\0", true), ("cz", true), ("d", false)]
+        {
+            let key = txn_key(anchor.as_bytes(), u128::MAX);
+            assert_eq!(records.contains(key.as_bytes()), inside, "{anchor}");
+            let key = txn_key(anchor.as_bytes(), 0);
+            assert_eq!(records.contains(key.as_bytes()), inside, "{anchor}");
+        }
+        let whole = addressable_span(&Span { start: Key::MIN, end: Key::new(META_MAX) });
+        assert_eq!(whole.start, Key::new(LOCAL_MAX));
+        assert!(
+            !whole.contains(lock_key(b"a").as_bytes()) && whole.contains(meta_key(b"a").as_bytes())
+        );
+        assert!(abort_span(3).contains(abort_span_key(3, 7).as_bytes()));
+        assert!(!abort_span(3).contains(abort_span_key(4, 7).as_bytes()));
     }
 
     #[test]

@@ -1,33 +1,63 @@
-//! Typed KV operations over a [`DistSender`].
+//! Typed KV operations over a [`DistSender`], alone or inside a transaction.
+
+use std::sync::Arc;
 
 use shoal_api::{KvError, Request, Response, Value};
+use shoal_hlc::Clock;
 use shoal_keys::{Key, Span};
 
 use crate::DistSender;
 
 /// A KV client.
 pub struct KvClient {
-    sender: DistSender,
+    pub(crate) sender: Arc<DistSender>,
+    pub(crate) clock: Arc<Clock>,
 }
 
 impl KvClient {
-    /// Wraps a [`DistSender`].
-    pub fn new(sender: DistSender) -> Self {
-        KvClient { sender }
+    /// Wraps a [`DistSender`]; `clock` (the node's) gives transactions their timestamps.
+    pub fn new(sender: DistSender, clock: Arc<Clock>) -> Self {
+        KvClient { sender: Arc::new(sender), clock }
     }
 
     /// Returns the underlying sender.
     pub fn sender(&self) -> &DistSender {
         &self.sender
     }
+}
 
+impl KvOps for KvClient {
+    /// Sends the batch; a write is acknowledged only once this node's clock has passed its
+    /// timestamp, which a range may have chosen above every clock (see
+    /// [`crate::txn`]'s commit wait), so anything that starts afterwards observes it.
+    async fn send(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
+        let writes = requests.iter().any(Request::writes_data);
+        let (responses, ts) = self.sender.send_timestamped(requests).await?;
+        let _ = self.clock.update(ts);
+        if writes {
+            while let Some(wait) = self.clock.until(ts) {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok(responses)
+    }
+}
+
+/// Typed operations on anything that sends batches: the [`KvClient`] (each batch on its
+/// own) or a [`crate::txn::Txn`] (every batch in the transaction).
+#[allow(async_fn_in_trait)]
+pub trait KvOps {
+    /// Sends a batch, returning one response per request.
+    async fn send(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError>;
+
+    /// Sends one request.
     async fn one(&self, request: Request) -> Result<Response, KvError> {
-        let mut responses = self.sender.send(vec![request]).await?;
+        let mut responses = self.send(vec![request]).await?;
         responses.pop().ok_or_else(|| KvError::Internal("a request got no response".into()))
     }
 
     /// Reads `key`.
-    pub async fn get(&self, key: impl Into<Key>) -> Result<Option<Value>, KvError> {
+    async fn get(&self, key: impl Into<Key>) -> Result<Option<Value>, KvError> {
         match self.one(Request::Get { key: key.into() }).await? {
             Response::Get(value) => Ok(value),
             other => Err(unexpected(other)),
@@ -35,12 +65,12 @@ impl KvClient {
     }
 
     /// Writes `key`.
-    pub async fn put(&self, key: impl Into<Key>, value: impl Into<Value>) -> Result<(), KvError> {
+    async fn put(&self, key: impl Into<Key>, value: impl Into<Value>) -> Result<(), KvError> {
         self.one(Request::Put { key: key.into(), value: value.into() }).await.map(|_| ())
     }
 
     /// Writes `key` if it currently holds `expected` (`None`: absent).
-    pub async fn compare_and_set(
+    async fn compare_and_set(
         &self,
         key: impl Into<Key>,
         expected: Option<Value>,
@@ -52,7 +82,7 @@ impl KvClient {
     }
 
     /// Adds `delta` to the integer counter at `key` (absent counts as 0); returns the new value.
-    pub async fn increment(&self, key: impl Into<Key>, delta: i64) -> Result<i64, KvError> {
+    async fn increment(&self, key: impl Into<Key>, delta: i64) -> Result<i64, KvError> {
         match self.one(Request::Increment { key: key.into(), delta }).await? {
             Response::Increment(value) => Ok(value),
             other => Err(unexpected(other)),
@@ -60,12 +90,12 @@ impl KvClient {
     }
 
     /// Deletes `key`.
-    pub async fn delete(&self, key: impl Into<Key>) -> Result<(), KvError> {
+    async fn delete(&self, key: impl Into<Key>) -> Result<(), KvError> {
         self.one(Request::Delete { key: key.into() }).await.map(|_| ())
     }
 
     /// Reads `span` in key order, at most `limit` rows.
-    pub async fn scan(&self, span: Span, limit: Option<u64>) -> Result<Vec<(Key, Value)>, KvError> {
+    async fn scan(&self, span: Span, limit: Option<u64>) -> Result<Vec<(Key, Value)>, KvError> {
         match self.one(Request::Scan { span, limit }).await? {
             Response::Scan { rows, .. } => Ok(rows),
             other => Err(unexpected(other)),
@@ -73,7 +103,7 @@ impl KvClient {
     }
 
     /// Reads `span` in reverse key order, at most `limit` rows.
-    pub async fn reverse_scan(
+    async fn reverse_scan(
         &self,
         span: Span,
         limit: Option<u64>,
@@ -85,6 +115,7 @@ impl KvClient {
     }
 }
 
+/// The error of a response of the wrong kind.
 fn unexpected(response: Response) -> KvError {
     KvError::Internal(format!("unexpected response {response:?}"))
 }

@@ -12,10 +12,13 @@
 //! ```
 //!
 //! Routing errors never reach the caller; user errors, ambiguous results and internal errors do.
+//! Lock conflicts do not either: the part that met a lock pushes its holder, resolves the
+//! intent and is sent again (see [`crate::conflict`]).
 //!
 //! # Out of scope
 //!
-//! Transactions: a batch that touches several ranges is not atomic across them.
+//! Atomicity: a batch that touches several ranges is atomic only inside a transaction (see
+//! [`crate::txn`]); without one, each range's part commits on its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,12 +26,14 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, join_all};
 use shoal_api::addressing::{decode_meta_record, is_meta_range_key, meta_lookup_span};
+use shoal_api::txn::Transaction;
 use shoal_api::{
     BatchRequest, BatchResponse, ErrorKind, KvError, RangeDescriptor, Request, Response,
 };
 use shoal_keys::{Key, Span, layout};
 
 use crate::cache::RangeCache;
+use crate::conflict::TxnUpdates;
 
 /// Delivers a batch to the store on one node.
 pub trait NodeSender: Send + Sync + 'static {
@@ -51,6 +56,8 @@ pub struct DistSender {
     cache: RangeCache,
     sender: Arc<dyn NodeSender>,
     deadline: Duration,
+    /// Transactions whose requests wait for another transaction to finish.
+    pub(crate) waiting: std::sync::Mutex<std::collections::HashSet<u128>>,
 }
 
 impl DistSender {
@@ -63,7 +70,14 @@ impl DistSender {
             cache,
             sender,
             deadline: DEFAULT_DEADLINE,
+            waiting: std::sync::Mutex::default(),
         }
+    }
+
+    /// Returns the transactions whose requests, sent through here, are waiting for another
+    /// transaction to finish (their pushes could neither abort it nor wait it out yet).
+    pub fn waiting_txns(&self) -> Vec<u128> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect()
     }
 
     /// Returns the range cache.
@@ -91,23 +105,45 @@ impl DistSender {
 
     /// Sends `requests`, returning one response per request.
     pub async fn send(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
+        Ok(self.send_txn(requests, None).await?.0)
+    }
+
+    /// Sends `requests` on behalf of `txn` (or of none), returning one response per request
+    /// and the transaction as the ranges left it: its write timestamp is the highest any range
+    /// moved it to, and it has the serving nodes' clock readings. Locks met on the way are
+    /// resolved (their holders pushed) and the part that met them sent again.
+    pub async fn send_txn(
+        &self,
+        requests: Vec<Request>,
+        txn: Option<Transaction>,
+    ) -> Result<(Vec<Response>, Option<Transaction>), KvError> {
+        let txn = TxnUpdates::new(txn);
+        let responses = self.send_parts(requests, &txn).await?;
+        Ok((responses, txn.into_inner()))
+    }
+
+    /// Sends `requests` outside any transaction, returning the responses and the highest
+    /// timestamp a range evaluated them at (writes landed at or below it).
+    pub async fn send_timestamped(
+        &self,
+        requests: Vec<Request>,
+    ) -> Result<(Vec<Response>, shoal_hlc::Timestamp), KvError> {
+        let updates = TxnUpdates::new(None);
+        let responses = self.send_parts(requests, &updates).await?;
+        Ok((responses, updates.timestamp()))
+    }
+
+    async fn send_parts(
+        &self,
+        requests: Vec<Request>,
+        txn: &TxnUpdates,
+    ) -> Result<Vec<Response>, KvError> {
         let mut responses: Vec<Option<Response>> = vec![None; requests.len()];
         // Point requests, grouped by range and sent in parallel. A group that hits a range
         // boundary change is regrouped; groups that succeeded are never sent again.
         let deadline = tokio::time::Instant::now() + self.deadline;
-        let mut pending: Vec<(usize, Request)> = requests
-            .iter()
-            .cloned()
-            .enumerate()
-            .filter(|(_, r)| {
-                !matches!(
-                    r,
-                    Request::Scan { .. }
-                        | Request::ReverseScan { .. }
-                        | Request::DeleteRange { .. }
-                )
-            })
-            .collect();
+        let mut pending: Vec<(usize, Request)> =
+            requests.iter().cloned().enumerate().filter(|(_, r)| !is_span_request(r)).collect();
         while !pending.is_empty() {
             let mut groups: BTreeMap<u64, (RangeDescriptor, Vec<(usize, Request)>)> =
                 BTreeMap::new();
@@ -122,7 +158,7 @@ impl DistSender {
             let sends = groups.into_values().map(|(descriptor, group)| async move {
                 let parts: Vec<Request> = group.iter().map(|(_, r)| r.clone()).collect();
                 let anchor = Locate::At(parts[0].span().start);
-                let result = self.send_to_range(descriptor, &anchor, parts).await;
+                let result = self.send_resolving(descriptor, &anchor, parts, txn).await;
                 (group, result)
             });
             for (group, result) in join_all(sends).await {
@@ -146,13 +182,16 @@ impl DistSender {
         for (i, request) in requests.into_iter().enumerate() {
             match request {
                 Request::Scan { span, limit } => {
-                    responses[i] = Some(self.scan(span, limit, false).await?)
+                    responses[i] = Some(self.scan(span, limit, false, txn).await?)
                 }
                 Request::ReverseScan { span, limit } => {
-                    responses[i] = Some(self.scan(span, limit, true).await?)
+                    responses[i] = Some(self.scan(span, limit, true, txn).await?)
                 }
                 Request::DeleteRange { span } => {
-                    responses[i] = Some(self.delete_range(span).await?)
+                    responses[i] = Some(self.delete_range(span, txn).await?)
+                }
+                request @ (Request::ResolveIntentRange { .. } | Request::Refresh { .. }) => {
+                    responses[i] = Some(self.span_request(request, txn).await?)
                 }
                 _ => {}
             }
@@ -165,6 +204,7 @@ impl DistSender {
         span: Span,
         limit: Option<u64>,
         reverse: bool,
+        txn: &TxnUpdates,
     ) -> Result<Response, KvError> {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let mut rows = Vec::new();
@@ -183,7 +223,8 @@ impl DistSender {
             } else {
                 Request::Scan { span: part.clone(), limit: left }
             };
-            let response = match self.send_to_range(descriptor, &anchor, vec![request]).await {
+            let response = match self.send_resolving(descriptor, &anchor, vec![request], txn).await
+            {
                 Ok(response) => response,
                 // The range was split: look it up again and re-cut the remaining span.
                 Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
@@ -217,7 +258,45 @@ impl DistSender {
         Ok(Response::Scan { rows, resume: None })
     }
 
-    async fn delete_range(&self, span: Span) -> Result<Response, KvError> {
+    /// Sends a span request without limit or results (intent resolution, refresh) to every
+    /// range its span crosses; the response sums what the parts report.
+    async fn span_request(&self, request: Request, txn: &TxnUpdates) -> Result<Response, KvError> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let mut resolved = 0;
+        let mut remaining = request.span();
+        while !remaining.is_empty() {
+            let anchor = Locate::At(remaining.start.clone());
+            let descriptor = self.locate(&anchor).await?;
+            let part = clamp(&remaining, &descriptor);
+            let piece = match &request {
+                Request::ResolveIntentRange { resolution, .. } => Request::ResolveIntentRange {
+                    span: part.clone(),
+                    resolution: resolution.clone(),
+                },
+                Request::Refresh { from, .. } => {
+                    Request::Refresh { span: part.clone(), from: *from }
+                }
+                other => return Err(KvError::Internal(format!("{other:?} is not a span request"))),
+            };
+            let response = match self.send_resolving(descriptor, &anchor, vec![piece], txn).await {
+                Ok(response) => response,
+                Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(Response::ResolveIntentRange(n)) = response.responses.into_iter().next() {
+                resolved += n;
+            }
+            remaining = Span { start: part.end, end: remaining.end };
+        }
+        Ok(match request {
+            Request::Refresh { .. } => Response::Refresh,
+            _ => Response::ResolveIntentRange(resolved),
+        })
+    }
+
+    async fn delete_range(&self, span: Span, txn: &TxnUpdates) -> Result<Response, KvError> {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let mut deleted = 0;
         let mut remaining = span;
@@ -226,7 +305,7 @@ impl DistSender {
             let descriptor = self.locate(&anchor).await?;
             let part = clamp(&remaining, &descriptor);
             let request = vec![Request::DeleteRange { span: part.clone() }];
-            let response = match self.send_to_range(descriptor, &anchor, request).await {
+            let response = match self.send_resolving(descriptor, &anchor, request, txn).await {
                 Ok(response) => response,
                 // The range was split: look it up again and re-cut the remaining span.
                 Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
@@ -247,7 +326,7 @@ impl DistSender {
         self.locate(&Locate::At(key.clone())).await
     }
 
-    async fn locate(&self, locate: &Locate) -> Result<RangeDescriptor, KvError> {
+    pub(crate) async fn locate(&self, locate: &Locate) -> Result<RangeDescriptor, KvError> {
         let (key, lookup_span) = match locate {
             Locate::At(key) if is_meta_range_key(key) => return Ok(self.meta_range()),
             Locate::Before(end) if end.as_bytes() <= layout::META_MAX => {
@@ -270,8 +349,9 @@ impl DistSender {
             },
         };
         let lookup = Request::Scan { span: lookup_span, limit: Some(1) };
-        let response =
-            self.send_to_range(self.meta_range(), &Locate::At(Key::MIN), vec![lookup]).await?;
+        let response = self
+            .send_to_range(self.meta_range(), &Locate::At(Key::MIN), vec![lookup], None)
+            .await?;
         let Some(Response::Scan { rows, .. }) = response.responses.into_iter().next() else {
             return Err(KvError::Internal(
                 "a meta lookup was answered with another response".into(),
@@ -297,11 +377,12 @@ impl DistSender {
 
     /// Sends requests that all fall in `descriptor`'s range to its leaseholder, retrying on
     /// routing errors until the deadline. `locate` re-finds the range if the descriptor is stale.
-    async fn send_to_range(
+    pub(crate) async fn send_to_range(
         &self,
         mut descriptor: RangeDescriptor,
         locate: &Locate,
         requests: Vec<Request>,
+        txn: Option<Transaction>,
     ) -> Result<BatchResponse, KvError> {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let mut last_error =
@@ -315,8 +396,11 @@ impl DistSender {
             while next < order.len() && tokio::time::Instant::now() < deadline {
                 let replica = order[next];
                 next += 1;
-                let batch =
-                    BatchRequest { range_id: descriptor.range_id, requests: requests.clone() };
+                let batch = BatchRequest {
+                    range_id: descriptor.range_id,
+                    requests: requests.clone(),
+                    txn: txn.clone(),
+                };
                 match self.sender.send(replica.node_id, batch).await {
                     Ok(response) => {
                         self.cache.set_leaseholder(descriptor.range_id, replica);
@@ -367,6 +451,18 @@ impl DistSender {
     }
 }
 
+/// Returns true for requests sent range by range along their span.
+fn is_span_request(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Scan { .. }
+            | Request::ReverseScan { .. }
+            | Request::DeleteRange { .. }
+            | Request::ResolveIntentRange { .. }
+            | Request::Refresh { .. }
+    )
+}
+
 /// Returns the part of `span` inside `descriptor`'s range.
 fn clamp(span: &Span, descriptor: &RangeDescriptor) -> Span {
     Span {
@@ -376,7 +472,7 @@ fn clamp(span: &Span, descriptor: &RangeDescriptor) -> Span {
 }
 
 /// Where to find a range: the one holding a key, or the one holding the keys just below one.
-enum Locate {
+pub(crate) enum Locate {
     At(Key),
     Before(Key),
 }

@@ -3,18 +3,25 @@
 //! - [`DistSender`]: splits a batch by range using a [`RangeCache`] filled from addressing
 //!   records in range 1, sends each part to the leaseholder (in parallel across ranges), and
 //!   retries on redirects, stale descriptors and elections.
-//! - [`KvClient`]: typed get / put / compare-and-set / delete / scan on top of it.
+//! - [`KvClient`]: typed get / put / compare-and-set / delete / scan on top of it ([`KvOps`]),
+//!   and transactions: [`KvClient::begin`] gives a [`txn::Txn`], [`KvClient::txn`] runs a
+//!   closure in one and retries it on restarts.
+//! - [`conflict`]: what a sender does about other transactions' locks (push, resolve, retry).
 //!
 //! How a batch reaches another node is the [`NodeSender`]'s business: the server sends over the
 //! node-to-node transport, tests call stores directly.
 
 mod cache;
 mod client;
+pub mod conflict;
 mod dist_sender;
+pub mod txn;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use cache::{CachedRange, RangeCache};
-pub use client::KvClient;
+pub use client::{KvClient, KvOps};
 pub use dist_sender::{DistSender, NodeSender};

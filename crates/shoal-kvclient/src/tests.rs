@@ -16,7 +16,7 @@ use shoal_raft::RaftTimers;
 use shoal_raft::testing::LocalNet;
 use shoal_storage::MemoryEngine;
 
-use crate::{DistSender, KvClient, NodeSender};
+use crate::{DistSender, KvClient, KvOps, NodeSender};
 
 /// Sends straight to the stores, as if every node were one hop away.
 struct LocalSender {
@@ -62,6 +62,17 @@ fn ranges() -> Vec<RangeDescriptor> {
 }
 
 async fn cluster() -> (KvClient, Arc<LocalNet>) {
+    let clocks = (0..3).map(|_| Arc::new(Clock::system().0)).collect();
+    let (client, net, _) = cluster_with(clocks, Arc::new(Clock::system().0)).await;
+    (client, net)
+}
+
+/// Starts the three stores, node `n` with `clocks[n - 1]`; the client's transactions take
+/// their timestamps from `gateway`.
+pub(crate) async fn cluster_with(
+    clocks: Vec<Arc<Clock>>,
+    gateway: Arc<Clock>,
+) -> (KvClient, Arc<LocalNet>, HashMap<u64, Arc<Store>>) {
     let net = LocalNet::new();
     let mut stores = HashMap::new();
     for node_id in 1..=3 {
@@ -69,7 +80,7 @@ async fn cluster() -> (KvClient, Arc<LocalNet>) {
         let store = Store::new(
             config,
             Arc::new(MemoryEngine::new()),
-            Arc::new(Clock::system().0),
+            clocks[node_id as usize - 1].clone(),
             net.transport(node_id),
         );
         for descriptor in ranges() {
@@ -86,7 +97,8 @@ async fn cluster() -> (KvClient, Arc<LocalNet>) {
     for descriptor in ranges() {
         stores[&1].bootstrap(descriptor.range_id).await.unwrap();
     }
-    let sender = DistSender::new(ranges()[0].clone(), Arc::new(LocalSender { stores }));
+    let sender =
+        DistSender::new(ranges()[0].clone(), Arc::new(LocalSender { stores: stores.clone() }));
     // The addressing records, written through range 1 like any other keys.
     let records: Vec<Request> = ranges()
         .iter()
@@ -96,7 +108,7 @@ async fn cluster() -> (KvClient, Arc<LocalNet>) {
         })
         .collect();
     sender.send(records).await.unwrap();
-    (KvClient::new(sender), net)
+    (KvClient::new(sender, gateway), net, stores)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

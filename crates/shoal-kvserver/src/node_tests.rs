@@ -43,7 +43,7 @@ async fn send(nodes: &[&Node], requests: Vec<Request>) -> Vec<Response> {
     let ids: Vec<u64> = nodes.iter().map(|n| n.rpc.node_id()).collect();
     let mut i = 0;
     for _ in 0..20 {
-        let batch = BatchRequest { range_id: RANGE, requests: requests.clone() };
+        let batch = BatchRequest::new(RANGE, requests.clone());
         match nodes[i].store.send(batch).await {
             Ok(response) => return response.responses,
             Err(KvError::NotLeaseholder { leaseholder: Some(r), .. })

@@ -29,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use shoal_api::addressing::is_meta_range_key;
+use shoal_api::txn::ObservedTimestamp;
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor, Request, Response};
 use shoal_hlc::Clock;
 use shoal_keys::{Key, layout};
@@ -37,13 +38,23 @@ use shoal_raft::handle::{self, NotServing};
 use shoal_storage::{Engine, WriteBatch};
 
 use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
-use crate::eval::{self, EvalError};
+use crate::eval::{self, Effects};
 use crate::latch::{LatchManager, Latches};
+use crate::lock_table::{LOCK_WAIT, LockTable};
 use crate::metrics::StoreMetrics;
+use crate::replica_eval::push_waiter;
 use crate::replica_load::LoadTracker;
+use crate::tscache::TimestampCache;
+use crate::txn_wait::{PUSH_WAIT, TxnWaitQueue};
 
-/// How often a write re-evaluates above a newer committed version before giving up.
-const MAX_WRITE_TOO_OLD_RETRIES: usize = 8;
+/// Settings of a replica that come from its store.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaConfig {
+    /// The node the replica is on (for transactions' observed timestamps).
+    pub node_id: u64,
+    /// How long a request may wait for a latch, a lease read or its proposal.
+    pub request_timeout: Duration,
+}
 
 /// One replica of a range on this store.
 pub struct RangeReplica {
@@ -51,9 +62,17 @@ pub struct RangeReplica {
     replica_id: u64,
     raft: Replica,
     pub(crate) engine: Arc<dyn Engine>,
-    clock: Arc<Clock>,
+    pub(crate) clock: Arc<Clock>,
     latches: LatchManager,
-    request_timeout: Duration,
+    pub(crate) config: ReplicaConfig,
+    /// Read timestamps served under the current lease.
+    pub(crate) tscache: std::sync::Mutex<TimestampCache>,
+    /// The lease last served under.
+    pub(crate) lease: std::sync::Mutex<u64>,
+    /// Requests waiting for intents here to be resolved.
+    pub(crate) lock_table: Arc<LockTable>,
+    /// Pushes waiting for transactions whose records are here.
+    pub(crate) txn_wait: Arc<TxnWaitQueue>,
     /// Serializes this leaseholder's replica changes (see [`crate::replica_change`]).
     pub(crate) changes: tokio::sync::Mutex<()>,
     /// Requests served, and sampled keys (see [`crate::replica_load`]).
@@ -78,7 +97,7 @@ impl RangeReplica {
         raft: Replica,
         engine: Arc<dyn Engine>,
         clock: Arc<Clock>,
-        request_timeout: Duration,
+        config: ReplicaConfig,
         metrics: StoreMetrics,
     ) -> Self {
         let range_id = descriptor.range_id;
@@ -90,7 +109,11 @@ impl RangeReplica {
             engine,
             clock,
             latches: LatchManager::default(),
-            request_timeout,
+            config,
+            tscache: std::sync::Mutex::default(),
+            lease: std::sync::Mutex::new(0),
+            lock_table: Arc::default(),
+            txn_wait: Arc::default(),
             changes: tokio::sync::Mutex::new(()),
             load: std::sync::Mutex::new(LoadTracker::new(LOAD_WINDOW, range_id, now)),
             measured_size: std::sync::Mutex::new(None),
@@ -127,65 +150,84 @@ impl RangeReplica {
             return self.admin_split(key, *new_range_id).await;
         }
         eval::check_no_overlapping_writes(&batch.requests)?;
-        let writes = batch.requests.iter().any(|r| r.is_write());
-        // The latch first, then the lease read: evaluation must see everything committed before
-        // the lease read, including writes that finished while this request waited for the latch.
-        let acquire = self.latches.acquire(&batch.requests);
-        // Bounded: an earlier write whose proposal never resolves (this replica lost its
-        // quorum) keeps its latch; later requests give up and the client tries elsewhere.
-        let Ok(latch) = tokio::time::timeout(self.request_timeout, acquire).await else {
-            return Err(KvError::Unavailable(format!(
-                "range {} is busy with a write whose outcome is still unknown",
-                descriptor.range_id
-            )));
-        };
-        let lease_sequence = self.confirm_lease(&descriptor).await?;
-        // Again, now that nothing can change under the latch: a split applied while this
-        // request waited has moved some keys to another range.
-        self.check_bounds(&batch)?;
         self.record_load(&batch.requests);
-        if !writes {
-            let ts = self.clock.now();
-            let mut unused = WriteBatch::new();
-            let responses = eval::evaluate(&*self.engine, &batch.requests, ts, &mut unused)?;
-            drop(latch);
-            return Ok(BatchResponse { responses, timestamp: ts });
-        }
-
-        let mut ts = self.clock.now();
-        let mut attempts = 0;
-        let (responses, writes) = loop {
-            let mut writes = WriteBatch::new();
-            match eval::evaluate(&*self.engine, &batch.requests, ts, &mut writes) {
-                Ok(responses) => break (responses, writes),
-                // A newer committed version (written by a leaseholder whose clock ran ahead):
-                // a non-transactional write simply moves above it.
-                Err(EvalError::Storage(shoal_storage::Error::WriteTooOld {
-                    existing_ts, ..
-                })) if attempts < MAX_WRITE_TOO_OLD_RETRIES => {
-                    attempts += 1;
-                    ts = existing_ts.next().max(self.clock.now());
-                    if let Err(e) = self.clock.update(ts) {
-                        return Err(KvError::Unavailable(format!(
-                            "cannot write above {existing_ts}: {e}"
-                        )));
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if !writes.is_empty() {
-            self.written_since_measure
-                .fetch_add(writes.size_bytes() as u64, std::sync::atomic::Ordering::Relaxed);
-            let command = ProposedCommand {
-                lease_sequence,
-                max_write_ts: ts,
-                writes: writes.encode(),
-                split: None,
+        // At most one wait (for a lock, or for a pushee), then one more evaluation: a request
+        // that still conflicts goes back to its sender, which pushes.
+        let mut waited = false;
+        loop {
+            // The latch first, then the lease read: evaluation must see everything committed
+            // before the lease read, including writes that finished while this request waited
+            // for the latch.
+            let acquire = self.latches.acquire(&batch.requests);
+            // Bounded: an earlier write whose proposal never resolves (this replica lost its
+            // quorum) keeps its latch; later requests give up and the client tries elsewhere.
+            let Ok(latch) = tokio::time::timeout(self.config.request_timeout, acquire).await else {
+                return Err(KvError::Unavailable(format!(
+                    "range {} is busy with a write whose outcome is still unknown",
+                    descriptor.range_id
+                )));
             };
-            self.replicate(command, latch).await?;
+            let lease_sequence = self.confirm_lease(&descriptor).await?;
+            // Again, now that nothing can change under the latch: a split applied while this
+            // request waited has moved some keys to another range.
+            let descriptor = self.check_bounds(&batch)?;
+            self.observe_lease(lease_sequence);
+            let mut effects = Effects::default();
+            let evaluated = match self.evaluate_batch(&batch, &descriptor, &mut effects) {
+                Ok(evaluated) => evaluated,
+                Err(e) => match e.into_kv(batch.txn.as_ref()) {
+                    KvError::LockConflict { locks, .. } if !waited => {
+                        let keys = locks.into_iter().map(|(key, _)| key);
+                        let wait = self.lock_table.wait_for(keys);
+                        drop(latch);
+                        wait.wait(LOCK_WAIT).await;
+                        waited = true;
+                        continue;
+                    }
+                    e => return Err(e),
+                },
+            };
+            if let Some(pushee) = effects.push_blocked.filter(|_| !waited) {
+                let pusher = push_waiter(&batch.requests);
+                let wait = self.txn_wait.wait_for(pushee, pusher);
+                drop(latch);
+                wait.wait(PUSH_WAIT).await;
+                waited = true;
+                continue;
+            }
+            // Before the latch goes: a later write must find these reads.
+            self.record_reads(&batch, &evaluated);
+            if !evaluated.writes.is_empty() {
+                self.written_since_measure.fetch_add(
+                    evaluated.writes.size_bytes() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let command = ProposedCommand {
+                    lease_sequence,
+                    max_write_ts: evaluated.write_ts,
+                    writes: evaluated.writes.encode(),
+                    split: None,
+                };
+                self.replicate(command, latch).await?;
+            } else {
+                drop(latch);
+            }
+            for span in &effects.resolved {
+                self.lock_table.released(span);
+            }
+            for txn_id in &effects.records_changed {
+                self.txn_wait.changed(*txn_id);
+            }
+            return Ok(BatchResponse {
+                responses: evaluated.responses,
+                timestamp: evaluated.write_ts,
+                txn: evaluated.txn,
+                observed: Some(ObservedTimestamp {
+                    node_id: self.config.node_id,
+                    ts: self.clock.now(),
+                }),
+            });
         }
-        Ok(BatchResponse { responses, timestamp: ts })
     }
 
     /// Returns the descriptor if every request of `batch` falls in it.
@@ -214,7 +256,7 @@ impl RangeReplica {
     async fn admin_split(&self, key: &Key, new_range_id: u64) -> Result<BatchResponse, KvError> {
         let split = [Request::AdminSplit { key: key.clone(), new_range_id }];
         let acquire = self.latches.acquire(&split);
-        let Ok(latch) = tokio::time::timeout(self.request_timeout, acquire).await else {
+        let Ok(latch) = tokio::time::timeout(self.config.request_timeout, acquire).await else {
             return Err(KvError::Unavailable("the range is busy; the split was not made".into()));
         };
         let lease_sequence = self.confirm_lease(&self.descriptor()).await?;
@@ -264,7 +306,12 @@ impl RangeReplica {
         let (Some(lhs), Some(rhs)) = (applied(lhs.range_id), applied(rhs.range_id)) else {
             return Err(KvError::Internal("a split applied without its descriptors".into()));
         };
-        Ok(BatchResponse { responses: vec![Response::AdminSplit { lhs, rhs }], timestamp: ts })
+        Ok(BatchResponse {
+            responses: vec![Response::AdminSplit { lhs, rhs }],
+            timestamp: ts,
+            txn: None,
+            observed: None,
+        })
     }
 
     /// Records the range's new descriptor (after a split).
@@ -282,11 +329,13 @@ impl RangeReplica {
     /// Takes a lease read, bounded: a leader cut off from its followers may wait for a quorum
     /// forever. Returns the lease sequence (term) to evaluate under.
     async fn confirm_lease(&self, descriptor: &RangeDescriptor) -> Result<u64, KvError> {
-        match tokio::time::timeout(self.request_timeout, handle::lease_read(&self.raft)).await {
+        match tokio::time::timeout(self.config.request_timeout, handle::lease_read(&self.raft))
+            .await
+        {
             Ok(result) => result.map_err(|e| self.not_serving(e)),
             Err(_) => Err(KvError::Unavailable(format!(
                 "range {} could not confirm its lease within {:?}",
-                descriptor.range_id, self.request_timeout
+                descriptor.range_id, self.config.request_timeout
             ))),
         }
     }
@@ -306,7 +355,8 @@ impl RangeReplica {
         let raft = self.raft.clone();
         let mut proposal =
             tokio::spawn(async move { handle::propose(&raft, command.to_command()).await });
-        let response = match tokio::time::timeout(self.request_timeout, &mut proposal).await {
+        let response = match tokio::time::timeout(self.config.request_timeout, &mut proposal).await
+        {
             Ok(Ok(result)) => result.map_err(|e| self.not_serving(e))?,
             Ok(Err(e)) => return Err(KvError::Ambiguous(format!("the proposal task failed: {e}"))),
             // Proposed but not known to be committed: it may still commit later. The latch stays
@@ -318,7 +368,7 @@ impl RangeReplica {
                 });
                 return Err(KvError::Ambiguous(format!(
                     "the write was proposed but not committed within {:?}",
-                    self.request_timeout
+                    self.config.request_timeout
                 )));
             }
         };

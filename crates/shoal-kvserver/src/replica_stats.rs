@@ -105,7 +105,7 @@ impl RangeReplica {
     /// async workers).
     pub fn measure_size(&self) -> Result<SizeMeasure, KvError> {
         let descriptor = self.descriptor();
-        let span = descriptor.span();
+        let span = layout::addressable_span(&descriptor.span());
         let internal = |e: shoal_storage::Error| {
             KvError::Internal(format!("measuring range {}: {e}", descriptor.range_id))
         };

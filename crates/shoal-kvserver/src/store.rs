@@ -18,7 +18,7 @@ use shoal_storage::{Cf, Engine, IterOptions, Reader, WriteBatch, WriteOptions, s
 
 use crate::command::{ApplyOutcome, ProposedCommand, SplitTrigger};
 use crate::metrics::StoreMetrics;
-use crate::replica::RangeReplica;
+use crate::replica::{RangeReplica, ReplicaConfig};
 
 /// A store's identity and environment.
 #[derive(Clone)]
@@ -71,6 +71,7 @@ impl Applier for KvApplier {
                 descriptor.next_replica_id = descriptor.next_replica_id.max(next_id);
             }
             split.record(batch);
+            copy_abort_span(reader, entry.range_id, split.rhs.range_id, batch);
             if let Some(store) = self.store.upgrade() {
                 store.split_applied(entry, &split);
             }
@@ -89,12 +90,17 @@ impl Applier for KvApplier {
                 "range {range_id} has no descriptor on this store"
             )));
         };
-        let span = descriptor.span();
+        let span = layout::addressable_span(&descriptor.span());
         let locks = layout::lock_span(&span);
         let mvcc = |start: &[u8], end: &[u8]| EngineSpan {
             cf: Cf::Mvcc,
             start: encode_prefix(start),
             end: encode_prefix(end),
+        };
+        let local = |span: Span| EngineSpan {
+            cf: Cf::Local,
+            start: span.start.into_bytes(),
+            end: span.end.into_bytes(),
         };
         // The descriptor record travels too: a replica that catches up past a split must learn
         // its range's new bounds, or it would serve, and later snapshot, the old wider span.
@@ -107,6 +113,8 @@ impl Applier for KvApplier {
         Ok(vec![
             mvcc(span.start.as_bytes(), span.end.as_bytes()),
             mvcc(locks.start.as_bytes(), locks.end.as_bytes()),
+            local(layout::txn_record_span(&span)),
+            local(layout::abort_span(range_id)),
             descriptor_record,
         ])
     }
@@ -158,6 +166,30 @@ impl Applier for KvApplier {
         {
             replica.set_descriptor(descriptor);
         }
+    }
+}
+
+/// Copies the abort span of a range being split to its right-hand side: a transaction aborted
+/// on the old range must stay unable to read its lost writes on either half.
+fn copy_abort_span(reader: &dyn Reader, from: u64, to: u64, batch: &mut WriteBatch) {
+    let span = layout::abort_span(from);
+    let bounds = IterOptions::bounded(span.start.into_bytes(), span.end.into_bytes());
+    let copy = |batch: &mut WriteBatch| -> Result<(), shoal_storage::Error> {
+        let mut iter = reader.iter(Cf::Local, bounds)?;
+        iter.seek_to_first();
+        while iter.valid()? {
+            let id_bytes = &iter.key()[iter.key().len().saturating_sub(16)..];
+            if let Ok(id) = <[u8; 16]>::try_from(id_bytes) {
+                let key = layout::abort_span_key(to, u128::from_be_bytes(id));
+                batch.put(Cf::Local, key.into_bytes(), iter.value().to_vec());
+            }
+            iter.next();
+        }
+        Ok(())
+    };
+    if let Err(e) = copy(batch) {
+        // Apply must stay deterministic; a store that cannot read its own data is broken.
+        panic!("range {from}: copying the abort span to range {to} at a split: {e}");
     }
 }
 
@@ -444,7 +476,7 @@ impl Store {
             raft,
             self.ctx.engine.clone(),
             self.clock.clone(),
-            request_timeout,
+            ReplicaConfig { node_id: self.config.node_id, request_timeout },
             self.metrics.clone(),
         ));
         self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());
@@ -550,7 +582,10 @@ impl Store {
         batch.delete_range(Cf::Raft, start, end);
         let local = layout::range_local_span(range_id);
         batch.delete_range(Cf::Local, local.start.into_bytes(), local.end.into_bytes());
-        for span in subtract_spans(&replica.descriptor().span(), &others) {
+        let data = layout::addressable_span(&replica.descriptor().span());
+        for span in subtract_spans(&data, &others) {
+            let records = layout::txn_record_span(&span);
+            batch.delete_range(Cf::Local, records.start.into_bytes(), records.end.into_bytes());
             let locks = layout::lock_span(&span);
             for span in [span, locks] {
                 batch.delete_range(

@@ -59,7 +59,7 @@ impl Cluster {
     ) -> Result<Vec<Response>, KvError> {
         let mut target = nodes[0];
         for _ in 0..20 {
-            let batch = BatchRequest { range_id: RANGE, requests: requests.clone() };
+            let batch = BatchRequest::new(RANGE, requests.clone());
             match self.store(target).send(batch).await {
                 Ok(response) => return Ok(response.responses),
                 Err(KvError::NotLeaseholder { leaseholder: Some(r), .. })
@@ -162,14 +162,14 @@ async fn followers_redirect_to_the_leaseholder() {
     let leaseholder =
         (1..=3).find(|n| cluster.store(*n).replica(RANGE).unwrap().is_leaseholder()).unwrap();
     let follower = (1..=3).find(|n| *n != leaseholder).unwrap();
-    let batch = BatchRequest { range_id: RANGE, requests: vec![get("a")] };
+    let batch = BatchRequest::new(RANGE, vec![get("a")]);
     match cluster.store(follower).send(batch).await {
         Err(KvError::NotLeaseholder { range_id: RANGE, leaseholder: Some(hint) }) => {
             assert_eq!(hint.node_id, leaseholder)
         }
         other => panic!("expected a redirect to n{leaseholder}, got {other:?}"),
     }
-    let batch = BatchRequest { range_id: 99, requests: vec![get("a")] };
+    let batch = BatchRequest::new(99, vec![get("a")]);
     assert_eq!(cluster.store(1).send(batch).await.unwrap_err(), KvError::RangeNotFound(99));
 }
 
@@ -190,7 +190,7 @@ async fn acknowledged_writes_survive_leaseholder_loss_without_stale_reads() {
         vec![Response::Get(Some(b"latest".to_vec())), Response::Get(Some(b"0".to_vec()))]
     );
     // The isolated old leaseholder cannot serve: its lease lapses rather than serving stale data.
-    let batch = BatchRequest { range_id: RANGE, requests: vec![get("k19")] };
+    let batch = BatchRequest::new(RANGE, vec![get("k19")]);
     let stale = tokio::time::timeout(Duration::from_secs(5), cluster.store(old).send(batch)).await;
     assert!(!matches!(stale, Ok(Ok(_))), "the partitioned replica served a read: {stale:?}");
     cluster.net.heal();
@@ -225,8 +225,7 @@ async fn a_replica_that_catches_up_by_snapshot_past_a_split_learns_the_new_bound
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Its range now refuses keys of the right-hand side.
-    let batch =
-        BatchRequest { range_id: RANGE, requests: vec![Request::Get { key: Key::from("z") }] };
+    let batch = BatchRequest::new(RANGE, vec![Request::Get { key: Key::from("z") }]);
     let refused = cluster.store(3).send(batch).await.unwrap_err();
     assert!(matches!(refused, KvError::RangeKeyMismatch { .. }), "{refused}");
 }

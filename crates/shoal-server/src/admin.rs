@@ -23,6 +23,7 @@
 use shoal_api::addressing::{decode_meta_record, meta_record, range_id_generator};
 use shoal_api::{KvError, RangeDescriptor, Request, Response};
 use shoal_keys::Key;
+use shoal_kvclient::KvOps;
 
 use crate::error::Result;
 use crate::server::Server;

@@ -42,6 +42,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use shoal_api::KvError;
 use shoal_keys::{Key, Span, layout};
+use shoal_kvclient::KvOps;
 
 use crate::error::Error;
 use crate::server::Server;
@@ -130,7 +131,10 @@ fn kv_error(error: KvError, encoding: Encoding) -> ApiError {
         KvError::ConditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, "condition_failed"),
         KvError::Ambiguous(_) => (StatusCode::GATEWAY_TIMEOUT, "ambiguous"),
         KvError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        KvError::Unavailable(_)
+        // Retryable: the client should run the transaction again (SQLSTATE 40001).
+        KvError::TxnRetry { .. } => (StatusCode::CONFLICT, "restart_transaction"),
+        KvError::LockConflict { .. }
+        | KvError::Unavailable(_)
         | KvError::NotLeaseholder { .. }
         | KvError::RangeKeyMismatch { .. }
         | KvError::RangeNotFound(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use shoal_api::addressing::{liveness_key, liveness_span};
 use shoal_hlc::Timestamp;
 use shoal_kvclient::KvClient;
+use shoal_kvclient::KvOps;
 
 use crate::error::{Error, Result};
 

@@ -32,6 +32,7 @@ use futures::future::join_all;
 use serde::Serialize;
 use shoal_api::ReplicaDescriptor;
 use shoal_api::addressing::{bootstrap_ranges, meta_record, node_id_generator, range_id_generator};
+use shoal_kvclient::KvOps;
 use shoal_rpc::Lane;
 use tokio::time::Instant;
 

@@ -11,6 +11,7 @@ use shoal_api::RangeDescriptor;
 use shoal_api::addressing::decode_meta_record;
 use shoal_hlc::Clock;
 use shoal_keys::{Key, Span, layout};
+use shoal_kvclient::KvOps;
 use shoal_raft::RaftTimers;
 use tempfile::TempDir;
 

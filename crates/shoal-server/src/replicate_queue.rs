@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 use shoal_api::addressing::decode_meta_record;
 use shoal_api::{KvError, RangeDescriptor, ReplicaDescriptor};
 use shoal_keys::{Key, Span, layout};
+use shoal_kvclient::KvOps;
 use shoal_kvserver::RangeReplica;
 use shoal_rpc::Lane;
 

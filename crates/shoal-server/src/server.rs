@@ -331,7 +331,8 @@ impl Server {
         ident::write_ident(inner.engine.as_ref(), &ident)?;
         ident::write_peers(inner.engine.as_ref(), &peers.values().cloned().collect::<Vec<_>>())?;
         let sender = Arc::new(RpcNodeSender::new(inner.rpc.clone(), &store));
-        let kv = KvClient::new(DistSender::new(ident.meta_range.clone(), sender));
+        let meta = DistSender::new(ident.meta_range.clone(), sender);
+        let kv = KvClient::new(meta, inner.clock.clone());
         let gossip = Gossip::new(ident.node_id, inner.config.liveness_timeout);
         let cluster = Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers) });
         if inner.cluster.set(cluster.clone()).is_err() {

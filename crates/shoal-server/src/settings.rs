@@ -11,6 +11,7 @@
 
 use shoal_api::addressing::setting_key;
 use shoal_kvclient::KvClient;
+use shoal_kvclient::KvOps;
 
 use crate::error::{Error, Result};
 

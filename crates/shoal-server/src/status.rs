@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use shoal_api::RangeDescriptor;
 use shoal_api::addressing::decode_meta_record;
 use shoal_keys::{Key, Span, layout};
+use shoal_kvclient::KvOps;
 use shoal_kvserver::RangeReplica;
 use shoal_rpc::Lane;
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_hlc::Clock;
+use shoal_kvclient::KvOps;
 use shoal_raft::RaftTimers;
 use tempfile::TempDir;
 

@@ -75,34 +75,13 @@ mod tests;
 use shoal_hlc::Timestamp;
 use shoal_keys::{Key, Span};
 
-pub use read::{get, scan, scan_locks};
+pub use read::{RefreshConflict, get, refresh_conflict, scan, scan_locks};
 pub use value::LockRecord;
 pub use write::{GcStats, Resolution, delete, gc, put, resolve_intent};
 
 /// The part of a transaction that intents record: who wrote, where its record lives, and at
-/// which epoch and timestamp.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxnMeta {
-    /// The transaction's unique id.
-    pub id: u128,
-    /// The anchor key: its transaction record lives on the range holding this key.
-    pub anchor: Key,
-    /// The epoch, incremented on each restart; intents of older epochs are discarded.
-    pub epoch: u32,
-    /// The timestamp the transaction writes at (its provisional commit timestamp).
-    pub write_ts: Timestamp,
-    /// The priority, used to decide who wins a push.
-    pub priority: u32,
-}
-
-impl TxnMeta {
-    /// Returns a short printable id: the first eight hex digits (fewer for small ids).
-    pub fn short_id(&self) -> String {
-        let mut s = format!("{:x}", self.id);
-        s.truncate(8);
-        s
-    }
-}
+/// which epoch and timestamp. The wire type, so locks travel to pushers unchanged.
+pub use shoal_api::txn::TxnMeta;
 
 /// A value read at a timestamp.
 #[derive(Debug, Clone, PartialEq, Eq)]

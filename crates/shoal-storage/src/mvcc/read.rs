@@ -241,3 +241,62 @@ pub(crate) fn read_key(
     }
     Ok(decode_value(iter.value())?.map(|value| Versioned { value, ts: version_ts }))
 }
+
+/// Why a refresh failed: the first change found in the refreshed span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshConflict {
+    /// A committed version in `(from, to]`.
+    Version {
+        /// The key.
+        key: Key,
+        /// The version's timestamp.
+        ts: Timestamp,
+    },
+    /// Another transaction's intent at or below `to`: it may commit there.
+    Intent {
+        /// The key.
+        key: Key,
+        /// Its holder.
+        txn: TxnMeta,
+    },
+}
+
+/// Checks whether a read of `span` at `from` would see the same data at `to`: returns the
+/// first committed version in `(from, to]` or intent of a transaction other than `txn_id` at
+/// or below `to`, if any. The reader's own intents do not count.
+pub fn refresh_conflict<R: Reader + ?Sized>(
+    reader: &R,
+    span: &Span,
+    from: Timestamp,
+    to: Timestamp,
+    txn_id: Option<u128>,
+) -> Result<Option<RefreshConflict>> {
+    for (key, lock) in scan_locks(reader, span)? {
+        if Some(lock.txn.id) != txn_id && lock.txn.write_ts <= to {
+            return Ok(Some(RefreshConflict::Intent { key, txn: lock.txn }));
+        }
+    }
+    if from >= to || span.is_empty() {
+        return Ok(None);
+    }
+    let mut iter = span_iter(reader, span)?;
+    iter.seek_to_first();
+    while iter.valid()? {
+        let (key, ts) = decode(iter.key())?;
+        let Some(ts) = ts else {
+            iter.seek(&encode_prefix_end(&key));
+            continue;
+        };
+        if ts > to {
+            // Newer than the window: jump to this key's versions at or below `to`.
+            iter.seek(&encode_versioned(&key, to));
+            continue;
+        }
+        if ts > from {
+            return Ok(Some(RefreshConflict::Version { key: Key::new(key), ts }));
+        }
+        // At or below `from`: nothing newer of this key is in the window.
+        iter.seek(&encode_prefix_end(&key));
+    }
+    Ok(None)
+}

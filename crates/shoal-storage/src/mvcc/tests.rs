@@ -244,6 +244,32 @@ impl<E: Engine> Runner<E> {
                 }
                 out += &self.apply(batch)?;
             }
+            "refresh" => {
+                // Would the transaction's reads of [k, end) at its read timestamp see the same
+                // data at `to`?
+                let start = args.lookup("k").ok_or("k= required")?.to_string();
+                let end =
+                    args.lookup("end").map(str::to_string).unwrap_or_else(|| start.clone() + "\0");
+                let to: Timestamp = args.lookup_parse("to")?.ok_or("to= required")?;
+                args.reject_rest()?;
+                let txn = self.txn(name)?;
+                let span = Span::new(start.as_str(), end.as_str());
+                match refresh_conflict(&self.engine, &span, txn.read_ts, to, Some(txn.meta.id))? {
+                    None => writeln!(out, "refresh to {} ok", show_ts(to))?,
+                    Some(RefreshConflict::Version { key, ts }) => writeln!(
+                        out,
+                        "refresh failed: {} has a version at {}",
+                        show(key.as_bytes()),
+                        show_ts(ts)
+                    )?,
+                    Some(RefreshConflict::Intent { key, txn }) => writeln!(
+                        out,
+                        "refresh failed: {} has an intent of {}",
+                        show(key.as_bytes()),
+                        self.txn_name(txn.id)
+                    )?,
+                }
+            }
             other => return Err(format!("unknown txn command {other}").into()),
         }
         Ok(out)
