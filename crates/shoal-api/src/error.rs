@@ -71,9 +71,11 @@ pub enum KvError {
     LockConflict {
         /// The locked keys and their holders.
         locks: Vec<(Key, TxnMeta)>,
-        /// Where a reader's push must move the holders: above its read timestamp and its
-        /// uncertainty limit, so their intents no longer matter to it.
-        push_to: shoal_hlc::Timestamp,
+        /// For a reader with no uncertainty window left (its read timestamp is at or above
+        /// its uncertainty limit): the timestamp whose push makes the holders' intents
+        /// irrelevant to it. `None`: the request must wait for the holders to finish, since
+        /// pushing them above an uncertainty limit would move their commits above every clock.
+        push_to: Option<shoal_hlc::Timestamp>,
     },
     /// The transaction must restart; `txn`, if given, carries the timestamps to restart at.
     #[error("restart transaction: {reason}: {detail}")]

@@ -66,10 +66,7 @@ mod tests {
             (KvError::Ambiguous("connection lost".into()), ErrorKind::Ambiguous),
             (KvError::Unavailable("no leader".into()), ErrorKind::Retry),
             (KvError::Internal("bug".into()), ErrorKind::Internal),
-            (
-                KvError::LockConflict { locks: vec![], push_to: shoal_hlc::Timestamp::ZERO },
-                ErrorKind::Conflict,
-            ),
+            (KvError::LockConflict { locks: vec![], push_to: None }, ErrorKind::Conflict),
             (
                 KvError::TxnRetry {
                     reason: txn::RetryReason::Deadlock,

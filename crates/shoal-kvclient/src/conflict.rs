@@ -2,14 +2,15 @@
 //! transactions' locks (intents) and waited for them long enough.
 //!
 //! ```text
-//!   Get b  ──▶ LockConflict [b held by t1]
-//!          ──▶ PushTxn(t1, timestamp above my read)   at t1's record
-//!          ◀── t1 PENDING, write_ts moved up          (or COMMITTED / ABORTED)
-//!          ──▶ ResolveIntent b (pending: move it up)  at b's range
-//!          ──▶ Get b again
-//!   Put b  ──▶ PushTxn(t1, abort) waits in t1's queue until t1 ends, expires, or turns out to
+//!   Put b  ──▶ LockConflict [b held by t1]
+//!          ──▶ PushTxn(t1, abort) waits in t1's queue until t1 ends, expires, or turns out to
 //!              be deadlocked with me; between waits I ask my own record who waits for me, and
 //!              pass that on, so the cycle is found where it closes
+//!          ◀── t1 COMMITTED (or ABORTED)
+//!          ──▶ ResolveIntent b                        at b's range
+//!          ──▶ Put b again
+//!   Get b  the same, unless the reader has no uncertainty window left: then it pushes t1's
+//!          timestamp above its read (PushTxn(t1, timestamp)) and reads around the intent
 //! ```
 //!
 //! Pushing from the sender keeps the KV server free of a client of its own: a range never
@@ -86,7 +87,10 @@ impl DistSender {
                         let writes = requests
                             .iter()
                             .any(|r| r.writes_data() && r.span().contains(key.as_bytes()));
-                        let kind = if writes { PushKind::Abort } else { PushKind::Timestamp };
+                        let (kind, push_to) = match push_to {
+                            Some(ts) if !writes => (PushKind::Timestamp, ts),
+                            _ => (PushKind::Abort, Timestamp::ZERO),
+                        };
                         self.push_and_resolve(current.as_ref(), key, holder, kind, push_to).await?;
                     }
                 }

@@ -56,17 +56,25 @@ struct TxnState {
     aborted: Option<KvError>,
 }
 
-/// A transaction in progress.
+/// A transaction in progress. Clones are handles to the same transaction.
+#[derive(Clone)]
 pub struct Txn {
+    inner: Arc<TxnInner>,
+}
+
+/// What the handles of one transaction share.
+struct TxnInner {
     sender: Arc<DistSender>,
     clock: Arc<Clock>,
     state: Arc<Mutex<TxnState>>,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-impl Drop for Txn {
+impl Drop for TxnInner {
     fn drop(&mut self) {
-        self.stop_heartbeat();
+        if let Some(task) = self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
     }
 }
 
@@ -98,37 +106,44 @@ impl KvClient {
             observed: Vec::new(),
         };
         Txn {
-            sender: self.sender.clone(),
-            clock: self.clock.clone(),
-            state: Arc::new(Mutex::new(TxnState {
-                txn,
-                read_spans: Vec::new(),
-                lock_spans: Vec::new(),
-                finished: None,
-                aborted: None,
-            })),
-            heartbeat: Mutex::new(None),
+            inner: Arc::new(TxnInner {
+                sender: self.sender.clone(),
+                clock: self.clock.clone(),
+                state: Arc::new(Mutex::new(TxnState {
+                    txn,
+                    read_spans: Vec::new(),
+                    lock_spans: Vec::new(),
+                    finished: None,
+                    aborted: None,
+                })),
+                heartbeat: Mutex::new(None),
+            }),
         }
     }
 
     /// Runs `body` in a transaction and commits it, restarting on retryable errors until it
-    /// commits or fails otherwise.
-    pub async fn txn<T>(
-        &self,
-        body: impl AsyncFnMut(&Txn) -> Result<T, KvError>,
-    ) -> Result<T, KvError> {
+    /// commits or fails otherwise. `body` gets a handle to the transaction (a cheap clone).
+    pub async fn txn<T, F, Fut>(&self, body: F) -> Result<T, KvError>
+    where
+        F: FnMut(Txn) -> Fut,
+        Fut: Future<Output = Result<T, KvError>>,
+    {
         self.txn_with_restarts(body).await.0
     }
 
     /// [`KvClient::txn`], also returning the reasons of the restarts it took.
-    pub async fn txn_with_restarts<T>(
+    pub async fn txn_with_restarts<T, F, Fut>(
         &self,
-        mut body: impl AsyncFnMut(&Txn) -> Result<T, KvError>,
-    ) -> (Result<T, KvError>, Vec<RetryReason>) {
+        mut body: F,
+    ) -> (Result<T, KvError>, Vec<RetryReason>)
+    where
+        F: FnMut(Txn) -> Fut,
+        Fut: Future<Output = Result<T, KvError>>,
+    {
         let mut txn = self.begin();
         let mut restarts = Vec::new();
         loop {
-            let result = match body(&txn).await {
+            let result = match body(txn.clone()).await {
                 Ok(value) => txn.commit().await.map(|()| value),
                 Err(e) => Err(e),
             };
@@ -157,7 +172,7 @@ impl KvClient {
 
 impl Txn {
     fn lock(&self) -> std::sync::MutexGuard<'_, TxnState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Returns the transaction's identity, anchor, epoch, write timestamp and priority.
@@ -201,7 +216,7 @@ impl Txn {
         let read_only = requests.iter().all(|r| !r.writes_data());
         loop {
             let txn = self.prepare(&requests)?;
-            match self.sender.send_txn(requests.clone(), Some(txn)).await {
+            match self.inner.sender.send_txn(requests.clone(), Some(txn)).await {
                 Ok((responses, updated)) => {
                     let mut state = self.lock();
                     if let Some(updated) = updated {
@@ -253,7 +268,7 @@ impl Txn {
         if !spans.is_empty() {
             let from = txn.read_ts;
             let refreshes = spans.into_iter().map(|span| Request::Refresh { span, from }).collect();
-            match self.sender.send_txn(refreshes, Some(txn.clone())).await {
+            match self.inner.sender.send_txn(refreshes, Some(txn.clone())).await {
                 Ok(_) => {}
                 Err(KvError::TxnRetry { reason: RetryReason::RefreshFailed, .. }) => {
                     return Ok(false);
@@ -286,7 +301,7 @@ impl Txn {
     }
 
     async fn on_one_range(&self, requests: &[Request]) -> Result<bool, KvError> {
-        let first = self.sender.descriptor_for(&requests[0].span().start).await?;
+        let first = self.inner.sender.descriptor_for(&requests[0].span().start).await?;
         Ok(requests.iter().all(|r| first.contains_span(&r.span())))
     }
 
@@ -302,7 +317,7 @@ impl Txn {
                 commit: true,
                 lock_spans: lock_spans.clone(),
             });
-            match self.sender.send_txn(batch, Some(txn)).await {
+            match self.inner.sender.send_txn(batch, Some(txn)).await {
                 Ok((mut responses, _)) => {
                     responses.pop();
                     self.finish(TxnStatus::Committed);
@@ -348,7 +363,7 @@ impl Txn {
                 commit: true,
                 lock_spans: lock_spans.clone(),
             };
-            match self.sender.send_txn(vec![end], Some(txn)).await {
+            match self.inner.sender.send_txn(vec![end], Some(txn)).await {
                 Ok((responses, _)) => {
                     let Some(Response::EndTxn(record)) = responses.into_iter().next() else {
                         return Err(KvError::Internal("a commit got another response".into()));
@@ -388,18 +403,13 @@ impl Txn {
             commit: false,
             lock_spans: lock_spans.clone(),
         };
-        let result = self.sender.send_txn(vec![end], Some(txn.clone())).await;
+        let result = self.inner.sender.send_txn(vec![end], Some(txn.clone())).await;
         self.resolve_in_background(lock_spans, txn.meta, TxnStatus::Aborted);
         result.map(|_| ())
     }
 
     fn rollback_in_background(&self) {
-        let txn = Txn {
-            sender: self.sender.clone(),
-            clock: self.clock.clone(),
-            state: self.state.clone(),
-            heartbeat: Mutex::new(None),
-        };
+        let txn = self.clone();
         self.stop_heartbeat();
         tokio::spawn(async move {
             if let Err(e) = txn.rollback().await {
@@ -411,7 +421,7 @@ impl Txn {
     /// Restarts the transaction at a new epoch above everything it saw: its reads are
     /// forgotten, its intents stay (as locks) until rewritten or discarded at commit.
     pub fn restart(&self) {
-        let now = self.clock.now();
+        let now = self.inner.clock.now();
         let mut state = self.lock();
         let ts = state.txn.meta.write_ts.max(now);
         state.txn.meta.epoch += 1;
@@ -427,12 +437,19 @@ impl Txn {
         KvError::TxnRetry { reason, detail: format!("{detail}; reads changed since"), txn: None }
     }
 
-    /// Waits until the gateway's clock passes `commit_ts`: a transaction pushed above the
-    /// clocks (by readers' uncertainty limits) must not be acknowledged before its commit
-    /// timestamp is in the past, or a transaction starting right after could read below it
-    /// and miss the write. Usually no wait at all.
+    /// Waits, if needed, before acknowledging a commit at `commit_ts` ("commit wait").
+    ///
+    /// Every transaction that starts after the acknowledgement must have `commit_ts` below its
+    /// uncertainty limit, its clock plus the maximum offset. A timestamp that some node's clock
+    /// produced is, since clocks are within the maximum offset of each other; only a
+    /// timestamp above every clock could be missed, and only one more than the maximum offset
+    /// above this gateway's clock can be that. Such a commit waits until that is no longer so.
+    /// No wait at all in practice.
     async fn commit_wait(&self, commit_ts: Timestamp) {
-        while let Some(wait) = self.clock.until(commit_ts) {
+        let clock = &self.inner.clock;
+        let slack = u64::try_from(clock.max_offset().as_nanos()).unwrap_or(u64::MAX);
+        let bound = Timestamp::new(commit_ts.wall.saturating_sub(slack), commit_ts.logical);
+        while let Some(wait) = clock.until(bound) {
             tokio::time::sleep(wait).await;
         }
     }
@@ -443,7 +460,7 @@ impl Txn {
     }
 
     fn resolve_in_background(&self, lock_spans: Vec<Span>, meta: TxnMeta, status: TxnStatus) {
-        let sender = self.sender.clone();
+        let sender = self.inner.sender.clone();
         tokio::spawn(async move {
             let resolution = IntentResolution { txn: meta, status, poison: false };
             let requests = lock_spans
@@ -464,8 +481,8 @@ impl Txn {
     }
 
     fn start_heartbeat(&self) {
-        let sender = self.sender.clone();
-        let state = self.state.clone();
+        let sender = self.inner.sender.clone();
+        let state = self.inner.state.clone();
         let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(TXN_HEARTBEAT_INTERVAL).await;
@@ -487,11 +504,11 @@ impl Txn {
                 }
             }
         });
-        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        *self.inner.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
     }
 
     fn stop_heartbeat(&self) {
-        if let Some(task) = self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        if let Some(task) = self.inner.heartbeat.lock().unwrap_or_else(|p| p.into_inner()).take() {
             task.abort();
         }
     }

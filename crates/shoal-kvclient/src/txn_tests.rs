@@ -9,7 +9,7 @@
 //!                               another transaction, or its result if it finishes first
 //!   t2: await                   waits for t2's background operation and prints its result
 //!   get k=a / put k=a v=1 / scan k=a end=z      outside any transaction
-//!   advance 6s                  moves every node's clock forward
+//!   advance 6s / advance 100ms  moves every node's clock forward
 //! ```
 //!
 //! Every node and the gateway share one manual clock, so time moves only when a script says
@@ -161,8 +161,11 @@ impl Runner {
             let mut args = command.consume_args();
             let by = args.next_pos().ok_or("a duration is required")?.to_string();
             args.reject_next()?;
-            let seconds: u64 = by.trim_end_matches('s').parse()?;
-            self.physical.advance(Duration::from_secs(seconds));
+            let duration = match by.strip_suffix("ms") {
+                Some(ms) => Duration::from_millis(ms.parse()?),
+                None => Duration::from_secs(by.trim_end_matches('s').parse()?),
+            };
+            self.physical.advance(duration);
             return Ok(String::new());
         }
         let request =

@@ -221,8 +221,7 @@ impl EvalError {
             EvalError::InvalidArgument(msg) => KvError::InvalidArgument(msg),
             EvalError::Kv(e) => e,
             EvalError::Storage(S::LockConflict { locks }) => {
-                let push_to =
-                    txn.map_or(shoal_hlc::Timestamp::ZERO, |t| t.read_ts.max(t.uncertainty_limit));
+                let push_to = txn.and_then(crate::replica_eval::timestamp_push);
                 KvError::LockConflict { locks, push_to }
             }
             EvalError::Storage(S::ReadWithinUncertaintyInterval { key, value_ts, .. })

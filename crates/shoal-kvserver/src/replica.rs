@@ -54,6 +54,10 @@ pub struct ReplicaConfig {
     pub node_id: u64,
     /// How long a request may wait for a latch, a lease read or its proposal.
     pub request_timeout: Duration,
+    /// The shortest time between a leaseholder's last confirmed read and the start of the
+    /// next lease: the minimum election timeout (followers that confirmed a leader's lease
+    /// vote for no one else for that long).
+    pub lease_gap: Duration,
 }
 
 /// One replica of a range on this store.

@@ -35,6 +35,15 @@ pub(crate) struct Evaluated {
     pub txn: Option<Transaction>,
 }
 
+/// Returns where a transactional reader may push the holders of intents it met instead of
+/// waiting for them: only a reader with no uncertainty window left, to its read timestamp.
+/// Pushing above a window would move the holders' commits above every clock (and make them
+/// wait for the clock to catch up before acknowledging); a non-transactional read always has a
+/// window. Writers always wait.
+pub(crate) fn timestamp_push(txn: &Transaction) -> Option<Timestamp> {
+    (txn.uncertainty_limit <= txn.read_ts).then_some(txn.read_ts)
+}
+
 /// Returns the pusher of a batch's `PushTxn`, with its dependents, for the wait queue.
 pub(crate) fn push_waiter(requests: &[Request]) -> Option<(u128, Vec<u128>)> {
     requests.iter().find_map(|r| match r {
@@ -67,10 +76,19 @@ fn is_one_phase(batch: &BatchRequest, descriptor: &RangeDescriptor) -> bool {
 impl RangeReplica {
     /// Notes the lease the batch runs under. A lease this replica had not served under yet
     /// starts a fresh timestamp cache above anything the previous leaseholder can have read.
+    ///
+    /// The previous leaseholder served its last read at least [`ReplicaConfig::lease_gap`]
+    /// before now, at its clock then, which was at most the maximum offset ahead of this one:
+    /// so this clock plus the offset minus the gap bounds it. With production timers (a gap of
+    /// 1.5 s, an offset of 500 ms) that is this clock; a low-water mark above the clock would
+    /// put writes above every clock.
+    ///
+    /// [`ReplicaConfig::lease_gap`]: crate::ReplicaConfig::lease_gap
     pub(crate) fn observe_lease(&self, lease_sequence: u64) {
         let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
         if *lease != lease_sequence {
-            let low_water = self.clock.now().add_duration(self.clock.max_offset());
+            let ahead = self.clock.max_offset().saturating_sub(self.config.lease_gap);
+            let low_water = self.clock.now().add_duration(ahead);
             self.tscache.lock().unwrap_or_else(|p| p.into_inner()).reset(low_water);
             *lease = lease_sequence;
         }
@@ -229,10 +247,7 @@ impl RangeReplica {
                     let _ = self.clock.update(ctx.read_ts);
                 }
                 Err(EvalError::Storage(shoal_storage::Error::LockConflict { locks })) => {
-                    let push_to = match txn {
-                        Some(txn) => ctx.read_ts.max(txn.uncertainty_limit),
-                        None => ctx.uncertainty_limit.unwrap_or(ctx.read_ts).max(ctx.read_ts),
-                    };
+                    let push_to = txn.and_then(timestamp_push);
                     return Err(EvalError::Kv(KvError::LockConflict { locks, push_to }));
                 }
                 Err(e) => return Err(e),

@@ -476,7 +476,11 @@ impl Store {
             raft,
             self.ctx.engine.clone(),
             self.clock.clone(),
-            ReplicaConfig { node_id: self.config.node_id, request_timeout },
+            ReplicaConfig {
+                node_id: self.config.node_id,
+                request_timeout,
+                lease_gap: Duration::from_millis(self.config.timers.election_min_ms),
+            },
             self.metrics.clone(),
         ));
         self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());

@@ -46,6 +46,8 @@ pub mod test_hooks;
 mod queue_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 pub use error::{Error, Result};
 pub use gossip::{NodeStatus, NodeView};

@@ -39,10 +39,16 @@ fn queue_config(dir: &Path, join: Vec<String>) -> ServerConfig {
 
 /// These tests run one at a time: each runs several nodes, and two at once on two cores would
 /// turn their timing into a test of the machine.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts one node per directory: three initialized into a cluster, the rest joined after.
-async fn cluster(dirs: &[TempDir]) -> Vec<Server> {
+pub(crate) async fn cluster(dirs: &[TempDir]) -> Vec<Server> {
+    let clocks = dirs.iter().map(|_| Arc::new(Clock::system().0)).collect();
+    cluster_with_clocks(dirs, clocks).await
+}
+
+/// [`cluster`], node `i` reading `clocks[i]`.
+pub(crate) async fn cluster_with_clocks(dirs: &[TempDir], clocks: Vec<Arc<Clock>>) -> Vec<Server> {
     // Logs only when asked for (RUST_LOG=shoal_server=info ...).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -51,12 +57,12 @@ async fn cluster(dirs: &[TempDir]) -> Vec<Server> {
         )
         .with_test_writer()
         .try_init();
-    let clock = || Arc::new(Clock::system().0);
-    let n1 = Server::bind(queue_config(dirs[0].path(), vec![]), clock()).await.unwrap();
+    let n1 = Server::bind(queue_config(dirs[0].path(), vec![]), clocks[0].clone()).await.unwrap();
     let seed = vec![n1.rpc_addr().to_string()];
     let mut nodes = vec![n1.clone()];
-    for dir in &dirs[1..3] {
-        let node = Server::bind(queue_config(dir.path(), seed.clone()), clock()).await.unwrap();
+    for (dir, clock) in dirs[1..3].iter().zip(&clocks[1..3]) {
+        let node =
+            Server::bind(queue_config(dir.path(), seed.clone()), clock.clone()).await.unwrap();
         tokio::spawn({
             let node = node.clone();
             async move { node.join_cluster().await }
@@ -68,8 +74,9 @@ async fn cluster(dirs: &[TempDir]) -> Vec<Server> {
     for node in &nodes {
         node.join_cluster().await.unwrap();
     }
-    for dir in &dirs[3..] {
-        let node = Server::bind(queue_config(dir.path(), seed.clone()), clock()).await.unwrap();
+    for (dir, clock) in dirs[3..].iter().zip(&clocks[3..]) {
+        let node =
+            Server::bind(queue_config(dir.path(), seed.clone()), clock.clone()).await.unwrap();
         node.join_cluster().await.unwrap();
         nodes.push(node);
     }
@@ -77,7 +84,7 @@ async fn cluster(dirs: &[TempDir]) -> Vec<Server> {
 }
 
 /// Polls `condition` every 100 ms until it holds, failing the test after `limit`.
-async fn wait_for<F: Future<Output = bool>>(
+pub(crate) async fn wait_for<F: Future<Output = bool>>(
     what: &str,
     limit: Duration,
     mut condition: impl FnMut() -> F,
@@ -90,7 +97,7 @@ async fn wait_for<F: Future<Output = bool>>(
 }
 
 /// Every range's addressing record, read through `node`.
-async fn addressing(node: &Server) -> Vec<RangeDescriptor> {
+pub(crate) async fn addressing(node: &Server) -> Vec<RangeDescriptor> {
     let span = Span { start: Key::new(layout::META_PREFIX), end: Key::new(layout::META_MAX) };
     let Ok(rows) = node.require_cluster().unwrap().kv.scan(span, None).await else {
         return Vec::new();
