@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv demo demo-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv bench-bank demo demo-stop jepsen jepsen-smoke
 
 all: build
 
@@ -47,6 +47,11 @@ bench:
 bench-kv: deps
 	$(CARGO) build --release -p shoal
 	scripts/bench-kv.sh
+
+## bench-bank: `shoal workload bank` (transfers in transactions) against a local 3-node cluster
+bench-bank: deps
+	$(CARGO) build --release -p shoal
+	scripts/bench-bank.sh
 
 ## jepsen-smoke: ten nemeses against the register workload on 3 nodes, 30 s each, plus the
 ## unsafe canary that must be reported invalid (about 6 minutes; CI runs it)

@@ -282,8 +282,11 @@ impl Txn {
         Ok(true)
     }
 
-    /// Commits the transaction.
+    /// Commits the transaction. Committing a committed transaction does nothing.
     pub async fn commit(&self) -> Result<(), KvError> {
+        if self.lock().finished == Some(TxnStatus::Committed) {
+            return Ok(());
+        }
         self.commit_with(Vec::new()).await.map(|_| ())
     }
 

@@ -26,10 +26,15 @@ use shoal_storage::{Engine, WriteBatch};
 
 use crate::eval_txn;
 
-/// Refuses a batch in which a write overlaps another request.
+/// Refuses a batch in which a write overlaps another request. Requests on transaction records
+/// are addressed by their anchor key but do not touch it: a commit may share its batch with
+/// writes to its anchor (the one-phase commit).
 pub fn check_no_overlapping_writes(requests: &[Request]) -> Result<(), KvError> {
     for (i, a) in requests.iter().enumerate() {
         for b in &requests[i + 1..] {
+            if a.is_txn_record_op() || b.is_txn_record_op() {
+                continue;
+            }
             if (a.is_write() || b.is_write()) && a.span().overlaps(&b.span()) {
                 return Err(KvError::InvalidArgument(format!(
                     "requests on {} and {} in one batch overlap and one writes; send them in separate batches",

@@ -6,7 +6,8 @@
 //!   Get a, Put b       shared     a: shared,  b: exclusive     ─┐ run in parallel with
 //!   Put c              shared     c: exclusive                 ─┘ each other
 //!   Scan [a, z)        exclusive  —                             waits for all of the above
-//!   DeleteRange, split exclusive  —
+//!   DeleteRange, split, exclusive  —
+//!   ResolveIntentRange, Refresh
 //! ```
 //!
 //! Two levels: every request takes the range lock, shared if it names only point keys and
@@ -101,6 +102,8 @@ impl LatchManager {
                 Request::Scan { .. }
                     | Request::ReverseScan { .. }
                     | Request::DeleteRange { .. }
+                    | Request::ResolveIntentRange { .. }
+                    | Request::Refresh { .. }
                     | Request::AdminSplit { .. }
             )
         });

@@ -9,6 +9,7 @@
 //!   POST /v1/kv/delete  {"key": "a"}                          → {"ok": true}
 //!   POST /v1/kv/scan    {"start": "a", "end": "z", "limit": 10}
 //!                                                            → {"rows": [{"key", "value"}]}
+//!   POST /v1/txn        {"ops": [..], "commit": true}          → {"results": [..]} (see http_txn)
 //!   POST /v1/admin/split {"key": "m"}                        → {"lhs": range, "rhs": range}
 //!   POST /v1/cluster/init                                    → {"cluster_id", "nodes"}
 //!   GET  /v1/nodes                                           → {"nodes": [...]}
@@ -87,6 +88,7 @@ fn router(server: Server) -> Router {
         .route("/v1/kv/cas", post(kv_cas))
         .route("/v1/kv/delete", post(kv_delete))
         .route("/v1/kv/scan", post(kv_scan))
+        .route("/v1/txn", post(crate::http_txn::txn))
         .route("/v1/admin/split", post(admin_split))
         .merge(crate::http_cluster::routes());
     let router = match server.inner.config.test_hooks {
@@ -105,6 +107,15 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: message.into(),
+            extra: None,
+        }
+    }
+
     pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -125,7 +136,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn kv_error(error: KvError, encoding: Encoding) -> ApiError {
+pub(crate) fn kv_error(error: KvError, encoding: Encoding) -> ApiError {
     let (status, code) = match &error {
         KvError::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
         KvError::ConditionFailed { .. } => (StatusCode::PRECONDITION_FAILED, "condition_failed"),
@@ -143,6 +154,7 @@ fn kv_error(error: KvError, encoding: Encoding) -> ApiError {
         KvError::ConditionFailed { actual } => {
             Some(("actual", encoding.encode_opt(actual.as_deref())))
         }
+        KvError::TxnRetry { reason, .. } => Some(("reason", Json::String(reason.name().into()))),
         _ => None,
     };
     ApiError { status, code, message: error.to_string(), extra }
@@ -164,14 +176,14 @@ impl From<Error> for ApiError {
 /// How keys and values are written in JSON.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum Encoding {
+pub(crate) enum Encoding {
     #[default]
     Utf8,
     Base64,
 }
 
 impl Encoding {
-    fn decode(self, field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    pub(crate) fn decode(self, field: &str, text: &str) -> Result<Vec<u8>, ApiError> {
         match self {
             Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
             Encoding::Base64 => BASE64
@@ -180,7 +192,7 @@ impl Encoding {
         }
     }
 
-    fn encode(self, bytes: &[u8]) -> Json {
+    pub(crate) fn encode(self, bytes: &[u8]) -> Json {
         match self {
             Encoding::Base64 => Json::String(BASE64.encode(bytes)),
             // Lossless or nothing: bytes that are not UTF-8 are sent as base64 in an object
@@ -192,7 +204,7 @@ impl Encoding {
         }
     }
 
-    fn encode_opt(self, bytes: Option<&[u8]>) -> Json {
+    pub(crate) fn encode_opt(self, bytes: Option<&[u8]>) -> Json {
         bytes.map_or(Json::Null, |b| self.encode(b))
     }
 }
@@ -202,7 +214,7 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, A
 }
 
 /// Decodes a user key, refusing the reserved keyspace.
-fn user_key(encoding: Encoding, field: &str, text: &str) -> Result<Key, ApiError> {
+pub(crate) fn user_key(encoding: Encoding, field: &str, text: &str) -> Result<Key, ApiError> {
     let bytes = encoding.decode(field, text)?;
     if bytes.is_empty() {
         return Err(ApiError::bad_request(format!("{field} is empty")));

@@ -110,6 +110,8 @@ pub struct Cluster {
     pub gossip: Gossip,
     /// Where every known node listens, by id.
     pub(crate) peers: Mutex<BTreeMap<u64, NodeAddress>>,
+    /// Transactions held open over HTTP.
+    pub sessions: crate::http_txn::TxnSessions,
 }
 
 /// A node. Cloning shares it.
@@ -334,7 +336,9 @@ impl Server {
         let meta = DistSender::new(ident.meta_range.clone(), sender);
         let kv = KvClient::new(meta, inner.clock.clone());
         let gossip = Gossip::new(ident.node_id, inner.config.liveness_timeout);
-        let cluster = Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers) });
+        let sessions = crate::http_txn::TxnSessions::default();
+        let cluster =
+            Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers), sessions });
         if inner.cluster.set(cluster.clone()).is_err() {
             return Err(Error::Peer("this node joined a cluster twice".into()));
         }

@@ -8,6 +8,7 @@
 //!                | scan START END --host HOST:PORT
 //!   shoal debug split KEY --host HOST:PORT
 //!   shoal workload kv --hosts HOST:PORT,... [--target etcd] --concurrency N --duration 30s ...
+//!   shoal workload bank --hosts HOST:PORT,... --accounts N --ranges R --concurrency N ...
 //! ```
 //!
 //! `--host` is always a node's HTTP address. Exit status: 0 success, 1 the operation failed
@@ -18,6 +19,7 @@ mod commands;
 mod ops;
 mod start;
 mod workload;
+mod workload_bank;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -53,6 +55,8 @@ enum Command {
 enum WorkloadCommand {
     /// Random single-key reads and writes; reports throughput and latency percentiles.
     Kv(workload::KvArgs),
+    /// Transfers between accounts in transactions, checking that money is conserved.
+    Bank(workload_bank::BankArgs),
 }
 
 /// Flags of `shoal start`.
@@ -251,6 +255,7 @@ fn main() -> ExitCode {
                 ops::drain(&host.host, id, no_wait).await
             }
             Command::Workload(WorkloadCommand::Kv(args)) => workload::run(args).await,
+            Command::Workload(WorkloadCommand::Bank(args)) => workload_bank::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Drives a local 3-node Shoal cluster with `shoal workload bank` on temporary stores (what
+# `make bench-bank` runs). toyDB's bank workload, the issue's peer, is built and run outside
+# this repository; docs/benchmarks.md records its figures and version.
+#
+#   scripts/bench-bank.sh                          16 clients, 1000 accounts, 1 and 8 ranges
+#   CONCURRENCY=64 RANGES="8" scripts/bench-bank.sh
+set -euo pipefail
+
+SHOAL=${SHOAL:-${CARGO_TARGET_DIR:-$HOME/.cache/shoal-target}/release/shoal}
+DURATION=${DURATION:-20s}
+CONCURRENCY=${CONCURRENCY:-16}
+ACCOUNTS=${ACCOUNTS:-1000}
+RANGES=${RANGES:-"1 8"}
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bank.XXXXXX")
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+# Ports below Linux's ephemeral range (see bench-kv.sh).
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 200); do listening "$1" && return 0; sleep 0.1; done
+  echo "nothing listens on port $1; logs are in $dir" >&2
+  exit 1
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
+for ranges in $RANGES; do
+  join=127.0.0.1:27357,127.0.0.1:27358,127.0.0.1:27359
+  for i in 1 2 3; do
+    "$SHOAL" start --store "$dir/r$ranges-shoal$i" --listen-addr "127.0.0.1:2735$((6 + i))" \
+      --http-addr "127.0.0.1:2818$i" --join "$join" > "$dir/r$ranges-shoal$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_port "2818$i"; done
+  "$SHOAL" init --host 127.0.0.1:28181 > /dev/null
+  echo "== $ranges ranges, $CONCURRENCY clients"
+  "$SHOAL" workload bank --hosts 127.0.0.1:28181,127.0.0.1:28182,127.0.0.1:28183 \
+    --accounts "$ACCOUNTS" --ranges "$ranges" --concurrency "$CONCURRENCY" --duration "$DURATION"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
+  pids=()
+done
