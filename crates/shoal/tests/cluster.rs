@@ -260,6 +260,16 @@ fn the_http_api_answers_bad_input_with_json_errors() {
                 412,
                 "condition_failed",
             ),
+            ("/v1/txn", br#"{"ops": [{"op": "fly", "key": "a"}]}"#.to_vec(), 400, "bad_request"),
+            ("/v1/txn", br#"{"txn": "zz", "ops": []}"#.to_vec(), 400, "bad_request"),
+            ("/v1/txn", br#"{"txn": "abc", "ops": []}"#.to_vec(), 404, "not_found"),
+            ("/v1/txn", br#"{"rollback": true}"#.to_vec(), 400, "bad_request"),
+            (
+                "/v1/txn",
+                br#"{"ops": [], "commit": true, "rollback": true}"#.to_vec(),
+                400,
+                "bad_request",
+            ),
         ];
         for (path, body, status, code) in cases {
             let response = post(path, body.clone()).await.unwrap();
@@ -303,6 +313,30 @@ fn the_http_api_answers_bad_input_with_json_errors() {
             .await
             .unwrap();
         assert_eq!(get["value"], serde_json::json!({"base64": "/wA="}));
+        // An explicit transaction: its writes are invisible until it commits.
+        let json = |body: serde_json::Value| serde_json::to_vec(&body).unwrap();
+        let begun: serde_json::Value = post(
+            "/v1/txn",
+            json(serde_json::json!({"ops": [{"op": "put", "key": "t/a", "value": "1"}]})),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let txn = begun["txn"].as_str().expect("an open transaction").to_string();
+        let read = json(serde_json::json!({"ops": [{"op": "get", "key": "t/a"}], "commit": true}));
+        let outside = tokio::spawn(post("/v1/txn", read.clone()));
+        let commit = json(serde_json::json!({"txn": txn, "commit": true,
+            "ops": [{"op": "put", "key": "t/b", "value": "2"}]}));
+        assert_eq!(post("/v1/txn", commit).await.unwrap().status().as_u16(), 200);
+        // The outside reader waited for the transaction and saw its write.
+        let seen: serde_json::Value = outside.await.unwrap().unwrap().json().await.unwrap();
+        assert_eq!(seen["results"][0]["value"], "1", "{seen}");
+        let both = json(serde_json::json!({"commit": true, "ops": [
+            {"op": "scan", "start": "t/", "end": "t0"}]}));
+        let rows: serde_json::Value = post("/v1/txn", both).await.unwrap().json().await.unwrap();
+        assert_eq!(rows["results"][0]["rows"].as_array().map(Vec::len), Some(2), "{rows}");
         // Test hooks exist only on nodes started with --enable-test-hooks.
         let hook = post("/v1/test/clock", br#"{"offset_ms": 1000}"#.to_vec()).await.unwrap();
         assert_eq!(hook.status().as_u16(), 404);
@@ -338,6 +372,34 @@ fn workload_kv_reports_throughput_and_percentiles() {
     // The writes are real: a key of the workload's key space reads back its value.
     let scan = nodes[0].kv(&["scan", "wl-", "wl.", "--limit", "1"]);
     assert!(stdout(&scan).starts_with("wl-"), "{}", stdout(&scan));
+}
+
+#[test]
+fn workload_bank_moves_money_across_ranges_and_keeps_the_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), 3);
+    let hosts = nodes.iter().map(|n| n.http.clone()).collect::<Vec<_>>().join(",");
+    let output = shoal(&[
+        "workload",
+        "bank",
+        "--hosts",
+        &hosts,
+        "--accounts",
+        "50",
+        "--ranges",
+        "3",
+        "--concurrency",
+        "8",
+        "--duration",
+        "3s",
+    ]);
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let report = stdout(&output);
+    for expected in
+        ["txn/s", "restarts: ", "check: 50 accounts, total 5000 (expected 5000), 0 negative"]
+    {
+        assert!(report.contains(expected), "{expected:?} missing from:\n{report}");
+    }
 }
 
 /// Polls `shoal debug ranges --json` through `host` until `condition` holds for its answer.
