@@ -14,21 +14,8 @@ ACCOUNTS=${ACCOUNTS:-1000}
 RANGES=${RANGES:-"1 8"}
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bank.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-# Ports below Linux's ephemeral range (see bench-kv.sh).
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-  for _ in $(seq 200); do listening "$1" && return 0; sleep 0.1; done
-  echo "nothing listens on port $1; logs are in $dir" >&2
-  exit 1
-}
+# shellcheck source=scripts/cluster-lib.sh
+source "$(dirname "$0")/cluster-lib.sh"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
 for ranges in $RANGES; do
@@ -43,7 +30,5 @@ for ranges in $RANGES; do
   echo "== $ranges ranges, $CONCURRENCY clients"
   "$SHOAL" workload bank --hosts 127.0.0.1:28181,127.0.0.1:28182,127.0.0.1:28183 \
     --accounts "$ACCOUNTS" --ranges "$ranges" --concurrency "$CONCURRENCY" --duration "$DURATION"
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
-  pids=()
+  stop_all
 done

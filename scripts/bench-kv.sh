@@ -26,25 +26,8 @@ WORKLOAD_FLAGS=${WORKLOAD_FLAGS:-"--key-size 16 --value-size 256 --keys $KEYS"}
 RANGES=${RANGES:-1}
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/shoal-bench.XXXXXX")
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT INT TERM
-
-listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-wait_port() {
-  for _ in $(seq 200); do listening "$1" && return 0; sleep 0.1; done
-  echo "nothing listens on port $1; logs are in $dir" >&2
-  exit 1
-}
-stop_all() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
-  pids=()
-}
+# shellcheck source=scripts/cluster-lib.sh
+source "$(dirname "$0")/cluster-lib.sh"
 
 run_shapes() { # target hosts
   for shape in $SHAPES; do

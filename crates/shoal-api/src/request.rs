@@ -186,6 +186,19 @@ impl Request {
         )
     }
 
+    /// Returns true if the request covers a span rather than a key (it is sent range by range
+    /// and latches its whole range).
+    pub fn is_ranged(&self) -> bool {
+        matches!(
+            self,
+            Request::Scan { .. }
+                | Request::ReverseScan { .. }
+                | Request::DeleteRange { .. }
+                | Request::ResolveIntentRange { .. }
+                | Request::Refresh { .. }
+        )
+    }
+
     /// Returns true if the request acts on a transaction record.
     pub fn is_txn_record_op(&self) -> bool {
         matches!(

@@ -143,7 +143,7 @@ impl DistSender {
         // boundary change is regrouped; groups that succeeded are never sent again.
         let deadline = tokio::time::Instant::now() + self.deadline;
         let mut pending: Vec<(usize, Request)> =
-            requests.iter().cloned().enumerate().filter(|(_, r)| !is_span_request(r)).collect();
+            requests.iter().cloned().enumerate().filter(|(_, r)| !r.is_ranged()).collect();
         while !pending.is_empty() {
             let mut groups: BTreeMap<u64, (RangeDescriptor, Vec<(usize, Request)>)> =
                 BTreeMap::new();
@@ -449,18 +449,6 @@ impl DistSender {
             tokio::time::sleep(BACKOFF).await;
         }
     }
-}
-
-/// Returns true for requests sent range by range along their span.
-fn is_span_request(request: &Request) -> bool {
-    matches!(
-        request,
-        Request::Scan { .. }
-            | Request::ReverseScan { .. }
-            | Request::DeleteRange { .. }
-            | Request::ResolveIntentRange { .. }
-            | Request::Refresh { .. }
-    )
 }
 
 /// Returns the part of `span` inside `descriptor`'s range.

@@ -96,17 +96,8 @@ pub struct LatchManager {
 impl LatchManager {
     /// Waits for and takes the latches `requests` need.
     pub async fn acquire(&self, requests: &[Request]) -> Latches {
-        let spans = requests.iter().any(|r| {
-            matches!(
-                r,
-                Request::Scan { .. }
-                    | Request::ReverseScan { .. }
-                    | Request::DeleteRange { .. }
-                    | Request::ResolveIntentRange { .. }
-                    | Request::Refresh { .. }
-                    | Request::AdminSplit { .. }
-            )
-        });
+        let spans =
+            requests.iter().any(|r| r.is_ranged() || matches!(r, Request::AdminSplit { .. }));
         if spans {
             let range = lock(self.range.clone(), true).await;
             return Latches { keys: Vec::new(), _range: range, manager: self.keys.clone() };
