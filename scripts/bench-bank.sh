@@ -19,14 +19,7 @@ source "$(dirname "$0")/cluster-lib.sh"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
 for ranges in $RANGES; do
-  join=127.0.0.1:27357,127.0.0.1:27358,127.0.0.1:27359
-  for i in 1 2 3; do
-    "$SHOAL" start --store "$dir/r$ranges-shoal$i" --listen-addr "127.0.0.1:2735$((6 + i))" \
-      --http-addr "127.0.0.1:2818$i" --join "$join" > "$dir/r$ranges-shoal$i.log" 2>&1 &
-    pids+=($!)
-  done
-  for i in 1 2 3; do wait_port "2818$i"; done
-  "$SHOAL" init --host 127.0.0.1:28181 > /dev/null
+  start_shoal "r$ranges-shoal" 2735 2818
   echo "== $ranges ranges, $CONCURRENCY clients"
   "$SHOAL" workload bank --hosts 127.0.0.1:28181,127.0.0.1:28182,127.0.0.1:28183 \
     --accounts "$ACCOUNTS" --ranges "$ranges" --concurrency "$CONCURRENCY" --duration "$DURATION"

@@ -42,14 +42,7 @@ run_shapes() { # target hosts
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
 
 if [[ " $SYSTEMS " == *" shoal "* ]]; then
-  join=127.0.0.1:27257,127.0.0.1:27258,127.0.0.1:27259
-  for i in 1 2 3; do
-    "$SHOAL" start --store "$dir/shoal$i" --listen-addr "127.0.0.1:2725$((6 + i))" \
-      --http-addr "127.0.0.1:2808$i" --join "$join" > "$dir/shoal$i.log" 2>&1 &
-    pids+=($!)
-  done
-  for i in 1 2 3; do wait_port "2808$i"; done
-  "$SHOAL" init --host 127.0.0.1:28081 > /dev/null
+  start_shoal shoal 2725 2808
   for ((r = 1; r < RANGES; r++)); do
     "$SHOAL" debug split "$(printf 'wl-%013d' $((r * KEYS / RANGES)))" --host 127.0.0.1:28081 > /dev/null
   done

@@ -23,3 +23,18 @@ stop_all() {
   for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done; done
   pids=()
 }
+
+# start_shoal NAME RPC HTTP: starts nodes 1-3 with stores $dir/NAME1..3, node i listening on
+# 127.0.0.1:${RPC}$((6 + i)) for peers and 127.0.0.1:${HTTP}$i for HTTP (RPC=2725 gives
+# 27257-27259), waits for them and initializes the cluster through node 1.
+start_shoal() {
+  local name=$1 rpc=$2 http=$3 i
+  local join=127.0.0.1:${rpc}7,127.0.0.1:${rpc}8,127.0.0.1:${rpc}9
+  for i in 1 2 3; do
+    "$SHOAL" start --store "$dir/$name$i" --listen-addr "127.0.0.1:${rpc}$((6 + i))" \
+      --http-addr "127.0.0.1:${http}$i" --join "$join" > "$dir/$name$i.log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do wait_port "${http}$i"; done
+  "$SHOAL" init --host "127.0.0.1:${http}1" > /dev/null
+}

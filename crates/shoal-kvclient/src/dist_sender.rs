@@ -187,10 +187,9 @@ impl DistSender {
                 Request::ReverseScan { span, limit } => {
                     responses[i] = Some(self.scan(span, limit, true, txn).await?)
                 }
-                Request::DeleteRange { span } => {
-                    responses[i] = Some(self.delete_range(span, txn).await?)
-                }
-                request @ (Request::ResolveIntentRange { .. } | Request::Refresh { .. }) => {
+                request @ (Request::DeleteRange { .. }
+                | Request::ResolveIntentRange { .. }
+                | Request::Refresh { .. }) => {
                     responses[i] = Some(self.span_request(request, txn).await?)
                 }
                 _ => {}
@@ -258,17 +257,19 @@ impl DistSender {
         Ok(Response::Scan { rows, resume: None })
     }
 
-    /// Sends a span request without limit or results (intent resolution, refresh) to every
-    /// range its span crosses; the response sums what the parts report.
+    /// Sends a span request without a limit or rows (delete-range, intent resolution,
+    /// refresh) to every range its span crosses, in order; the response sums the counts the
+    /// parts report.
     async fn span_request(&self, request: Request, txn: &TxnUpdates) -> Result<Response, KvError> {
         let deadline = tokio::time::Instant::now() + self.deadline;
-        let mut resolved = 0;
+        let mut count = 0;
         let mut remaining = request.span();
         while !remaining.is_empty() {
             let anchor = Locate::At(remaining.start.clone());
             let descriptor = self.locate(&anchor).await?;
             let part = clamp(&remaining, &descriptor);
             let piece = match &request {
+                Request::DeleteRange { .. } => Request::DeleteRange { span: part.clone() },
                 Request::ResolveIntentRange { resolution, .. } => Request::ResolveIntentRange {
                     span: part.clone(),
                     resolution: resolution.clone(),
@@ -280,45 +281,24 @@ impl DistSender {
             };
             let response = match self.send_resolving(descriptor, &anchor, vec![piece], txn).await {
                 Ok(response) => response,
-                Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if let Some(Response::ResolveIntentRange(n)) = response.responses.into_iter().next() {
-                resolved += n;
-            }
-            remaining = Span { start: part.end, end: remaining.end };
-        }
-        Ok(match request {
-            Request::Refresh { .. } => Response::Refresh,
-            _ => Response::ResolveIntentRange(resolved),
-        })
-    }
-
-    async fn delete_range(&self, span: Span, txn: &TxnUpdates) -> Result<Response, KvError> {
-        let deadline = tokio::time::Instant::now() + self.deadline;
-        let mut deleted = 0;
-        let mut remaining = span;
-        while !remaining.is_empty() {
-            let anchor = Locate::At(remaining.start.clone());
-            let descriptor = self.locate(&anchor).await?;
-            let part = clamp(&remaining, &descriptor);
-            let request = vec![Request::DeleteRange { span: part.clone() }];
-            let response = match self.send_resolving(descriptor, &anchor, request, txn).await {
-                Ok(response) => response,
                 // The range was split: look it up again and re-cut the remaining span.
                 Err(KvError::RangeKeyMismatch { .. }) if tokio::time::Instant::now() < deadline => {
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            if let Some(Response::DeleteRange(n)) = response.responses.into_iter().next() {
-                deleted += n;
+            if let Some(Response::DeleteRange(n) | Response::ResolveIntentRange(n)) =
+                response.responses.into_iter().next()
+            {
+                count += n;
             }
             remaining = Span { start: part.end, end: remaining.end };
         }
-        Ok(Response::DeleteRange(deleted))
+        Ok(match request {
+            Request::DeleteRange { .. } => Response::DeleteRange(count),
+            Request::Refresh { .. } => Response::Refresh,
+            _ => Response::ResolveIntentRange(count),
+        })
     }
 
     /// Returns the descriptor of the range holding `key`, from the cache or range 1.

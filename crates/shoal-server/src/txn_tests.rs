@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -63,7 +63,12 @@ struct Outcomes {
 
 /// Moves money between random accounts through `node` until `stop`; each transfer also writes
 /// a log entry `xfer/<worker>/<n>` naming itself, in the same transaction.
-async fn transfers(node: Server, worker: usize, stop: Arc<AtomicBool>) -> Outcomes {
+async fn transfers(
+    node: Server,
+    worker: usize,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+) -> Outcomes {
     let kv = &node.require_cluster().unwrap().kv;
     let mut rng = SmallRng::seed_from_u64(worker as u64);
     let mut out = Outcomes::default();
@@ -91,7 +96,10 @@ async fn transfers(node: Server, worker: usize, stop: Arc<AtomicBool>) -> Outcom
             })
             .await;
         match result {
-            Ok(true) => out.committed.push((log, from, to, amount)),
+            Ok(true) => {
+                out.committed.push((log, from, to, amount));
+                done.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(false) => out.refused += 1,
             Err(KvError::Ambiguous(_)) => out.ambiguous.push(log),
             Err(_) => out.failed += 1,
@@ -158,9 +166,18 @@ async fn bank_transfers_survive_leaseholder_kills_and_splits() {
         crate::admin::split(&nodes[0], Key::from(account(at).as_str())).await.unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> =
-        (0..3).map(|w| tokio::spawn(transfers(nodes[w].clone(), w, stop.clone()))).collect();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..3)
+        .map(|w| tokio::spawn(transfers(nodes[w].clone(), w, stop.clone(), done.clone())))
+        .collect();
+    let committed_at_least = |n: usize| {
+        let done = done.clone();
+        move || {
+            let done = done.clone();
+            async move { done.load(Ordering::Relaxed) >= n }
+        }
+    };
+    wait_for("transfers commit", Duration::from_secs(60), committed_at_least(10)).await;
     for at in [2, 17] {
         crate::admin::split(&nodes[1], Key::from(account(at).as_str())).await.unwrap();
     }
@@ -173,7 +190,10 @@ async fn bank_transfers_survive_leaseholder_kills_and_splits() {
     })
     .await;
     victim.shutdown().await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // The bank goes on without the dead node.
+    let after_kill = done.load(Ordering::Relaxed) + 10;
+    let more = committed_at_least(after_kill);
+    wait_for("transfers commit after the kill", Duration::from_secs(60), more).await;
     stop.store(true, Ordering::Relaxed);
     let mut outcomes = Outcomes::default();
     for worker in workers {
@@ -190,7 +210,7 @@ async fn bank_transfers_survive_leaseholder_kills_and_splits() {
         outcomes.refused,
         outcomes.failed
     );
-    assert!(outcomes.committed.len() > 20, "the bank made progress");
+    assert!(outcomes.committed.len() >= 20, "the bank made progress");
 
     let (balances, log) = snapshot(&nodes[0]).await;
     assert_eq!(balances.len(), ACCOUNTS);
@@ -354,6 +374,7 @@ async fn a_clock_ahead_below_the_max_offset_never_yields_a_stale_read() {
     for (register, writer) in [("reg/fast", 2usize), ("reg/slow", 0usize)] {
         let acked = Arc::new(std::sync::Mutex::new(Vec::<(Instant, u64)>::new()));
         let stop = Arc::new(AtomicBool::new(false));
+        let reads_done = Arc::new(AtomicUsize::new(0));
         let writing = {
             let (node, acked, stop) = (nodes[writer].clone(), acked.clone(), stop.clone());
             tokio::spawn(async move {
@@ -370,7 +391,7 @@ async fn a_clock_ahead_below_the_max_offset_never_yields_a_stale_read() {
         };
         let readers: Vec<_> = (0..3)
             .map(|r| {
-                let (node, stop) = (nodes[r].clone(), stop.clone());
+                let (node, stop, reads_done) = (nodes[r].clone(), stop.clone(), reads_done.clone());
                 tokio::spawn(async move {
                     let kv = &node.require_cluster().unwrap().kv;
                     let mut reads = Vec::new();
@@ -381,13 +402,21 @@ async fn a_clock_ahead_below_the_max_offset_never_yields_a_stale_read() {
                             let v =
                                 value.map_or(0, |b| String::from_utf8_lossy(&b).parse().unwrap());
                             reads.push((started, v));
+                            reads_done.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                     reads
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Enough of both: writes acknowledged, and reads begun after some of them.
+        wait_for("writes and reads happen", Duration::from_secs(60), || {
+            let (acked, reads_done) = (acked.clone(), reads_done.clone());
+            async move {
+                acked.lock().unwrap().len() >= 30 && reads_done.load(Ordering::Relaxed) >= 60
+            }
+        })
+        .await;
         stop.store(true, Ordering::Relaxed);
         writing.await.unwrap();
         let acked = acked.lock().unwrap().clone();
