@@ -155,6 +155,20 @@ impl DistSender {
                     .1
                     .push((i, request));
             }
+            // A commit travels with writes only when they all land on its range (the one-phase
+            // commit). Split across ranges, the commit could be decided before (and below) the
+            // other ranges' intents: refuse before sending anything, so the coordinator commits
+            // in two phases instead.
+            if groups.len() > 1
+                && let Some(Request::EndTxn { key, .. }) =
+                    requests.iter().find(|r| matches!(r, Request::EndTxn { .. }))
+            {
+                return Err(KvError::RangeKeyMismatch {
+                    range_id: 0,
+                    key: key.clone(),
+                    actual: None,
+                });
+            }
             let sends = groups.into_values().map(|(descriptor, group)| async move {
                 let parts: Vec<Request> = group.iter().map(|(_, r)| r.clone()).collect();
                 let anchor = Locate::At(parts[0].span().start);

@@ -193,3 +193,30 @@ async fn requests_follow_the_lease_when_a_leaseholder_is_cut_off() {
     assert_ne!(now.node_id, leaseholder.node_id);
     net.heal();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_is_never_sent_alongside_writes_on_another_range() {
+    let (client, _net) = cluster().await;
+    let txn = client.begin();
+    txn.put("a", "1").await.unwrap();
+    let meta = txn.meta();
+    // As a coordinator with a stale view of the ranges might send it: writes on both user
+    // ranges and the commit in one batch.
+    let batch = vec![
+        Request::Put { key: Key::from("b"), value: b"2".to_vec() },
+        Request::Put { key: Key::from("q"), value: b"3".to_vec() },
+        Request::EndTxn {
+            key: meta.anchor.clone(),
+            commit: true,
+            lock_spans: vec![Span::point("a"), Span::point("b"), Span::point("q")],
+        },
+    ];
+    let refused = client.sender().send_txn(batch, Some(txn.transaction())).await.unwrap_err();
+    assert!(matches!(refused, KvError::RangeKeyMismatch { .. }), "{refused}");
+    // Nothing was sent: the transaction still commits in two phases, with exactly its writes.
+    txn.put("q", "3").await.unwrap();
+    txn.commit().await.unwrap();
+    assert_eq!(client.get("a").await.unwrap(), Some(b"1".to_vec()));
+    assert_eq!(client.get("b").await.unwrap(), None);
+    assert_eq!(client.get("q").await.unwrap(), Some(b"3".to_vec()));
+}

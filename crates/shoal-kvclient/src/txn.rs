@@ -295,7 +295,11 @@ impl Txn {
     pub async fn commit_with(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         let fresh = self.lock().lock_spans.is_empty();
         if !requests.is_empty() && fresh && self.on_one_range(&requests).await? {
-            return self.commit_one_phase(requests).await;
+            match self.commit_one_phase(requests.clone()).await {
+                // The range split under it: nothing was sent; commit in two phases.
+                Err(KvError::RangeKeyMismatch { .. }) => {}
+                other => return other,
+            }
         }
         let responses =
             if requests.is_empty() { Vec::new() } else { self.send_batch(requests).await? };
