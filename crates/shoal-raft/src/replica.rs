@@ -24,6 +24,11 @@ pub struct RaftTimers {
     pub snapshot_after_entries: u64,
     /// Log entries kept after a snapshot, so slightly lagging followers catch up from the log.
     pub logs_kept_after_snapshot: u64,
+    /// How long one snapshot may take to be sent and installed (a synced write on the
+    /// receiver). openraft's default, 200 ms, is shorter than a loaded machine's fsync: every
+    /// retry then builds a newer snapshot of a busy range and fails the same way, and the new
+    /// replica never catches up.
+    pub snapshot_timeout_ms: u64,
 }
 
 impl RaftTimers {
@@ -34,6 +39,7 @@ impl RaftTimers {
         election_max_ms: 3000,
         snapshot_after_entries: 10_000,
         logs_kept_after_snapshot: 1_000,
+        snapshot_timeout_ms: 60_000,
     };
     /// Fast timers for in-process tests.
     pub const FAST: RaftTimers = RaftTimers {
@@ -42,6 +48,7 @@ impl RaftTimers {
         election_max_ms: 400,
         snapshot_after_entries: 10_000,
         logs_kept_after_snapshot: 1_000,
+        snapshot_timeout_ms: 10_000,
     };
 
     fn config(&self) -> Result<Config> {
@@ -52,6 +59,7 @@ impl RaftTimers {
             election_timeout_max: self.election_max_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_after_entries),
             max_in_snapshot_log_to_keep: self.logs_kept_after_snapshot,
+            install_snapshot_timeout: self.snapshot_timeout_ms,
             // A partitioned replica that comes back must not disrupt a healthy leader.
             enable_pre_vote: Some(true),
             ..Config::default()

@@ -49,12 +49,12 @@ pub(crate) async fn cluster(dirs: &[TempDir]) -> Vec<Server> {
 
 /// [`cluster`], node `i` reading `clocks[i]`.
 pub(crate) async fn cluster_with_clocks(dirs: &[TempDir], clocks: Vec<Arc<Clock>>) -> Vec<Server> {
-    // Logs only when asked for (RUST_LOG=shoal_server=info ...).
+    // Failed replica changes are logged (shown only when a test fails); more when asked for
+    // (RUST_LOG=shoal_server=info ...).
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(
+            |_| tracing_subscriber::EnvFilter::new("shoal_server::replicate_queue=warn"),
+        ))
         .with_test_writer()
         .try_init();
     let n1 = Server::bind(queue_config(dirs[0].path(), vec![]), clocks[0].clone()).await.unwrap();
