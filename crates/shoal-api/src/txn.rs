@@ -84,8 +84,9 @@ pub fn short_id(id: u128) -> String {
     s
 }
 
-/// A node's clock reading observed by a transaction: values that node wrote above it were
-/// written after the transaction started, so they are not uncertain.
+/// A node's clock reading observed by a transaction: values that node wrote when its clock
+/// read above it (their local timestamps) were written after the transaction started, so they
+/// are not uncertain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObservedTimestamp {
     /// The node.
@@ -109,14 +110,10 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Returns the uncertainty limit for a read served by `node_id`: the global limit,
-    /// lowered to the node's observed clock reading (but never below `read_ts`).
-    pub fn uncertainty_limit_on(&self, node_id: u64) -> Timestamp {
-        let observed = self.observed.iter().find(|o| o.node_id == node_id).map(|o| o.ts);
-        match observed {
-            Some(ts) => self.uncertainty_limit.min(ts).max(self.read_ts),
-            None => self.uncertainty_limit,
-        }
+    /// Returns the transaction's observation of `node_id`'s clock, if it has one: values that
+    /// node wrote with a later clock reading were written after the transaction started.
+    pub fn observed_on(&self, node_id: u64) -> Option<Timestamp> {
+        self.observed.iter().find(|o| o.node_id == node_id).map(|o| o.ts)
     }
 
     /// Records a node's clock reading; the first one per node is kept (it is the lowest).

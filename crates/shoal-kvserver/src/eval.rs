@@ -68,7 +68,10 @@ pub struct EvalContext<'a> {
     pub txn: Option<&'a Transaction>,
     /// The uncertainty limit of reads.
     pub uncertainty_limit: Option<Timestamp>,
-    /// The leaseholder's clock, for heartbeats and expiry.
+    /// The reader's observation of this node's clock, raised to the lease's floor: values
+    /// written here with a later clock reading are not uncertain.
+    pub local_uncertainty_limit: Option<Timestamp>,
+    /// The leaseholder's clock, for heartbeats and expiry, and the local timestamp of writes.
     pub now: Timestamp,
     /// How long a record may go without a heartbeat before anyone may abort it.
     pub txn_expiry: std::time::Duration,
@@ -103,6 +106,7 @@ fn read_options<'a>(ctx: &EvalContext<'a>) -> ReadOptions<'a> {
     ReadOptions {
         txn: ctx.reader,
         uncertainty_limit: ctx.uncertainty_limit,
+        local_uncertainty_limit: ctx.local_uncertainty_limit,
         gc_threshold: Timestamp::ZERO,
     }
 }
@@ -117,7 +121,7 @@ fn write(
     key: &Key,
     value: Option<&[u8]>,
 ) -> Result<(), EvalError> {
-    mvcc::put(ctx.engine, batch, key.as_bytes(), ctx.write_ts, value, ctx.writer)?;
+    mvcc::put(ctx.engine, batch, key.as_bytes(), ctx.write_ts, ctx.now, value, ctx.writer)?;
     Ok(())
 }
 

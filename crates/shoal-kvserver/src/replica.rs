@@ -31,7 +31,7 @@ use std::time::Duration;
 use shoal_api::addressing::is_meta_range_key;
 use shoal_api::txn::ObservedTimestamp;
 use shoal_api::{BatchRequest, BatchResponse, KvError, RangeDescriptor, Request, Response};
-use shoal_hlc::Clock;
+use shoal_hlc::{Clock, Timestamp};
 use shoal_keys::{Key, layout};
 use shoal_raft::Replica;
 use shoal_raft::handle::{self, NotServing};
@@ -71,8 +71,9 @@ pub struct RangeReplica {
     pub(crate) config: ReplicaConfig,
     /// Read timestamps served under the current lease.
     pub(crate) tscache: std::sync::Mutex<TimestampCache>,
-    /// The lease last served under.
-    pub(crate) lease: std::sync::Mutex<u64>,
+    /// The lease last served under, and the local uncertainty floor it set: every value the
+    /// previous leaseholders wrote has a local timestamp at or below it.
+    pub(crate) lease: std::sync::Mutex<(u64, Timestamp)>,
     /// Requests waiting for intents here to be resolved.
     pub(crate) lock_table: Arc<LockTable>,
     /// Pushes waiting for transactions whose records are here.
@@ -115,7 +116,7 @@ impl RangeReplica {
             latches: LatchManager::default(),
             config,
             tscache: std::sync::Mutex::default(),
-            lease: std::sync::Mutex::new(0),
+            lease: std::sync::Mutex::new((0, Timestamp::MAX)),
             lock_table: Arc::default(),
             txn_wait: Arc::default(),
             changes: tokio::sync::Mutex::new(()),

@@ -83,15 +83,28 @@ impl RangeReplica {
     /// 1.5 s, an offset of 500 ms) that is this clock; a low-water mark above the clock would
     /// put writes above every clock.
     ///
+    /// It also sets the *local uncertainty floor*. Readers' observations of this node's clock
+    /// say nothing about values other nodes wrote under earlier leases: their local timestamps
+    /// come from other clocks. Those writes happened before now, when no clock read more than
+    /// this one plus the maximum offset, so raising every local limit to that bound treats
+    /// them all as possibly before the reader (no gap is subtracted: a write the old leader
+    /// evaluated just before losing its lease can still commit under this one).
+    ///
     /// [`ReplicaConfig::lease_gap`]: crate::ReplicaConfig::lease_gap
     pub(crate) fn observe_lease(&self, lease_sequence: u64) {
         let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
-        if *lease != lease_sequence {
+        if lease.0 != lease_sequence {
+            let now = self.clock.now();
             let ahead = self.clock.max_offset().saturating_sub(self.config.lease_gap);
-            let low_water = self.clock.now().add_duration(ahead);
-            self.tscache.lock().unwrap_or_else(|p| p.into_inner()).reset(low_water);
-            *lease = lease_sequence;
+            self.tscache.lock().unwrap_or_else(|p| p.into_inner()).reset(now.add_duration(ahead));
+            *lease = (lease_sequence, now.add_duration(self.clock.max_offset()));
         }
+    }
+
+    /// Returns the local uncertainty limit of a read whose reader observed this node's clock
+    /// at `observed`: the observation, raised to the floor of the current lease.
+    fn local_uncertainty_limit(&self, observed: Timestamp) -> Timestamp {
+        observed.max(self.lease.lock().unwrap_or_else(|p| p.into_inner()).1)
     }
 
     /// Records the batch's reads in the timestamp cache.
@@ -138,6 +151,7 @@ impl RangeReplica {
             writer: None,
             txn: None,
             uncertainty_limit: None,
+            local_uncertainty_limit: None,
             now,
             txn_expiry: shoal_api::txn::TXN_EXPIRY,
             one_phase: false,
@@ -150,6 +164,8 @@ impl RangeReplica {
             // Values up to the maximum offset above this node's clock may have been committed
             // (and acknowledged) before this read arrived: the read moves above them.
             ctx.uncertainty_limit = Some(ts.add_duration(self.clock.max_offset()));
+            // The request arrived now: what this node wrote later came after it was sent.
+            ctx.local_uncertainty_limit = Some(self.local_uncertainty_limit(now));
             return self.evaluate_moving(ctx, batch, effects, None);
         };
         // Only a transaction that wrote (it has an anchor) can have had intents removed by a
@@ -173,6 +189,8 @@ impl RangeReplica {
         ctx.write_ts = txn.meta.write_ts.max(self.required_write_ts(batch, Some(txn.meta.id)));
         ctx.reader = Some(&txn.meta);
         ctx.uncertainty_limit = Some(txn.uncertainty_limit);
+        ctx.local_uncertainty_limit =
+            txn.observed_on(self.config.node_id).map(|ts| self.local_uncertainty_limit(ts));
         if is_one_phase(batch, descriptor) {
             ctx.one_phase = true;
             if ctx.write_ts != txn.read_ts {

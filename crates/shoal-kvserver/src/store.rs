@@ -685,7 +685,7 @@ impl Store {
     pub fn seed_data(&self, rows: &[(Key, Vec<u8>)], ts: Timestamp) -> Result<(), KvError> {
         let mut batch = WriteBatch::new();
         for (key, value) in rows {
-            mvcc::put(&*self.ctx.engine, &mut batch, key.as_bytes(), ts, Some(value), None)
+            mvcc::put(&*self.ctx.engine, &mut batch, key.as_bytes(), ts, ts, Some(value), None)
                 .map_err(|e| KvError::Internal(format!("seeding {key}: {e}")))?;
         }
         self.ctx

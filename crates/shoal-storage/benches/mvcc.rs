@@ -47,6 +47,7 @@ fn preloaded() -> (RocksEngine, tempfile::TempDir) {
                     &mut batch,
                     &key(i),
                     Timestamp::new(version * 10, 0),
+                    Timestamp::new(version * 10, 0),
                     Some(&value),
                     None,
                 )
@@ -70,8 +71,8 @@ fn bench_put(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 let mut batch = WriteBatch::new();
-                mvcc::put(&engine, &mut batch, &key(i), Timestamp::new(10, 0), Some(&value), None)
-                    .unwrap();
+                let ts = Timestamp::new(10, 0);
+                mvcc::put(&engine, &mut batch, &key(i), ts, ts, Some(&value), None).unwrap();
                 engine.write(&batch, opts).unwrap();
             })
         });

@@ -37,7 +37,17 @@
 //!   `(ts, l]` fails with
 //!   [`ReadWithinUncertaintyInterval`](crate::Error::ReadWithinUncertaintyInterval) carrying
 //!   the version's timestamp; the reader cannot tell whether that write happened before it
-//!   started.
+//!   started. Unless the version's *local timestamp* (the writing node's clock when it was
+//!   written) is above the reader's *local limit* (its reading of this node's clock, taken
+//!   after it started): then the write certainly came later, and the read ignores it. Intents
+//!   in the window are judged the same way.
+//!
+//! ```text
+//!   read at 10, limit 15, local limit 12 (this node's clock when first asked)
+//!     a@14 local 14   ignored: written after the observation
+//!     b@14 local 11   uncertain: written before, committed above the read
+//!     c@16            ignored: above the limit
+//! ```
 //! - A write at `ts` that finds a committed version at `>= ts` fails with
 //!   [`WriteTooOld`](crate::Error::WriteTooOld); one that finds another transaction's lock
 //!   fails with [`LockConflict`](crate::Error::LockConflict).
@@ -100,6 +110,10 @@ pub struct ReadOptions<'a> {
     /// The uncertainty limit; values in `(ts, limit]` make the read fail. None (or a limit at
     /// or below `ts`) disables the check.
     pub uncertainty_limit: Option<Timestamp>,
+    /// The reader's observation of this node's clock (the *local limit*): a value in the
+    /// window whose local timestamp is above it was written after the reader started, so it
+    /// is not uncertain. None: every value in the window is.
+    pub local_uncertainty_limit: Option<Timestamp>,
     /// Reads below this timestamp fail.
     pub gc_threshold: Timestamp,
 }

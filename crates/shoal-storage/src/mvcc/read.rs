@@ -20,7 +20,7 @@ use shoal_hlc::Timestamp;
 use shoal_keys::{Key, Span, layout};
 
 use super::key::{decode, encode_prefix, encode_prefix_end, encode_versioned};
-use super::value::{LockRecord, decode_value};
+use super::value::{LockRecord, decode_version};
 use super::{ReadOptions, ScanOptions, ScanResult, TxnMeta, Versioned};
 use crate::engine::{Cf, EngineIterator, IterOptions, Reader};
 use crate::{Error, Result};
@@ -194,6 +194,9 @@ pub(crate) fn read_key(
     conflicts: &mut Vec<(Key, TxnMeta)>,
 ) -> Result<Option<Versioned>> {
     let limit = opts.uncertainty_limit.filter(|limit| *limit > ts).unwrap_or(ts);
+    let local_limit = opts.local_uncertainty_limit.map_or(limit, |local| local.clamp(ts, limit));
+    // A value in (ts, limit] is uncertain unless its write came after the observation.
+    let uncertain = |local_ts: Timestamp| local_ts <= local_limit;
     if let Some(lock) = lock {
         match opts.txn {
             Some(txn) if txn.id == lock.txn.id => {
@@ -214,7 +217,10 @@ pub(crate) fn read_key(
                 }
                 // An intent of an earlier epoch: discarded at commit, invisible now.
             }
-            _ if lock.txn.write_ts <= limit => {
+            _ if lock.txn.write_ts <= ts
+                || (lock.txn.write_ts <= limit
+                    && uncertain(lock.local_ts.min(lock.txn.write_ts))) =>
+            {
                 conflicts.push((Key::new(key), lock.txn.clone()));
                 return Ok(None);
             }
@@ -224,22 +230,29 @@ pub(crate) fn read_key(
     // Versions of `key` newer than `limit` sort before this seek target; the first entry
     // at or after it is the newest version at or below `limit`, if `key` has one.
     iter.seek(&encode_versioned(key, limit));
-    if !iter.valid()? {
-        return Ok(None);
+    loop {
+        if !iter.valid()? {
+            return Ok(None);
+        }
+        let (version_key, version_ts) = decode(iter.key())?;
+        let Some(version_ts) = version_ts.filter(|_| version_key == key) else {
+            return Ok(None);
+        };
+        let (value, local_ts) = decode_version(iter.value())?;
+        if version_ts <= ts {
+            return Ok(value.map(|value| Versioned { value, ts: version_ts }));
+        }
+        if uncertain(local_ts.unwrap_or(version_ts)) {
+            return Err(Error::ReadWithinUncertaintyInterval {
+                key: Key::new(key),
+                read_ts: ts,
+                value_ts: version_ts,
+                uncertainty_limit: limit,
+            });
+        }
+        // Written after the reader observed this node: look at the next older version.
+        iter.next();
     }
-    let (version_key, version_ts) = decode(iter.key())?;
-    let Some(version_ts) = version_ts.filter(|_| version_key == key) else {
-        return Ok(None);
-    };
-    if version_ts > ts {
-        return Err(Error::ReadWithinUncertaintyInterval {
-            key: Key::new(key),
-            read_ts: ts,
-            value_ts: version_ts,
-            uncertainty_limit: limit,
-        });
-    }
-    Ok(decode_value(iter.value())?.map(|value| Versioned { value, ts: version_ts }))
 }
 
 /// Why a refresh failed: the first change found in the refreshed span.

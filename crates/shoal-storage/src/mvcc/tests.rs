@@ -7,10 +7,10 @@
 //! Commands (keys and values are strings, timestamps `SECONDS[.FRACTION][,LOGICAL]`):
 //!
 //! ```text
-//! put k=KEY v=VALUE ts=TS            non-transactional write        t1: put k=KEY v=VALUE
-//! del k=KEY ts=TS                    non-transactional tombstone    t1: del k=KEY
-//! get k=KEY ts=TS [unc=TS]           read                           t1: get k=KEY [ts=TS] [unc=TS]
-//! scan [from=KEY] [to=KEY] ts=TS [limit=N] [reverse] [unc=TS]       t1: scan ...
+//! put k=KEY v=VALUE ts=TS [local=TS] non-transactional write       t1: put k=KEY v=VALUE [local=TS]
+//! del k=KEY ts=TS [local=TS]         non-transactional tombstone    t1: del k=KEY [local=TS]
+//! get k=KEY ts=TS [unc=TS] [local=TS]  read                         t1: get k=KEY [ts=TS] [unc=TS] [local=TS]
+//! scan [from=KEY] [to=KEY] ts=TS [limit=N] [reverse] [unc=TS] [local=TS]   t1: scan ...
 //! gc [from=KEY] [to=KEY] threshold=TS   raise the GC threshold and collect
 //! dump                               every entry of the MVCC column family
 //! t1: begin ts=TS                    start t1 reading and writing at TS
@@ -21,7 +21,9 @@
 //! t1: resolve k=KEY status=commit|abort|pending [ts=TS]   resolve one intent
 //! ```
 //!
-//! Write commands print the batch they applied: `set a@10 = 1`, `set lock a = t1 ...`.
+//! Write commands print the batch they applied: `set a@10 = 1`, `set lock a = t1 ...`. On a
+//! write, `local=` is the writing node's clock (by default the write's timestamp); on a read,
+//! the reader's observation of that clock (its local uncertainty limit).
 
 use std::collections::{BTreeSet, HashMap};
 use std::error::Error as StdError;
@@ -33,7 +35,7 @@ use shoal_keys::{Key, Span, layout};
 use test_each_file::test_each_path;
 
 use super::key::decode;
-use super::value::{LockRecord, decode_value};
+use super::value::{LockRecord, decode_version};
 use super::*;
 use crate::engine::{
     BatchOp, Cf, Engine, IterOptions, MemoryEngine, RocksEngine, WriteBatch, WriteOptions, scan_all,
@@ -115,8 +117,13 @@ impl<E: Engine> Runner<E> {
         Ok(match (layout::decode_lock_key(&key), ts) {
             (Some(locked), None) => {
                 let lock = LockRecord::decode(value)?;
+                let local = if lock.local_ts < lock.txn.write_ts {
+                    format!(" local={}", show_ts(lock.local_ts))
+                } else {
+                    String::new()
+                };
                 format!(
-                    "lock {} = {} epoch={} ts={} {}",
+                    "lock {} = {} epoch={} ts={}{local} {}",
                     show(locked),
                     self.txn_name(lock.txn.id),
                     lock.txn.epoch,
@@ -124,11 +131,15 @@ impl<E: Engine> Runner<E> {
                     show_value(lock.value.as_deref())
                 )
             }
-            _ => format!(
-                "{} = {}",
-                self.format_key(engine_key)?,
-                show_value(decode_value(value)?.as_deref())
-            ),
+            _ => {
+                let (value, local) = decode_version(value)?;
+                let local = local.map(|ts| format!(" (local={})", show_ts(ts))).unwrap_or_default();
+                format!(
+                    "{} = {}{local}",
+                    self.format_key(engine_key)?,
+                    show_value(value.as_deref())
+                )
+            }
         })
     }
 
@@ -157,6 +168,7 @@ impl<E: Engine> Runner<E> {
                 } else {
                     None
                 };
+                let local: Option<Timestamp> = args.lookup_parse("local")?;
                 args.reject_rest()?;
                 let txn = self.txn_mut(name)?;
                 if txn.written.is_empty() {
@@ -170,6 +182,7 @@ impl<E: Engine> Runner<E> {
                     &mut batch,
                     &key,
                     meta.write_ts,
+                    local.unwrap_or(meta.write_ts),
                     value.map(str::as_bytes),
                     Some(&meta),
                 )?;
@@ -284,7 +297,13 @@ impl<E: Engine> Runner<E> {
     ) -> CmdResult {
         let ts: Timestamp = args.lookup_parse("ts")?.unwrap_or(default_ts);
         let uncertainty_limit: Option<Timestamp> = args.lookup_parse("unc")?;
-        let read = ReadOptions { txn, uncertainty_limit, gc_threshold: self.gc_threshold };
+        let local_uncertainty_limit: Option<Timestamp> = args.lookup_parse("local")?;
+        let read = ReadOptions {
+            txn,
+            uncertainty_limit,
+            local_uncertainty_limit,
+            gc_threshold: self.gc_threshold,
+        };
         let mut out = String::new();
         if command.name == "get" {
             let key = args.lookup("k").ok_or("k= required")?.as_bytes().to_vec();
@@ -347,9 +366,10 @@ impl<E: Engine> goldenscript::Runner for Runner<E> {
                 } else {
                     None
                 };
+                let local: Timestamp = args.lookup_parse("local")?.unwrap_or(ts);
                 args.reject_rest()?;
                 let mut batch = WriteBatch::new();
-                put(&self.engine, &mut batch, &key, ts, value.map(str::as_bytes), None)?;
+                put(&self.engine, &mut batch, &key, ts, local, value.map(str::as_bytes), None)?;
                 out = self.apply(batch)?;
             }
             "get" | "scan" => out = self.read(command, args, Timestamp::MAX, None)?,

@@ -9,11 +9,13 @@ use shoal_keys::{Key, Span, layout};
 use super::TxnMeta;
 use super::key::{decode, encode_prefix, encode_prefix_end, encode_versioned};
 use super::read::{key_iter, read_lock, span_iter};
-use super::value::{LockRecord, decode_value, encode_value};
+use super::value::{LockRecord, decode_value, encode_version};
 use crate::engine::{Cf, Reader, WriteBatch};
 use crate::{Error, Result};
 
-/// Writes `value` to `key` at `ts` (`None` writes a tombstone).
+/// Writes `value` to `key` at `ts` (`None` writes a tombstone). `local_ts` is the writing
+/// node's clock reading now (see "Local timestamps" in the value encoding): uncertainty checks
+/// compare it with readers' observations of that clock.
 ///
 /// Without a transaction, the version is committed at once. With one, `ts` must equal
 /// `txn.write_ts` and the write becomes the transaction's intent, replacing any earlier intent
@@ -25,6 +27,7 @@ pub fn put<R: Reader + ?Sized>(
     batch: &mut WriteBatch,
     key: &[u8],
     ts: Timestamp,
+    local_ts: Timestamp,
     value: Option<&[u8]>,
     txn: Option<&TxnMeta>,
 ) -> Result<Timestamp> {
@@ -73,11 +76,15 @@ pub fn put<R: Reader + ?Sized>(
     }
 
     match txn {
-        None => batch.put(Cf::Mvcc, encode_versioned(key, write_ts), encode_value(value)),
+        None => batch.put(
+            Cf::Mvcc,
+            encode_versioned(key, write_ts),
+            encode_version(value, write_ts, local_ts),
+        ),
         Some(txn) => {
             let mut meta = txn.clone();
             meta.write_ts = write_ts;
-            let record = LockRecord { txn: meta, value: value.map(<[u8]>::to_vec) };
+            let record = LockRecord { txn: meta, local_ts, value: value.map(<[u8]>::to_vec) };
             batch.put(Cf::Mvcc, encode_prefix(layout::lock_key(key).as_bytes()), record.encode());
         }
     }
@@ -90,9 +97,10 @@ pub fn delete<R: Reader + ?Sized>(
     batch: &mut WriteBatch,
     key: &[u8],
     ts: Timestamp,
+    local_ts: Timestamp,
     txn: Option<&TxnMeta>,
 ) -> Result<Timestamp> {
-    put(reader, batch, key, ts, None, txn)
+    put(reader, batch, key, ts, local_ts, None, txn)
 }
 
 /// How a transaction ended, for [`resolve_intent`].
@@ -115,7 +123,10 @@ pub enum Resolution {
     Abort,
 }
 
-/// Resolves the intent of transaction `txn_id` on `key`. Returns false (and does nothing) if
+/// Resolves the intent of transaction `txn_id` on `key`. A committed version keeps the
+/// intent's local timestamp: a commit above the intent's clock reading must still look, to
+/// readers that observed that clock after the intent was written, like a write from before
+/// their observation. Returns false (and does nothing) if
 /// the key holds no intent of that transaction, so resolution is idempotent.
 pub fn resolve_intent<R: Reader + ?Sized>(
     reader: &R,
@@ -157,7 +168,7 @@ pub fn resolve_intent<R: Reader + ?Sized>(
             batch.put(
                 Cf::Mvcc,
                 encode_versioned(key, commit_ts),
-                encode_value(lock.value.as_deref()),
+                encode_version(lock.value.as_deref(), commit_ts, lock.local_ts),
             );
         }
     }
