@@ -221,7 +221,11 @@ impl RangeNetwork {
         let bytes =
             self.transport.send(self.location, kind, envelope.encode(), timeout).await.map_err(
                 |e| match e {
-                    TransportError::Network(..) => RPCError::Network(NetworkError::new(&e)),
+                    // A slow answer is not an unreachable node: openraft backs off from
+                    // unreachable ones, which would delay a merely busy follower further.
+                    TransportError::Network(..) | TransportError::Timeout(..) => {
+                        RPCError::Network(NetworkError::new(&e))
+                    }
                     _ => RPCError::Unreachable(Unreachable::new(&e)),
                 },
             )?;

@@ -23,11 +23,15 @@ use crate::{Server, ServerConfig};
 fn queue_config(dir: &Path, join: Vec<String>) -> ServerConfig {
     let mut config = config(dir, join);
     // Slower than the other tests' timers: several nodes on two cores in a debug build must
-    // not mistake a busy moment for a dead leader.
+    // not mistake a busy moment for a dead leader. A heartbeat must be answered within its
+    // interval, and the answer waits for the follower's log flush (shared by every range on
+    // the node), which takes well over 100 ms when the whole test suite loads the machine: a
+    // leader whose heartbeats all time out can never confirm its lease, and its range stays
+    // unavailable although a majority is alive.
     config.timers = RaftTimers {
-        heartbeat_ms: 100,
-        election_min_ms: 600,
-        election_max_ms: 1200,
+        heartbeat_ms: 300,
+        election_min_ms: 1500,
+        election_max_ms: 3000,
         ..RaftTimers::FAST
     };
     config.queue_interval = Duration::from_millis(200);

@@ -73,10 +73,10 @@ pub(crate) async fn run(inner: Weak<Inner>, interval: Duration) {
         let Some(cluster) = server.cluster() else { continue };
         passes += 1;
         if let Err(e) = crate::split_queue::split_pass(&server, &cluster).await {
-            tracing::debug!("split queue pass: {e}");
+            tracing::warn!("split queue pass: {e}");
         }
         if let Err(e) = replicate_pass(&server, &cluster, &mut checked).await {
-            tracing::debug!("replicate queue pass: {e}");
+            tracing::warn!("replicate queue pass: {e}");
         }
         if passes.is_multiple_of(GC_EVERY_PASSES)
             && let Err(e) = collect_removed_replicas(&cluster, &mut suspects).await

@@ -265,9 +265,25 @@ async fn read_atomic(node: &Server) -> Vec<Option<Vec<u8>>> {
                 println!("reading the keys back: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            Err(e) => panic!("the keys cannot be read back: {e}"),
+            Err(e) => panic!("the keys cannot be read back: {e}\n{}", raft_state(node)),
         }
     }
+}
+
+/// Describes the Raft state of `node`'s replicas, for failure messages: the descriptor, who
+/// leads, the membership, and on a leader each follower's progress and last acknowledgement.
+fn raft_state(node: &Server) -> String {
+    let mut out = String::new();
+    for replica in node.require_cluster().unwrap().store.replicas() {
+        out.push_str(&format!(
+            "on n{}: {:?}\n  {:?}\n  {:?}\n",
+            node.node_id(),
+            replica.descriptor(),
+            replica.membership(),
+            replica.log_progress()
+        ));
+    }
+    out
 }
 
 fn assert_all_or_nothing(values: &[Option<Vec<u8>>], new: &str, old: &str, what: &str) -> bool {
