@@ -9,6 +9,7 @@ use shoal_keys::{Key, Span};
 use crate::DistSender;
 
 /// A KV client.
+#[derive(Clone)]
 pub struct KvClient {
     pub(crate) sender: Arc<DistSender>,
     pub(crate) clock: Arc<Clock>,

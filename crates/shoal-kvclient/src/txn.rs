@@ -415,7 +415,9 @@ impl Txn {
         result.map(|_| ())
     }
 
-    fn rollback_in_background(&self) {
+    /// Rolls back without waiting: the records and intents are cleaned up in the background
+    /// (for a client that has gone away, or an error path that must not wait).
+    pub fn rollback_in_background(&self) {
         let txn = self.clone();
         self.stop_heartbeat();
         tokio::spawn(async move {

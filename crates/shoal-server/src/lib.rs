@@ -46,6 +46,8 @@ pub mod test_hooks;
 #[cfg(test)]
 mod queue_tests;
 #[cfg(test)]
+mod sql_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod txn_tests;

@@ -1,0 +1,413 @@
+//! Binding: resolving the parser's expressions against the columns in scope.
+//!
+//! A [`Scope`] lists the columns a clause can see, in row order. Binding an identifier finds
+//! its position (`t.a` or `a`; an `a` found in two tables is ambiguous, 42702). After a
+//! GROUP BY, expressions are bound against the *grouped* row instead: an expression equal to a
+//! group key, or an aggregate call, becomes a column of the aggregate's output, and any other
+//! column reference is a grouping error (42803).
+//!
+//! ```text
+//!   SELECT a + 1, count(*) FROM t GROUP BY a        t: (k, a)
+//!   group keys   [a]           → grouped row: (a, count(*))
+//!   a + 1        Binary(Add, Column(0), 1)
+//!   count(*)     Column(1)
+//! ```
+
+use sqlparser::ast;
+
+use crate::error::{Result, SqlError};
+use crate::expr::{BinaryOp, Expr, Function};
+use crate::plan::{Aggregate, AggregateFunction, Column};
+use crate::types::{DataType, Value, parse_text};
+
+/// The columns visible to an expression.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// In row order.
+    pub columns: Vec<Column>,
+}
+
+impl Scope {
+    /// Finds a column by optional table qualifier and name.
+    pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
+        let mut found = None;
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.name == name && table.is_none_or(|t| c.table.as_deref() == Some(t)) {
+                if found.is_some() {
+                    return Err(SqlError::AmbiguousColumn(name.to_string()));
+                }
+                found = Some(i);
+            }
+        }
+        found.ok_or_else(|| {
+            SqlError::UndefinedColumn(match table {
+                Some(t) => format!("{t}.{name}"),
+                None => name.to_string(),
+            })
+        })
+    }
+}
+
+/// The grouped row an expression is bound against after GROUP BY.
+#[derive(Debug, Clone, Default)]
+pub struct Grouping {
+    /// Group key expressions, as SQL text.
+    pub keys: Vec<String>,
+    /// Aggregate calls, as SQL text, with what they compute over the ungrouped row.
+    pub calls: Vec<(String, Aggregate)>,
+}
+
+/// Normalizes an identifier: unquoted ones fold to lower case, as in PostgreSQL.
+pub fn ident(id: &ast::Ident) -> String {
+    if id.quote_style.is_some() { id.value.clone() } else { id.value.to_lowercase() }
+}
+
+/// The last part of an object name (schemas are not supported: `public.t` is `t`).
+pub fn object_name(name: &ast::ObjectName) -> Result<String> {
+    let parts: Vec<String> = name
+        .0
+        .iter()
+        .map(|p| match p {
+            ast::ObjectNamePart::Identifier(id) => Ok(ident(id)),
+            other => Err(SqlError::NotSupported(format!("name {other}"))),
+        })
+        .collect::<Result<_>>()?;
+    match parts.as_slice() {
+        [name] => Ok(name.clone()),
+        [schema, name] if schema == "public" => Ok(name.clone()),
+        _ => Err(SqlError::NotSupported(format!("qualified name {name}"))),
+    }
+}
+
+/// Returns the aggregate function named `name`, if it is one.
+pub fn aggregate_function(name: &str, star: bool) -> Option<AggregateFunction> {
+    Some(match (name, star) {
+        ("count", true) => AggregateFunction::CountRows,
+        ("count", false) => AggregateFunction::Count,
+        ("sum", false) => AggregateFunction::Sum,
+        ("avg", false) => AggregateFunction::Avg,
+        ("min", false) => AggregateFunction::Min,
+        ("max", false) => AggregateFunction::Max,
+        _ => return None,
+    })
+}
+
+/// Whether `expr` contains an aggregate call.
+pub fn has_aggregate(expr: &ast::Expr) -> bool {
+    let mut found = false;
+    let _ = ast::visit_expressions(expr, |e| {
+        if let ast::Expr::Function(f) = e
+            && let Ok(name) = object_name(&f.name)
+            && aggregate_function(&name, false).is_some()
+        {
+            found = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+/// Binds expressions against a scope (and, after GROUP BY, a grouping).
+pub struct Binder<'a> {
+    /// The ungrouped columns.
+    pub scope: &'a Scope,
+    /// Set after GROUP BY: expressions bind to the grouped row.
+    pub grouping: Option<&'a Grouping>,
+}
+
+impl<'a> Binder<'a> {
+    /// A binder over `scope`.
+    pub fn new(scope: &'a Scope) -> Self {
+        Binder { scope, grouping: None }
+    }
+
+    /// Binds an expression.
+    pub fn bind(&self, expr: &ast::Expr) -> Result<Expr> {
+        use ast::Expr as A;
+        if let Some(grouping) = self.grouping {
+            let text = expr.to_string();
+            if let Some(i) = grouping.keys.iter().position(|k| *k == text) {
+                return Ok(Expr::Column(i));
+            }
+            if let Some(j) = grouping.calls.iter().position(|(t, _)| *t == text) {
+                return Ok(Expr::Column(grouping.keys.len() + j));
+            }
+        }
+        Ok(match expr {
+            A::Identifier(id) => self.column(None, &ident(id))?,
+            A::CompoundIdentifier(parts) => match parts.as_slice() {
+                [table, column] => self.column(Some(&ident(table)), &ident(column))?,
+                _ => return Err(SqlError::NotSupported(format!("column reference {expr}"))),
+            },
+            A::Value(v) => Expr::Literal(literal(&v.value)?),
+            A::TypedString(ts) => {
+                let to = DataType::from_ast(&ts.data_type)?;
+                let text = match &ts.value.value {
+                    ast::Value::SingleQuotedString(s) => s.clone(),
+                    other => return Err(SqlError::NotSupported(format!("typed literal {other}"))),
+                };
+                Expr::Literal(parse_text(&text, &to)?)
+            }
+            A::Nested(e) => self.bind(e)?,
+            A::UnaryOp { op, expr } => match op {
+                ast::UnaryOperator::Not => Expr::Not(Box::new(self.bind(expr)?)),
+                ast::UnaryOperator::Minus => match self.bind(expr)? {
+                    // Fold negative literals, so -9223372036854775808 reads.
+                    Expr::Literal(Value::Int(i)) => Expr::Literal(Value::Int(-i)),
+                    other => Expr::Neg(Box::new(other)),
+                },
+                ast::UnaryOperator::Plus => self.bind(expr)?,
+                other => return Err(SqlError::NotSupported(format!("operator {other}"))),
+            },
+            A::BinaryOp { left, op, right } => {
+                let op = binary_op(op)?;
+                Expr::Binary(op, Box::new(self.bind(left)?), Box::new(self.bind(right)?))
+            }
+            A::IsNull(e) => Expr::IsNull(Box::new(self.bind(e)?), false),
+            A::IsNotNull(e) => Expr::IsNull(Box::new(self.bind(e)?), true),
+            A::IsTrue(e) => Expr::IsBool(Box::new(self.bind(e)?), true, false),
+            A::IsNotTrue(e) => Expr::IsBool(Box::new(self.bind(e)?), true, true),
+            A::IsFalse(e) => Expr::IsBool(Box::new(self.bind(e)?), false, false),
+            A::IsNotFalse(e) => Expr::IsBool(Box::new(self.bind(e)?), false, true),
+            A::IsDistinctFrom(a, b) => {
+                Expr::IsDistinct(Box::new(self.bind(a)?), Box::new(self.bind(b)?), false)
+            }
+            A::IsNotDistinctFrom(a, b) => {
+                Expr::IsDistinct(Box::new(self.bind(a)?), Box::new(self.bind(b)?), true)
+            }
+            A::InList { expr, list, negated } => Expr::InList(
+                Box::new(self.bind(expr)?),
+                list.iter().map(|e| self.bind(e)).collect::<Result<_>>()?,
+                *negated,
+            ),
+            A::Between { expr, negated, low, high } => {
+                let e = self.bind(expr)?;
+                let range = Expr::Binary(
+                    BinaryOp::And,
+                    Box::new(Expr::Binary(
+                        BinaryOp::GtEq,
+                        Box::new(e.clone()),
+                        Box::new(self.bind(low)?),
+                    )),
+                    Box::new(Expr::Binary(BinaryOp::LtEq, Box::new(e), Box::new(self.bind(high)?))),
+                );
+                if *negated { Expr::Not(Box::new(range)) } else { range }
+            }
+            A::Like { negated, any: false, expr, pattern, escape_char: None } => Expr::Like {
+                expr: Box::new(self.bind(expr)?),
+                pattern: Box::new(self.bind(pattern)?),
+                negated: *negated,
+                case_insensitive: false,
+            },
+            A::ILike { negated, any: false, expr, pattern, escape_char: None } => Expr::Like {
+                expr: Box::new(self.bind(expr)?),
+                pattern: Box::new(self.bind(pattern)?),
+                negated: *negated,
+                case_insensitive: true,
+            },
+            A::Case { operand, conditions, else_result, .. } => Expr::Case {
+                operand: operand.as_ref().map(|o| self.bind(o).map(Box::new)).transpose()?,
+                whens: conditions
+                    .iter()
+                    .map(|w| Ok((self.bind(&w.condition)?, self.bind(&w.result)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: else_result.as_ref().map(|e| self.bind(e).map(Box::new)).transpose()?,
+            },
+            A::Cast { expr, data_type, format: None, .. } => {
+                Expr::Cast(Box::new(self.bind(expr)?), DataType::from_ast(data_type)?)
+            }
+            A::Substring { expr, substring_from, substring_for, .. } => {
+                let mut args = vec![self.bind(expr)?];
+                args.push(match substring_from {
+                    Some(from) => self.bind(from)?,
+                    None => Expr::Literal(Value::Int(1)),
+                });
+                if let Some(count) = substring_for {
+                    args.push(self.bind(count)?);
+                }
+                Expr::Call(Function::Substring, args)
+            }
+            A::Trim { expr, trim_where: None, trim_what: None, trim_characters: None } => {
+                Expr::Call(Function::Trim, vec![self.bind(expr)?])
+            }
+            A::Position { expr, r#in } => {
+                Expr::Call(Function::Strpos, vec![self.bind(r#in)?, self.bind(expr)?])
+            }
+            A::Ceil {
+                expr,
+                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+            } => Expr::Call(Function::Ceil, vec![self.bind(expr)?]),
+            A::Floor {
+                expr,
+                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+            } => Expr::Call(Function::Floor, vec![self.bind(expr)?]),
+            A::Function(f) => self.function(f)?,
+            A::Subquery(_) | A::InSubquery { .. } | A::Exists { .. } => {
+                return Err(SqlError::NotSupported(format!("subquery {expr}")));
+            }
+            other => return Err(SqlError::NotSupported(format!("expression {other}"))),
+        })
+    }
+
+    fn column(&self, table: Option<&str>, name: &str) -> Result<Expr> {
+        if self.grouping.is_some() {
+            // Not a group key (checked first): only valid inside an aggregate.
+            self.scope.resolve(table, name)?;
+            return Err(SqlError::Grouping(format!(
+                "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
+            )));
+        }
+        Ok(Expr::Column(self.scope.resolve(table, name)?))
+    }
+
+    fn function(&self, f: &ast::Function) -> Result<Expr> {
+        let name = object_name(&f.name)?;
+        if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
+            return Err(SqlError::NotSupported(format!("window or filtered function {f}")));
+        }
+        let (args, distinct) = function_args(f)?;
+        if aggregate_function(&name, false).is_some() {
+            return Err(SqlError::Grouping(format!(
+                "aggregate function {name}() is not allowed here"
+            )));
+        }
+        if distinct {
+            return Err(SqlError::NotSupported(format!("DISTINCT in {name}()")));
+        }
+        let bound: Vec<Expr> = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Expr(e) => self.bind(e),
+                FunctionArg::Star => {
+                    Err(SqlError::Syntax(format!("{name}(*) is not a function call")))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let function = Function::lookup(&name, bound.len()).ok_or_else(|| {
+            SqlError::UndefinedFunction(format!("{name}() with {} arguments", bound.len()))
+        })?;
+        Ok(Expr::Call(function, bound))
+    }
+
+    /// Binds an aggregate call (against the ungrouped scope), if `expr` is one.
+    pub fn aggregate(&self, f: &ast::Function) -> Result<Option<Aggregate>> {
+        let name = object_name(&f.name)?;
+        let (args, distinct) = function_args(f)?;
+        let star = matches!(args.as_slice(), [FunctionArg::Star]);
+        let Some(function) = aggregate_function(&name, star) else { return Ok(None) };
+        if f.over.is_some() || f.filter.is_some() {
+            return Err(SqlError::NotSupported(format!("window or filtered aggregate {f}")));
+        }
+        let arg = match args.as_slice() {
+            [FunctionArg::Star] => None,
+            [FunctionArg::Expr(e)] => {
+                if has_aggregate(e) {
+                    return Err(SqlError::Grouping(
+                        "aggregate function calls cannot be nested".into(),
+                    ));
+                }
+                Some(Binder::new(self.scope).bind(e)?)
+            }
+            _ => {
+                return Err(SqlError::UndefinedFunction(format!(
+                    "{name}() with {} arguments",
+                    args.len()
+                )));
+            }
+        };
+        Ok(Some(Aggregate { function, arg, distinct }))
+    }
+}
+
+/// A function argument.
+enum FunctionArg<'e> {
+    Expr(&'e ast::Expr),
+    Star,
+}
+
+fn function_args(f: &ast::Function) -> Result<(Vec<FunctionArg<'_>>, bool)> {
+    match &f.args {
+        ast::FunctionArguments::None => Ok((vec![], false)),
+        ast::FunctionArguments::Subquery(_) => {
+            Err(SqlError::NotSupported(format!("subquery argument in {f}")))
+        }
+        ast::FunctionArguments::List(list) => {
+            if !list.clauses.is_empty() {
+                return Err(SqlError::NotSupported(format!("argument clauses in {f}")));
+            }
+            let distinct =
+                matches!(list.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct));
+            let args = list
+                .args
+                .iter()
+                .map(|a| match a {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => {
+                        Ok(FunctionArg::Expr(e))
+                    }
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard) => {
+                        Ok(FunctionArg::Star)
+                    }
+                    other => Err(SqlError::NotSupported(format!("argument {other}"))),
+                })
+                .collect::<Result<_>>()?;
+            Ok((args, distinct))
+        }
+    }
+}
+
+fn binary_op(op: &ast::BinaryOperator) -> Result<BinaryOp> {
+    use ast::BinaryOperator as B;
+    Ok(match op {
+        B::Plus => BinaryOp::Add,
+        B::Minus => BinaryOp::Sub,
+        B::Multiply => BinaryOp::Mul,
+        B::Divide => BinaryOp::Div,
+        B::Modulo => BinaryOp::Mod,
+        B::StringConcat => BinaryOp::Concat,
+        B::Eq => BinaryOp::Eq,
+        B::NotEq => BinaryOp::NotEq,
+        B::Lt => BinaryOp::Lt,
+        B::LtEq => BinaryOp::LtEq,
+        B::Gt => BinaryOp::Gt,
+        B::GtEq => BinaryOp::GtEq,
+        B::And => BinaryOp::And,
+        B::Or => BinaryOp::Or,
+        other => return Err(SqlError::NotSupported(format!("operator {other}"))),
+    })
+}
+
+/// Reads a literal. Numbers without a point or exponent are integers (decimals when too large
+/// for one), with a point decimals, as in PostgreSQL.
+pub fn literal(v: &ast::Value) -> Result<Value> {
+    use ast::Value as V;
+    Ok(match v {
+        V::Number(n, _) => {
+            if let Ok(i) = n.parse::<i64>() {
+                Value::Int(i)
+            } else if n.contains(['e', 'E']) {
+                Value::Float(n.parse().map_err(|_| SqlError::InvalidText(format!("number {n}")))?)
+            } else {
+                parse_text(n, &DataType::Decimal(None))?
+            }
+        }
+        V::SingleQuotedString(s) | V::EscapedStringLiteral(s) => Value::Text(s.clone()),
+        V::DollarQuotedString(s) => Value::Text(s.value.clone()),
+        V::HexStringLiteral(h) => parse_text(&format!("\\x{h}"), &DataType::Bytes)?,
+        V::Boolean(b) => Value::Bool(*b),
+        V::Null => Value::Null,
+        V::Placeholder(p) => return Err(SqlError::NotSupported(format!("placeholder {p}"))),
+        other => return Err(SqlError::NotSupported(format!("literal {other}"))),
+    })
+}
+
+/// The output name of a projected expression, as PostgreSQL chooses it.
+pub fn output_name(expr: &ast::Expr) -> String {
+    match expr {
+        ast::Expr::Identifier(id) => ident(id),
+        ast::Expr::CompoundIdentifier(parts) => parts.last().map(ident).unwrap_or_default(),
+        ast::Expr::Function(f) => object_name(&f.name).unwrap_or_else(|_| "?column?".into()),
+        ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => output_name(expr),
+        ast::Expr::Case { .. } => "case".into(),
+        _ => "?column?".into(),
+    }
+}

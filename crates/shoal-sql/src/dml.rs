@@ -1,0 +1,527 @@
+//! Statements that change rows: INSERT (with `ON CONFLICT`), UPDATE and DELETE.
+//!
+//! Every row change writes the primary index entry and the entry of every secondary index, in
+//! the statement's transaction, so an index is never out of step with its table:
+//!
+//! ```text
+//!   INSERT INTO t VALUES (1, 'a')        t: (k PRIMARY KEY, v UNIQUE)
+//!     ConditionalPut /Table/t/1/1     = (v='a')   expected absent   → else 23505 t_pkey
+//!     ConditionalPut /Table/t/2/'a'   = /Table/t/1/1  expected absent → else 23505 t_v_key
+//!   UPDATE t SET v = 'b' WHERE k = 1
+//!     Put /Table/t/1/1 = (v='b');  Delete /Table/t/2/'a';  ConditionalPut /Table/t/2/'b'
+//! ```
+//!
+//! Unique entries are written with conditional puts, so two transactions inserting the same
+//! value conflict in the KV layer and one of them fails, whichever range holds the entry.
+//! UPDATE and DELETE first read every target row, then write: a statement never sees its own
+//! writes (no Halloween problem).
+
+use std::sync::Arc;
+
+use shoal_api::{KvError, Request};
+use shoal_keys::Key;
+use shoal_kvclient::KvOps;
+use shoal_kvclient::txn::Txn;
+use sqlparser::ast;
+
+use crate::binder::{Binder, Scope, ident, object_name};
+use crate::catalog::{Snapshot, TableDescriptor};
+use crate::error::{Result, SqlError};
+use crate::exec::{self, Row, passes};
+use crate::expr::{EvalContext, Expr};
+use crate::plan::{Column, Plan};
+use crate::planner::{Planner, table_scan};
+use crate::rowcodec::RowCodec;
+use crate::session::Output;
+
+/// What a row-changing statement needs.
+pub struct DmlContext<'a> {
+    /// The transaction.
+    pub txn: &'a Txn,
+    /// The catalog.
+    pub catalog: &'a Snapshot,
+    /// Evaluation context.
+    pub ctx: EvalContext,
+    /// Makes `rowid` values.
+    pub rowids: &'a (dyn Fn() -> i64 + Send + Sync),
+}
+
+/// A table's columns as a scope, labelled with the table's name.
+fn table_scope(table: &Arc<TableDescriptor>) -> Scope {
+    table_scan(table.clone(), &table.name).1
+}
+
+/// Parses a stored expression (a DEFAULT or CHECK).
+fn parse_expr(text: &str) -> Result<ast::Expr> {
+    sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::Internal(format!("stored expression {text}: {e}")))
+}
+
+/// Binds the RETURNING list over the table's columns.
+fn returning(
+    table: &Arc<TableDescriptor>,
+    items: &[ast::SelectItem],
+) -> Result<(Vec<Expr>, Vec<Column>)> {
+    let scope = table_scope(table);
+    let binder = Binder::new(&scope);
+    let mut exprs = Vec::new();
+    let mut columns = Vec::new();
+    for item in items {
+        match item {
+            ast::SelectItem::Wildcard(_) => {
+                for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
+                    exprs.push(Expr::Column(i));
+                    columns.push(c.clone());
+                }
+            }
+            ast::SelectItem::UnnamedExpr(e) => {
+                exprs.push(binder.bind(e)?);
+                columns.push(Column {
+                    table: None,
+                    name: crate::binder::output_name(e),
+                    data_type: None,
+                    hidden: false,
+                });
+            }
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                exprs.push(binder.bind(expr)?);
+                columns.push(Column {
+                    table: None,
+                    name: ident(alias),
+                    data_type: None,
+                    hidden: false,
+                });
+            }
+            other => return Err(SqlError::NotSupported(format!("RETURNING {other}"))),
+        }
+    }
+    Ok((exprs, columns))
+}
+
+/// Checks a new row: types, NOT NULL, CHECK constraints. Returns the row as stored.
+fn validate(
+    table: &TableDescriptor,
+    checks: &[(String, Expr)],
+    row: Row,
+    ctx: &EvalContext,
+) -> Result<Row> {
+    let mut out = Vec::with_capacity(row.len());
+    for (column, value) in table.columns.iter().zip(row) {
+        let value = column.data_type.assign(value, &column.name)?;
+        if value.is_null() && !column.nullable {
+            return Err(SqlError::NotNull { column: column.name.clone() });
+        }
+        out.push(value);
+    }
+    for (name, check) in checks {
+        // NULL passes a CHECK; only false fails it.
+        if check.eval(&out, ctx)?.as_condition()? == Some(false) {
+            return Err(SqlError::Check(name.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn bound_checks(table: &Arc<TableDescriptor>) -> Result<Vec<(String, Expr)>> {
+    let scope = table_scope(table);
+    table
+        .checks
+        .iter()
+        .map(|c| Ok((c.name.clone(), Binder::new(&scope).bind(&parse_expr(&c.expr)?)?)))
+        .collect()
+}
+
+/// Keys that must not exist yet, each with the index it belongs to (for the error).
+type UniqueKeys = Vec<(Key, String)>;
+
+/// The writes that store `new` in place of `old` (either may be absent), with the unique
+/// keys that must not exist yet, named by their index.
+fn row_writes(
+    table: &TableDescriptor,
+    old: Option<&Row>,
+    new: Option<&Row>,
+) -> Result<(Vec<Request>, UniqueKeys)> {
+    let codec = RowCodec::default();
+    let mut requests = Vec::new();
+    let mut unique = Vec::new();
+    let old_pk = old.map(|r| codec.primary_key(table, r)).transpose()?;
+    let new_pk = new.map(|r| codec.primary_key(table, r)).transpose()?;
+    if let Some(old_pk) = &old_pk
+        && Some(old_pk) != new_pk.as_ref()
+    {
+        requests.push(Request::Delete { key: old_pk.clone() });
+    }
+    if let (Some(pk), Some(row)) = (&new_pk, new) {
+        let value = codec.encode_value(table, row)?;
+        if Some(pk) == old_pk.as_ref() {
+            requests.push(Request::Put { key: pk.clone(), value });
+        } else {
+            requests.push(Request::ConditionalPut { key: pk.clone(), value, expected: None });
+            unique.push((pk.clone(), table.primary.name.clone()));
+        }
+    }
+    for index in &table.indexes {
+        let old_entry = old.map(|r| codec.index_entry(table, index, r)).transpose()?;
+        let new_entry = new.map(|r| codec.index_entry(table, index, r)).transpose()?;
+        if old_entry == new_entry {
+            continue;
+        }
+        if let Some((key, _)) = &old_entry
+            && new_entry.as_ref().is_none_or(|(k, _)| k != key)
+        {
+            requests.push(Request::Delete { key: key.clone() });
+        }
+        if let Some((key, value)) = new_entry {
+            let has_null = index.columns.iter().any(|(id, _)| {
+                table.column_position(*id).is_ok_and(|p| new.is_some_and(|r| r[p].is_null()))
+            });
+            let same_key = old_entry.as_ref().is_some_and(|(k, _)| *k == key);
+            if index.unique && !has_null && !same_key {
+                requests.push(Request::ConditionalPut { key: key.clone(), value, expected: None });
+                unique.push((key, index.name.clone()));
+            } else {
+                requests.push(Request::Put { key, value });
+            }
+        }
+    }
+    Ok((requests, unique))
+}
+
+/// Sends a row's writes; a failed conditional put becomes a unique violation naming the index
+/// whose key is taken by another row.
+async fn write_row(
+    txn: &Txn,
+    requests: Vec<Request>,
+    unique: &[(Key, String)],
+    mine: &[Request],
+) -> Result<()> {
+    match txn.send(requests).await {
+        Ok(_) => Ok(()),
+        Err(KvError::ConditionFailed { .. }) => {
+            for (key, name) in unique {
+                let ours = mine.iter().find_map(|r| match r {
+                    Request::ConditionalPut { key: k, value, .. } if k == key => Some(value),
+                    _ => None,
+                });
+                match txn.get(key.clone()).await? {
+                    Some(found) if Some(&found) != ours => {
+                        return Err(SqlError::Unique { constraint: name.clone() });
+                    }
+                    _ => {}
+                }
+            }
+            let constraint = unique.first().map_or_else(String::new, |(_, n)| n.clone());
+            Err(SqlError::Unique { constraint })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs an INSERT.
+pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> {
+    if insert.or.is_some() || insert.ignore || insert.overwrite || insert.partitioned.is_some() {
+        return Err(SqlError::NotSupported("this INSERT form".into()));
+    }
+    if !insert.assignments.is_empty()
+        || !insert.after_columns.is_empty()
+        || insert.table_alias.is_some()
+    {
+        return Err(SqlError::NotSupported("this INSERT form".into()));
+    }
+    let name = match &insert.table {
+        ast::TableObject::TableName(name) => object_name(name)?,
+        other => return Err(SqlError::NotSupported(format!("INSERT INTO {other}"))),
+    };
+    let table = d.catalog.table(&name)?;
+    let targets: Vec<usize> = if insert.columns.is_empty() {
+        table.columns.iter().enumerate().filter(|(_, c)| !c.hidden).map(|(i, _)| i).collect()
+    } else {
+        insert
+            .columns
+            .iter()
+            .map(|c| {
+                let column = object_name(c)?;
+                table.column_index(&column).ok_or(SqlError::UndefinedColumn(column))
+            })
+            .collect::<Result<_>>()?
+    };
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].contains(t) {
+            return Err(SqlError::DuplicateColumn(table.columns[*t].name.clone()));
+        }
+    }
+    let source = insert
+        .source
+        .as_ref()
+        .ok_or_else(|| SqlError::NotSupported("INSERT without VALUES".into()))?;
+    let planned = Planner { catalog: d.catalog, ctx: d.ctx }.query(source)?;
+    let rows: Vec<Row> =
+        futures::TryStreamExt::try_collect(exec::execute(planned.plan, d.txn.clone(), d.ctx))
+            .await?;
+    let defaults: Vec<Option<Expr>> = table
+        .columns
+        .iter()
+        .map(|c| match c.default.as_deref() {
+            None | Some(crate::ddl::UNIQUE_ROWID) => Ok(None),
+            Some(text) => Ok(Some(Binder::new(&Scope::default()).bind(&parse_expr(text)?)?)),
+        })
+        .collect::<Result<_>>()?;
+    let checks = bound_checks(&table)?;
+    let conflict = on_conflict(&table, insert.on.as_ref())?;
+    let (ret_exprs, ret_columns) = match &insert.returning {
+        Some(items) => returning(&table, items)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let codec = RowCodec::default();
+    let mut count = 0;
+    let mut returned = Vec::new();
+    for source_row in rows {
+        if source_row.len() != targets.len() {
+            return Err(SqlError::Syntax(format!(
+                "INSERT has {} expressions but {} target columns",
+                source_row.len(),
+                targets.len()
+            )));
+        }
+        let mut row: Row = vec![crate::Value::Null; table.columns.len()];
+        for (i, column) in table.columns.iter().enumerate() {
+            row[i] = match &defaults[i] {
+                Some(e) => e.eval(&[], &d.ctx)?,
+                None if column.default.as_deref() == Some(crate::ddl::UNIQUE_ROWID) => {
+                    crate::Value::Int((d.rowids)())
+                }
+                None => crate::Value::Null,
+            };
+        }
+        for (value, target) in source_row.into_iter().zip(&targets) {
+            row[*target] = value;
+        }
+        let row = validate(&table, &checks, row, &d.ctx)?;
+        let written = match &conflict {
+            Conflict::Error => {
+                let (requests, unique) = row_writes(&table, None, Some(&row))?;
+                write_row(d.txn, requests.clone(), &unique, &requests).await?;
+                Some(row)
+            }
+            Conflict::DoNothing | Conflict::DoUpdate(..) => {
+                let pk = codec.primary_key(&table, &row)?;
+                let existing = match d.txn.get(pk.clone()).await? {
+                    Some(value) => Some(codec.decode_row(&table, &pk, &value)?),
+                    None => None,
+                };
+                match (existing, &conflict) {
+                    (None, _) => {
+                        let (requests, unique) = row_writes(&table, None, Some(&row))?;
+                        write_row(d.txn, requests.clone(), &unique, &requests).await?;
+                        Some(row)
+                    }
+                    (Some(_), Conflict::DoNothing) => None,
+                    (Some(old), Conflict::DoUpdate(assignments, filter)) => {
+                        // Expressions see the existing row, then `excluded` (the proposed one).
+                        let mut both = old.clone();
+                        both.extend(row.iter().cloned());
+                        if filter.as_ref().map_or(Ok(true), |f| passes(f, &both, &d.ctx))? {
+                            let mut new = old.clone();
+                            for (position, e) in assignments {
+                                new[*position] = e.eval(&both, &d.ctx)?;
+                            }
+                            let new = validate(&table, &checks, new, &d.ctx)?;
+                            let (requests, unique) = row_writes(&table, Some(&old), Some(&new))?;
+                            write_row(d.txn, requests.clone(), &unique, &requests).await?;
+                            Some(new)
+                        } else {
+                            None
+                        }
+                    }
+                    (Some(_), Conflict::Error) => unreachable!(),
+                }
+            }
+        };
+        if let Some(row) = written {
+            count += 1;
+            if !ret_exprs.is_empty() {
+                returned
+                    .push(ret_exprs.iter().map(|e| e.eval(&row, &d.ctx)).collect::<Result<_>>()?);
+            }
+        }
+    }
+    Ok(finish("INSERT", count, ret_columns, returned, insert.returning.is_some()))
+}
+
+fn finish(
+    tag: &'static str,
+    count: u64,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+    returning: bool,
+) -> Output {
+    if returning { Output::Rows { columns, rows } } else { Output::Affected { tag, count } }
+}
+
+/// What an INSERT does when a row's primary key exists.
+enum Conflict {
+    Error,
+    DoNothing,
+    /// Assignments (column position, expression over existing ++ excluded) and a filter.
+    DoUpdate(Vec<(usize, Expr)>, Option<Expr>),
+}
+
+fn on_conflict(table: &Arc<TableDescriptor>, on: Option<&ast::OnInsert>) -> Result<Conflict> {
+    let Some(on) = on else { return Ok(Conflict::Error) };
+    let ast::OnInsert::OnConflict(c) = on else {
+        return Err(SqlError::NotSupported("ON DUPLICATE KEY UPDATE".into()));
+    };
+    match &c.conflict_target {
+        None => {}
+        Some(ast::ConflictTarget::Columns(columns)) => {
+            let names: Vec<String> = columns.iter().map(ident).collect();
+            let pk: Vec<String> = table
+                .primary
+                .columns
+                .iter()
+                .filter_map(|(id, _)| {
+                    table.column_position(*id).ok().map(|p| table.columns[p].name.clone())
+                })
+                .collect();
+            if names != pk {
+                return Err(SqlError::NotSupported(
+                    "ON CONFLICT on columns other than the primary key".into(),
+                ));
+            }
+        }
+        Some(other) => return Err(SqlError::NotSupported(format!("ON CONFLICT {other}"))),
+    }
+    Ok(match &c.action {
+        ast::OnConflictAction::DoNothing => Conflict::DoNothing,
+        ast::OnConflictAction::DoUpdate(update) => {
+            let mut scope = table_scope(table);
+            let excluded: Vec<Column> = scope
+                .columns
+                .iter()
+                .map(|c| Column { table: Some("excluded".into()), ..c.clone() })
+                .collect();
+            scope.columns.extend(excluded);
+            let binder = Binder::new(&scope);
+            let assignments = assignments(table, &update.assignments, &binder)?;
+            let filter = update.selection.as_ref().map(|s| binder.bind(s)).transpose()?;
+            Conflict::DoUpdate(assignments, filter)
+        }
+    })
+}
+
+fn assignments(
+    table: &TableDescriptor,
+    list: &[ast::Assignment],
+    binder: &Binder<'_>,
+) -> Result<Vec<(usize, Expr)>> {
+    let mut out: Vec<(usize, Expr)> = Vec::new();
+    for a in list {
+        let ast::AssignmentTarget::ColumnName(name) = &a.target else {
+            return Err(SqlError::NotSupported("tuple assignments".into()));
+        };
+        let column = object_name(name)?;
+        let position =
+            table.column_index(&column).ok_or(SqlError::UndefinedColumn(column.clone()))?;
+        if out.iter().any(|(p, _)| *p == position) {
+            return Err(SqlError::DuplicateColumn(column));
+        }
+        out.push((position, binder.bind(&a.value)?));
+    }
+    Ok(out)
+}
+
+/// Reads the rows of `table` that pass `selection`, planned like a SELECT (so key predicates
+/// become spans).
+async fn target_rows(
+    d: &DmlContext<'_>,
+    table: &Arc<TableDescriptor>,
+    selection: Option<&ast::Expr>,
+) -> Result<Vec<Row>> {
+    let (mut plan, scope) = table_scan(table.clone(), &table.name);
+    if let Some(selection) = selection {
+        let predicate = Binder::new(&scope).bind(selection)?;
+        plan = Plan::Filter { source: Box::new(plan), predicate };
+    }
+    let plan = crate::optimizer::optimize(plan);
+    futures::TryStreamExt::try_collect(exec::execute(plan, d.txn.clone(), d.ctx)).await
+}
+
+fn single_table(from: &ast::TableWithJoins) -> Result<String> {
+    if !from.joins.is_empty() {
+        return Err(SqlError::NotSupported("joins in UPDATE/DELETE".into()));
+    }
+    match &from.relation {
+        ast::TableFactor::Table { name, alias: None, args: None, .. } => object_name(name),
+        other => Err(SqlError::NotSupported(format!("target {other}"))),
+    }
+}
+
+/// Runs an UPDATE.
+pub async fn update(d: &DmlContext<'_>, update: &ast::Update) -> Result<Output> {
+    if update.from.is_some()
+        || update.or.is_some()
+        || !update.order_by.is_empty()
+        || update.limit.is_some()
+    {
+        return Err(SqlError::NotSupported("this UPDATE form".into()));
+    }
+    let table = d.catalog.table(&single_table(&update.table)?)?;
+    let scope = table_scope(&table);
+    let assignments = assignments(&table, &update.assignments, &Binder::new(&scope))?;
+    let checks = bound_checks(&table)?;
+    let (ret_exprs, ret_columns) = match &update.returning {
+        Some(items) => returning(&table, items)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut count = 0;
+    let mut returned = Vec::new();
+    for old in target_rows(d, &table, update.selection.as_ref()).await? {
+        let mut new = old.clone();
+        for (position, e) in &assignments {
+            new[*position] = e.eval(&old, &d.ctx)?;
+        }
+        let new = validate(&table, &checks, new, &d.ctx)?;
+        let (requests, unique) = row_writes(&table, Some(&old), Some(&new))?;
+        write_row(d.txn, requests.clone(), &unique, &requests).await?;
+        count += 1;
+        if !ret_exprs.is_empty() {
+            returned.push(ret_exprs.iter().map(|e| e.eval(&new, &d.ctx)).collect::<Result<_>>()?);
+        }
+    }
+    Ok(finish("UPDATE", count, ret_columns, returned, update.returning.is_some()))
+}
+
+/// Runs a DELETE.
+pub async fn delete(d: &DmlContext<'_>, delete: &ast::Delete) -> Result<Output> {
+    if delete.using.is_some()
+        || !delete.order_by.is_empty()
+        || delete.limit.is_some()
+        || !delete.tables.is_empty()
+    {
+        return Err(SqlError::NotSupported("this DELETE form".into()));
+    }
+    let from = match &delete.from {
+        ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from) => from,
+    };
+    let [from] = from.as_slice() else {
+        return Err(SqlError::NotSupported("DELETE from several tables".into()));
+    };
+    let table = d.catalog.table(&single_table(from)?)?;
+    let (ret_exprs, ret_columns) = match &delete.returning {
+        Some(items) => returning(&table, items)?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut count = 0;
+    let mut returned = Vec::new();
+    for old in target_rows(d, &table, delete.selection.as_ref()).await? {
+        let (requests, _) = row_writes(&table, Some(&old), None)?;
+        d.txn.send(requests).await?;
+        count += 1;
+        if !ret_exprs.is_empty() {
+            returned.push(ret_exprs.iter().map(|e| e.eval(&old, &d.ctx)).collect::<Result<_>>()?);
+        }
+    }
+    Ok(finish("DELETE", count, ret_columns, returned, delete.returning.is_some()))
+}

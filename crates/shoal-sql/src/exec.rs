@@ -1,0 +1,416 @@
+//! Executing plans: each operator is a stream of rows pulled by its parent.
+//!
+//! ```text
+//!   Limit 10 ── pulls ──▶ Filter ── pulls ──▶ Scan ── pages of 1,000 rows ──▶ DistSender
+//! ```
+//!
+//! Scans read their spans a page at a time through the transaction, so a `LIMIT` stops the
+//! reading early and a large table is never held in memory by a scan. Sort, aggregation,
+//! DISTINCT and the right side of a join must see all their input, and buffer it.
+//!
+//! Every read goes through the statement's transaction ([`Txn`]): the rows a statement sees
+//! are a consistent snapshot at the transaction's read timestamp, and the transaction's read
+//! spans are tracked for its commit-time refresh.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use rust_decimal::Decimal;
+use shoal_api::{Request, Response};
+use shoal_keys::{Key, Span};
+use shoal_kvclient::KvOps;
+use shoal_kvclient::txn::Txn;
+
+use crate::catalog::{IndexDescriptor, TableDescriptor};
+use crate::error::{Result, SqlError};
+use crate::expr::{EvalContext, Expr};
+use crate::plan::{Aggregate, AggregateFunction, JoinKind, Plan, SortKey};
+use crate::rowcodec::RowCodec;
+use crate::types::Value;
+
+/// A row.
+pub type Row = Vec<Value>;
+
+/// A stream of rows.
+pub type Rows = BoxStream<'static, Result<Row>>;
+
+/// Pages of key-value pairs read by a scan.
+type Pages = BoxStream<'static, Result<Vec<(Key, Vec<u8>)>>>;
+
+/// A group's accumulators, and the values seen by its DISTINCT aggregates.
+type GroupState = (Vec<Accumulator>, Vec<HashSet<Value>>);
+
+/// How many rows a scan asks for at once.
+const PAGE: u64 = 1000;
+
+/// Returns the rows of `plan`, read through `txn`.
+pub fn execute(plan: Plan, txn: Txn, ctx: EvalContext) -> Rows {
+    match plan {
+        Plan::Scan { table, spans, filter } => scan(table, spans, filter, txn, ctx),
+        Plan::IndexScan { table, index, spans, filter } => {
+            index_scan(table, index, spans, filter, txn, ctx)
+        }
+        Plan::Values { rows, .. } => {
+            let evaluated: Vec<Result<Row>> = rows
+                .into_iter()
+                .map(|row| row.iter().map(|e| e.eval(&[], &ctx)).collect())
+                .collect();
+            stream::iter(evaluated).boxed()
+        }
+        Plan::Filter { source, predicate } => execute(*source, txn, ctx)
+            .try_filter_map(move |row| {
+                let keep = passes(&predicate, &row, &ctx);
+                futures::future::ready(keep.map(|k| k.then_some(row)))
+            })
+            .boxed(),
+        Plan::Project { source, exprs } => execute(*source, txn, ctx)
+            .and_then(move |row| {
+                futures::future::ready(exprs.iter().map(|e| e.eval(&row, &ctx)).collect())
+            })
+            .boxed(),
+        Plan::Limit { source, limit, offset } => {
+            let mut seen = 0u64;
+            let skipped = execute(*source, txn, ctx).try_filter_map(move |row| {
+                seen += 1;
+                futures::future::ready(Ok((seen > offset).then_some(row)))
+            });
+            match limit {
+                Some(limit) => skipped.take(usize::try_from(limit).unwrap_or(usize::MAX)).boxed(),
+                None => skipped.boxed(),
+            }
+        }
+        Plan::Distinct { source } => {
+            let mut seen: HashSet<Row> = HashSet::new();
+            execute(*source, txn, ctx)
+                .try_filter_map(move |row| {
+                    let fresh = seen.insert(row.clone());
+                    futures::future::ready(Ok(fresh.then_some(row)))
+                })
+                .boxed()
+        }
+        Plan::Sort { source, keys } => {
+            buffered(execute(*source, txn, ctx), move |rows| sort(rows, &keys, &ctx))
+        }
+        Plan::Aggregate { source, group_by, aggregates } => {
+            buffered(execute(*source, txn, ctx), move |rows| {
+                aggregate(rows, &group_by, &aggregates, &ctx)
+            })
+        }
+        Plan::Join { left, right, kind, on, right_width } => {
+            let right_rows = execute(*right, txn.clone(), ctx);
+            let left_rows = execute(*left, txn, ctx);
+            let joined = async move {
+                let right: Arc<Vec<Row>> = Arc::new(right_rows.try_collect().await?);
+                Ok::<_, SqlError>(
+                    left_rows
+                        .and_then(move |l| {
+                            let rows = join_row(&l, &right, kind, on.as_ref(), right_width, &ctx);
+                            futures::future::ready(rows)
+                        })
+                        .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+                        .try_flatten(),
+                )
+            };
+            stream::once(joined).try_flatten().boxed()
+        }
+    }
+}
+
+/// Joins one left row with every right row.
+fn join_row(
+    left: &Row,
+    right: &[Row],
+    kind: JoinKind,
+    on: Option<&Expr>,
+    right_width: usize,
+    ctx: &EvalContext,
+) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for r in right {
+        let mut row = left.clone();
+        row.extend(r.iter().cloned());
+        if on.map_or(Ok(true), |on| passes(on, &row, ctx))? {
+            out.push(row);
+        }
+    }
+    if out.is_empty() && kind == JoinKind::Left {
+        let mut row = left.clone();
+        row.extend(std::iter::repeat_n(Value::Null, right_width));
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Whether `row` passes `predicate` (NULL does not).
+pub fn passes(predicate: &Expr, row: &[Value], ctx: &EvalContext) -> Result<bool> {
+    Ok(predicate.eval(row, ctx)?.as_condition()? == Some(true))
+}
+
+/// Runs `finish` over all of `input`'s rows, then streams its result.
+fn buffered(
+    input: Rows,
+    finish: impl FnOnce(Vec<Row>) -> Result<Vec<Row>> + Send + 'static,
+) -> Rows {
+    stream::once(async move {
+        let rows: Vec<Row> = input.try_collect().await?;
+        finish(rows)
+    })
+    .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+    .try_flatten()
+    .boxed()
+}
+
+fn scan(
+    table: Arc<TableDescriptor>,
+    spans: Vec<Span>,
+    filter: Option<Expr>,
+    txn: Txn,
+    ctx: EvalContext,
+) -> Rows {
+    let codec = RowCodec::default();
+    pages(spans, txn)
+        .and_then(move |page| {
+            let rows: Result<Vec<Row>> = page
+                .into_iter()
+                .map(|(key, value)| codec.decode_row(&table, &key, &value))
+                .filter_map(|row| match row {
+                    Ok(row) => match filter.as_ref().map(|f| passes(f, &row, &ctx)) {
+                        None | Some(Ok(true)) => Some(Ok(row)),
+                        Some(Ok(false)) => None,
+                        Some(Err(e)) => Some(Err(e)),
+                    },
+                    Err(e) => Some(Err(e)),
+                })
+                .collect();
+            futures::future::ready(rows)
+        })
+        .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+}
+
+/// Reads `spans` in order, a page at a time.
+fn pages(spans: Vec<Span>, txn: Txn) -> Pages {
+    let mut spans = std::collections::VecDeque::from(spans);
+    let current = spans.pop_front();
+    stream::try_unfold((current, spans, txn), |(current, mut rest, txn)| async move {
+        let Some(span) = current else { return Ok(None) };
+        if span.is_empty() {
+            let next = rest.pop_front();
+            return Ok(Some((Vec::new(), (next, rest, txn))));
+        }
+        let page = txn.scan(span.clone(), Some(PAGE)).await?;
+        let next = match page.last() {
+            Some((key, _)) if page.len() as u64 == PAGE => {
+                Some(Span { start: key.next(), end: span.end })
+            }
+            _ => rest.pop_front(),
+        };
+        Ok(Some((page, (next, rest, txn))))
+    })
+    .boxed()
+}
+
+fn index_scan(
+    table: Arc<TableDescriptor>,
+    index: IndexDescriptor,
+    spans: Vec<Span>,
+    filter: Option<Expr>,
+    txn: Txn,
+    ctx: EvalContext,
+) -> Rows {
+    let _ = index;
+    let fetch = txn.clone();
+    let codec = RowCodec::default();
+    pages(spans, txn)
+        .and_then(move |entries| {
+            let fetch = fetch.clone();
+            let table = table.clone();
+            let filter = filter.clone();
+            let codec = codec.clone();
+            async move {
+                let gets: Vec<Request> = entries
+                    .iter()
+                    .map(|(_, primary)| Request::Get { key: Key::new(primary.clone()) })
+                    .collect();
+                if gets.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let responses = fetch.send(gets).await?;
+                let mut rows = Vec::new();
+                for ((_, primary), response) in entries.into_iter().zip(responses) {
+                    let Response::Get(Some(value)) = response else {
+                        return Err(SqlError::Internal(format!(
+                            "index entry of {} points to a missing row",
+                            table.name
+                        )));
+                    };
+                    let row = codec.decode_row(&table, &Key::new(primary), &value)?;
+                    if filter.as_ref().map_or(Ok(true), |f| passes(f, &row, &ctx))? {
+                        rows.push(row);
+                    }
+                }
+                Ok(rows)
+            }
+        })
+        .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
+}
+
+fn sort(rows: Vec<Row>, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>> {
+    let mut keyed: Vec<(Vec<Value>, Row)> = rows
+        .into_iter()
+        .map(|row| Ok((keys.iter().map(|k| k.expr.eval(&row, ctx)).collect::<Result<_>>()?, row)))
+        .collect::<Result<_>>()?;
+    keyed.sort_by(|(a, _), (b, _)| {
+        for ((x, y), key) in a.iter().zip(b).zip(keys) {
+            let ord = match (x.is_null(), y.is_null()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => {
+                    if key.nulls_first {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    }
+                }
+                (false, true) => {
+                    if key.nulls_first {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    }
+                }
+                (false, false) => {
+                    let ord = x.sort_cmp(y);
+                    if key.ascending { ord } else { ord.reverse() }
+                }
+            };
+            if ord.is_ne() {
+                return ord;
+            }
+        }
+        std::cmp::Ordering::Equal
+    });
+    Ok(keyed.into_iter().map(|(_, row)| row).collect())
+}
+
+/// The running state of one aggregate in one group.
+#[derive(Debug, Clone)]
+enum Accumulator {
+    Count(i64),
+    Sum(Option<Value>),
+    Avg(Option<Value>, i64),
+    Extreme(Option<Value>),
+}
+
+fn add(sum: Option<Value>, v: Value) -> Result<Option<Value>> {
+    let v = match v {
+        // Integer sums are exact and cannot overflow: they add up as decimals.
+        Value::Int(i) => Value::Decimal(Decimal::from(i)),
+        other => other,
+    };
+    Ok(Some(match sum {
+        None => v,
+        Some(s) => Expr::Binary(
+            crate::expr::BinaryOp::Add,
+            Box::new(Expr::Literal(s)),
+            Box::new(Expr::Literal(v)),
+        )
+        .eval(&[], &EvalContext { now_micros: 0 })?,
+    }))
+}
+
+fn aggregate(
+    rows: Vec<Row>,
+    group_by: &[Expr],
+    aggregates: &[Aggregate],
+    ctx: &EvalContext,
+) -> Result<Vec<Row>> {
+    let fresh = || -> Vec<Accumulator> {
+        aggregates
+            .iter()
+            .map(|a| match a.function {
+                AggregateFunction::CountRows | AggregateFunction::Count => Accumulator::Count(0),
+                AggregateFunction::Sum => Accumulator::Sum(None),
+                AggregateFunction::Avg => Accumulator::Avg(None, 0),
+                AggregateFunction::Min | AggregateFunction::Max => Accumulator::Extreme(None),
+            })
+            .collect()
+    };
+    // Groups in first-seen order, so output is deterministic before any ORDER BY.
+    let mut order: Vec<Vec<Value>> = Vec::new();
+    let mut groups: HashMap<Vec<Value>, GroupState> = HashMap::new();
+    for row in &rows {
+        let key: Vec<Value> = group_by.iter().map(|e| e.eval(row, ctx)).collect::<Result<_>>()?;
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            (fresh(), vec![HashSet::new(); aggregates.len()])
+        });
+        for (i, a) in aggregates.iter().enumerate() {
+            let value = match &a.arg {
+                Some(arg) => arg.eval(row, ctx)?,
+                None => Value::Bool(true),
+            };
+            if value.is_null() {
+                continue;
+            }
+            if a.distinct && !entry.1[i].insert(value.clone()) {
+                continue;
+            }
+            let acc = &mut entry.0[i];
+            *acc = match (std::mem::replace(acc, Accumulator::Count(0)), a.function) {
+                (Accumulator::Count(n), _) => Accumulator::Count(n + 1),
+                (Accumulator::Sum(s), _) => Accumulator::Sum(add(s, numeric(value, "sum")?)?),
+                (Accumulator::Avg(s, n), _) => {
+                    Accumulator::Avg(add(s, numeric(value, "avg")?)?, n + 1)
+                }
+                (Accumulator::Extreme(None), _) => Accumulator::Extreme(Some(value)),
+                (Accumulator::Extreme(Some(best)), f) => {
+                    let ord = value.sql_cmp(&best)?.unwrap_or(std::cmp::Ordering::Equal);
+                    let better =
+                        if f == AggregateFunction::Min { ord.is_lt() } else { ord.is_gt() };
+                    Accumulator::Extreme(Some(if better { value } else { best }))
+                }
+            };
+        }
+    }
+    if order.is_empty() && group_by.is_empty() {
+        order.push(Vec::new());
+        groups.insert(Vec::new(), (fresh(), vec![]));
+    }
+    let mut out = Vec::with_capacity(order.len());
+    for key in order {
+        let (accs, _) = groups.remove(&key).expect("every ordered group exists");
+        let mut row = key;
+        for acc in accs {
+            row.push(match acc {
+                Accumulator::Count(n) => Value::Int(n),
+                Accumulator::Sum(s) | Accumulator::Extreme(s) => s.unwrap_or(Value::Null),
+                Accumulator::Avg(None, _) => Value::Null,
+                Accumulator::Avg(Some(s), n) => Expr::Binary(
+                    crate::expr::BinaryOp::Div,
+                    Box::new(Expr::Literal(match s {
+                        Value::Int(i) => Value::Decimal(Decimal::from(i)),
+                        other => other,
+                    })),
+                    Box::new(Expr::Literal(Value::Int(n))),
+                )
+                .eval(&[], ctx)?,
+            });
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+fn numeric(v: Value, f: &str) -> Result<Value> {
+    match v {
+        Value::Int(_) | Value::Float(_) | Value::Decimal(_) => Ok(v),
+        other => Err(SqlError::DatatypeMismatch(format!(
+            "{f}() takes a number, not {}",
+            other.type_name()
+        ))),
+    }
+}

@@ -1,0 +1,853 @@
+//! Bound scalar expressions and their evaluation.
+//!
+//! The planner turns the parser's expressions into [`Expr`]s whose column references are
+//! positions in the input row, so evaluation needs no names:
+//!
+//! ```text
+//!   SELECT price * 2 FROM items WHERE name LIKE 'a%'     items: (id, name, price)
+//!   projection  Binary(Mul, Column(2), Literal(Int(2)))
+//!   filter      Like { expr: Column(1), pattern: Literal(Text("a%")), negated: false }
+//! ```
+//!
+//! # Three-valued logic
+//!
+//! NULL propagates through operators and functions (except `IS [NOT] NULL`, `IS [NOT]
+//! DISTINCT FROM`, `COALESCE`, `AND` and `OR`, which follow SQL's rules: `NULL AND false` is
+//! false, `NULL OR true` is true). A filter keeps a row only when its condition is true.
+//!
+//! # Numbers
+//!
+//! Integer arithmetic is checked (overflow is 22003) and `int / int` truncates, as in
+//! PostgreSQL; mixing an integer with a float gives a float, with a decimal a decimal.
+
+use std::cmp::Ordering;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+
+use crate::error::{Result, SqlError};
+use crate::types::{DataType, Value, decimal_to_f64};
+
+/// A binary operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+    /// `%`
+    Mod,
+    /// `||`
+    Concat,
+    /// `=`
+    Eq,
+    /// `<>`
+    NotEq,
+    /// `<`
+    Lt,
+    /// `<=`
+    LtEq,
+    /// `>`
+    Gt,
+    /// `>=`
+    GtEq,
+    /// `AND`
+    And,
+    /// `OR`
+    Or,
+}
+
+/// A scalar function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    /// `lower(text)`
+    Lower,
+    /// `upper(text)`
+    Upper,
+    /// `length(text)`, `char_length(text)`
+    Length,
+    /// `substring(text, from [, count])`
+    Substring,
+    /// `trim(text)` (both ends)
+    Trim,
+    /// `ltrim(text)`
+    Ltrim,
+    /// `rtrim(text)`
+    Rtrim,
+    /// `replace(text, from, to)`
+    Replace,
+    /// `concat(...)`: NULLs count as empty
+    Concat,
+    /// `strpos(text, sub)`, `position(sub IN text)`
+    Strpos,
+    /// `left(text, n)`
+    Left,
+    /// `right(text, n)`
+    Right,
+    /// `abs(x)`
+    Abs,
+    /// `round(x [, digits])`
+    Round,
+    /// `floor(x)`
+    Floor,
+    /// `ceil(x)`
+    Ceil,
+    /// `sqrt(x)`
+    Sqrt,
+    /// `power(x, y)`
+    Power,
+    /// `mod(x, y)`
+    Mod,
+    /// `sign(x)`
+    Sign,
+    /// `coalesce(...)`
+    Coalesce,
+    /// `nullif(a, b)`
+    NullIf,
+    /// `greatest(...)`
+    Greatest,
+    /// `least(...)`
+    Least,
+    /// `now()`, `current_timestamp`: the transaction's timestamp
+    Now,
+    /// `current_date`
+    CurrentDate,
+}
+
+impl Function {
+    /// Looks a function up by name with its argument count; None if unknown.
+    pub fn lookup(name: &str, args: usize) -> Option<Function> {
+        use Function::*;
+        let (f, arity): (Function, &dyn Fn(usize) -> bool) = match name {
+            "lower" => (Lower, &|n| n == 1),
+            "upper" => (Upper, &|n| n == 1),
+            "length" | "char_length" | "character_length" => (Length, &|n| n == 1),
+            "substring" | "substr" => (Substring, &|n| n == 2 || n == 3),
+            "btrim" | "trim" => (Trim, &|n| n == 1),
+            "ltrim" => (Ltrim, &|n| n == 1),
+            "rtrim" => (Rtrim, &|n| n == 1),
+            "replace" => (Replace, &|n| n == 3),
+            "concat" => (Concat, &|n| n >= 1),
+            "strpos" => (Strpos, &|n| n == 2),
+            "left" => (Left, &|n| n == 2),
+            "right" => (Right, &|n| n == 2),
+            "abs" => (Abs, &|n| n == 1),
+            "round" => (Round, &|n| n == 1 || n == 2),
+            "floor" => (Floor, &|n| n == 1),
+            "ceil" | "ceiling" => (Ceil, &|n| n == 1),
+            "sqrt" => (Sqrt, &|n| n == 1),
+            "power" | "pow" => (Power, &|n| n == 2),
+            "mod" => (Mod, &|n| n == 2),
+            "sign" => (Sign, &|n| n == 1),
+            "coalesce" => (Coalesce, &|n| n >= 1),
+            "nullif" => (NullIf, &|n| n == 2),
+            "greatest" => (Greatest, &|n| n >= 1),
+            "least" => (Least, &|n| n >= 1),
+            "now" | "current_timestamp" | "transaction_timestamp" => (Now, &|n| n == 0),
+            "current_date" => (CurrentDate, &|n| n == 0),
+            _ => return None,
+        };
+        arity(args).then_some(f)
+    }
+}
+
+/// A bound expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A constant.
+    Literal(Value),
+    /// The input row's value at this position.
+    Column(usize),
+    /// `NOT e`
+    Not(Box<Expr>),
+    /// `-e`
+    Neg(Box<Expr>),
+    /// `a op b`
+    Binary(BinaryOp, Box<Expr>, Box<Expr>),
+    /// `e IS [NOT] NULL` (negated: IS NOT NULL)
+    IsNull(Box<Expr>, bool),
+    /// `a IS [NOT] DISTINCT FROM b` (negated: IS NOT DISTINCT FROM)
+    IsDistinct(Box<Expr>, Box<Expr>, bool),
+    /// `e IS [NOT] TRUE/FALSE`: the value compared, and whether negated.
+    IsBool(Box<Expr>, bool, bool),
+    /// `e [NOT] IN (list)`
+    InList(Box<Expr>, Vec<Expr>, bool),
+    /// `e [NOT] LIKE pattern` (and ILIKE when case-insensitive)
+    Like {
+        /// The text.
+        expr: Box<Expr>,
+        /// The pattern.
+        pattern: Box<Expr>,
+        /// NOT LIKE.
+        negated: bool,
+        /// ILIKE.
+        case_insensitive: bool,
+    },
+    /// `CASE [operand] WHEN … THEN … ELSE … END`
+    Case {
+        /// Compared with each WHEN value when present; else each WHEN is a condition.
+        operand: Option<Box<Expr>>,
+        /// (WHEN, THEN) pairs.
+        whens: Vec<(Expr, Expr)>,
+        /// ELSE, NULL when absent.
+        otherwise: Option<Box<Expr>>,
+    },
+    /// `CAST(e AS t)`, `e::t`
+    Cast(Box<Expr>, DataType),
+    /// A scalar function call.
+    Call(Function, Vec<Expr>),
+}
+
+/// What evaluation needs besides the row.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalContext {
+    /// The transaction's timestamp in microseconds since the epoch, for `now()`.
+    pub now_micros: i64,
+}
+
+impl Expr {
+    /// Evaluates the expression over `row`.
+    pub fn eval(&self, row: &[Value], ctx: &EvalContext) -> Result<Value> {
+        Ok(match self {
+            Expr::Literal(v) => v.clone(),
+            Expr::Column(i) => row.get(*i).cloned().ok_or_else(|| {
+                SqlError::Internal(format!("column {i} of a {}-column row", row.len()))
+            })?,
+            Expr::Not(e) => match e.eval(row, ctx)?.as_condition()? {
+                None => Value::Null,
+                Some(b) => Value::Bool(!b),
+            },
+            Expr::Neg(e) => negate(e.eval(row, ctx)?)?,
+            Expr::Binary(BinaryOp::And, a, b) => {
+                let left = a.eval(row, ctx)?.as_condition()?;
+                if left == Some(false) {
+                    return Ok(Value::Bool(false));
+                }
+                match (left, b.eval(row, ctx)?.as_condition()?) {
+                    (_, Some(false)) => Value::Bool(false),
+                    (Some(true), Some(true)) => Value::Bool(true),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Binary(BinaryOp::Or, a, b) => {
+                let left = a.eval(row, ctx)?.as_condition()?;
+                if left == Some(true) {
+                    return Ok(Value::Bool(true));
+                }
+                match (left, b.eval(row, ctx)?.as_condition()?) {
+                    (_, Some(true)) => Value::Bool(true),
+                    (Some(false), Some(false)) => Value::Bool(false),
+                    _ => Value::Null,
+                }
+            }
+            Expr::Binary(op, a, b) => binary(*op, a.eval(row, ctx)?, b.eval(row, ctx)?)?,
+            Expr::IsNull(e, negated) => Value::Bool(e.eval(row, ctx)?.is_null() != *negated),
+            Expr::IsDistinct(a, b, negated) => {
+                let (a, b) = (a.eval(row, ctx)?, b.eval(row, ctx)?);
+                let distinct = match (a.is_null(), b.is_null()) {
+                    (true, true) => false,
+                    (true, false) | (false, true) => true,
+                    (false, false) => a.sql_cmp(&b)? != Some(Ordering::Equal),
+                };
+                Value::Bool(distinct != *negated)
+            }
+            Expr::IsBool(e, want, negated) => {
+                let is = e.eval(row, ctx)?.as_condition()? == Some(*want);
+                Value::Bool(is != *negated)
+            }
+            Expr::InList(e, list, negated) => {
+                let value = e.eval(row, ctx)?;
+                if value.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    match value.sql_cmp(&item.eval(row, ctx)?)? {
+                        Some(Ordering::Equal) => return Ok(Value::Bool(!*negated)),
+                        None => saw_null = true,
+                        Some(_) => {}
+                    }
+                }
+                if saw_null { Value::Null } else { Value::Bool(*negated) }
+            }
+            Expr::Like { expr, pattern, negated, case_insensitive } => {
+                match (expr.eval(row, ctx)?, pattern.eval(row, ctx)?) {
+                    (Value::Null, _) | (_, Value::Null) => Value::Null,
+                    (Value::Text(s), Value::Text(p)) => {
+                        let matched = if *case_insensitive {
+                            like(&s.to_lowercase(), &p.to_lowercase())
+                        } else {
+                            like(&s, &p)
+                        };
+                        Value::Bool(matched != *negated)
+                    }
+                    (a, b) => {
+                        return Err(SqlError::DatatypeMismatch(format!(
+                            "unsupported binary operator: {} LIKE {}",
+                            a.type_name(),
+                            b.type_name()
+                        )));
+                    }
+                }
+            }
+            Expr::Case { operand, whens, otherwise } => {
+                let operand = operand.as_ref().map(|o| o.eval(row, ctx)).transpose()?;
+                for (when, then) in whens {
+                    let hit = match &operand {
+                        Some(value) => {
+                            value.sql_cmp(&when.eval(row, ctx)?)? == Some(Ordering::Equal)
+                        }
+                        None => when.eval(row, ctx)?.as_condition()? == Some(true),
+                    };
+                    if hit {
+                        return then.eval(row, ctx);
+                    }
+                }
+                match otherwise {
+                    Some(e) => e.eval(row, ctx)?,
+                    None => Value::Null,
+                }
+            }
+            Expr::Cast(e, to) => e.eval(row, ctx)?.cast(to)?,
+            Expr::Call(f, args) => call(*f, args, row, ctx)?,
+        })
+    }
+
+    /// Whether the expression reads no column (it can be folded to a constant).
+    pub fn is_constant(&self) -> bool {
+        let mut constant = true;
+        self.walk(&mut |e| {
+            if matches!(e, Expr::Column(_)) {
+                constant = false;
+            }
+        });
+        constant
+    }
+
+    /// Visits this expression and every sub-expression.
+    pub fn walk(&self, visit: &mut impl FnMut(&Expr)) {
+        visit(self);
+        match self {
+            Expr::Literal(_) | Expr::Column(_) => {}
+            Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e, _) | Expr::IsBool(e, ..) => e.walk(visit),
+            Expr::Cast(e, _) => e.walk(visit),
+            Expr::Binary(_, a, b) | Expr::IsDistinct(a, b, _) => {
+                a.walk(visit);
+                b.walk(visit);
+            }
+            Expr::InList(e, list, _) => {
+                e.walk(visit);
+                list.iter().for_each(|i| i.walk(visit));
+            }
+            Expr::Like { expr, pattern, .. } => {
+                expr.walk(visit);
+                pattern.walk(visit);
+            }
+            Expr::Case { operand, whens, otherwise } => {
+                operand.iter().for_each(|o| o.walk(visit));
+                for (w, t) in whens {
+                    w.walk(visit);
+                    t.walk(visit);
+                }
+                otherwise.iter().for_each(|o| o.walk(visit));
+            }
+            Expr::Call(_, args) => args.iter().for_each(|a| a.walk(visit)),
+        }
+    }
+
+    /// Returns the expression with every column reference renumbered by `map`.
+    pub fn remap(&self, map: &impl Fn(usize) -> usize) -> Expr {
+        let r = |e: &Expr| Box::new(e.remap(map));
+        match self {
+            Expr::Literal(v) => Expr::Literal(v.clone()),
+            Expr::Column(i) => Expr::Column(map(*i)),
+            Expr::Not(e) => Expr::Not(r(e)),
+            Expr::Neg(e) => Expr::Neg(r(e)),
+            Expr::Binary(op, a, b) => Expr::Binary(*op, r(a), r(b)),
+            Expr::IsNull(e, n) => Expr::IsNull(r(e), *n),
+            Expr::IsDistinct(a, b, n) => Expr::IsDistinct(r(a), r(b), *n),
+            Expr::IsBool(e, w, n) => Expr::IsBool(r(e), *w, *n),
+            Expr::InList(e, list, n) => {
+                Expr::InList(r(e), list.iter().map(|i| i.remap(map)).collect(), *n)
+            }
+            Expr::Like { expr, pattern, negated, case_insensitive } => Expr::Like {
+                expr: r(expr),
+                pattern: r(pattern),
+                negated: *negated,
+                case_insensitive: *case_insensitive,
+            },
+            Expr::Case { operand, whens, otherwise } => Expr::Case {
+                operand: operand.as_ref().map(|o| r(o)),
+                whens: whens.iter().map(|(w, t)| (w.remap(map), t.remap(map))).collect(),
+                otherwise: otherwise.as_ref().map(|o| r(o)),
+            },
+            Expr::Cast(e, t) => Expr::Cast(r(e), *t),
+            Expr::Call(f, args) => Expr::Call(*f, args.iter().map(|a| a.remap(map)).collect()),
+        }
+    }
+}
+
+fn negate(v: Value) -> Result<Value> {
+    Ok(match v {
+        Value::Null => Value::Null,
+        Value::Int(i) => Value::Int(
+            i.checked_neg()
+                .ok_or_else(|| SqlError::NumericOutOfRange("integer out of range".into()))?,
+        ),
+        Value::Float(f) => Value::Float(-f),
+        Value::Decimal(d) => Value::Decimal(-d),
+        other => {
+            return Err(SqlError::DatatypeMismatch(format!(
+                "unsupported unary operator: -{}",
+                other.type_name()
+            )));
+        }
+    })
+}
+
+/// The numeric form two operands are computed in.
+enum Numbers {
+    Int(i64, i64),
+    Float(f64, f64),
+    Decimal(Decimal, Decimal),
+}
+
+fn numbers(a: &Value, b: &Value) -> Option<Numbers> {
+    use Value::*;
+    Some(match (a, b) {
+        (Int(x), Int(y)) => Numbers::Int(*x, *y),
+        (Float(x), Float(y)) => Numbers::Float(*x, *y),
+        (Int(x), Float(y)) => Numbers::Float(*x as f64, *y),
+        (Float(x), Int(y)) => Numbers::Float(*x, *y as f64),
+        (Decimal(x), Decimal(y)) => Numbers::Decimal(*x, *y),
+        (Int(x), Decimal(y)) => Numbers::Decimal((*x).into(), *y),
+        (Decimal(x), Int(y)) => Numbers::Decimal(*x, (*y).into()),
+        (Float(x), Decimal(y)) => Numbers::Float(*x, decimal_to_f64(y)),
+        (Decimal(x), Float(y)) => Numbers::Float(decimal_to_f64(x), *y),
+        _ => return None,
+    })
+}
+
+fn overflow() -> SqlError {
+    SqlError::NumericOutOfRange("integer out of range".into())
+}
+
+fn binary(op: BinaryOp, a: Value, b: Value) -> Result<Value> {
+    use BinaryOp::*;
+    if a.is_null() || b.is_null() {
+        return Ok(Value::Null);
+    }
+    let mismatch = |a: &Value, b: &Value| {
+        SqlError::DatatypeMismatch(format!(
+            "unsupported binary operator: {} {} {}",
+            a.type_name(),
+            op.symbol(),
+            b.type_name()
+        ))
+    };
+    match op {
+        Eq | NotEq | Lt | LtEq | Gt | GtEq => {
+            let ord = a.sql_cmp(&b)?.expect("neither is NULL");
+            let result = match op {
+                Eq => ord == Ordering::Equal,
+                NotEq => ord != Ordering::Equal,
+                Lt => ord == Ordering::Less,
+                LtEq => ord != Ordering::Greater,
+                Gt => ord == Ordering::Greater,
+                _ => ord != Ordering::Less,
+            };
+            Ok(Value::Bool(result))
+        }
+        Concat => match (&a, &b) {
+            (Value::Bytes(x), Value::Bytes(y)) => Ok(Value::Bytes([x.as_slice(), y].concat())),
+            (Value::Text(_), _) | (_, Value::Text(_)) => Ok(Value::Text(format!(
+                "{}{}",
+                a.to_text().unwrap_or_default(),
+                b.to_text().unwrap_or_default()
+            ))),
+            _ => Err(mismatch(&a, &b)),
+        },
+        Add | Sub | Mul | Div | Mod => {
+            if let Some(result) = datetime_arith(op, &a, &b) {
+                return result;
+            }
+            let Some(n) = numbers(&a, &b) else { return Err(mismatch(&a, &b)) };
+            arith(op, n)
+        }
+        And | Or => unreachable!("evaluated with short-circuiting"),
+    }
+}
+
+/// Date arithmetic: date ± int (days) and date - date (days); None for other operands.
+fn datetime_arith(op: BinaryOp, a: &Value, b: &Value) -> Option<Result<Value>> {
+    match (op, a, b) {
+        (BinaryOp::Add, Value::Date(d), Value::Int(n))
+        | (BinaryOp::Add, Value::Int(n), Value::Date(d)) => Some(shift_date(*d, *n)),
+        (BinaryOp::Sub, Value::Date(d), Value::Int(n)) => {
+            Some(n.checked_neg().ok_or_else(overflow).and_then(|n| shift_date(*d, n)))
+        }
+        (BinaryOp::Sub, Value::Date(x), Value::Date(y)) => {
+            Some(Ok(Value::Int(i64::from(*x) - i64::from(*y))))
+        }
+        _ => None,
+    }
+}
+
+fn shift_date(d: i32, n: i64) -> Result<Value> {
+    i64::from(d)
+        .checked_add(n)
+        .and_then(|v| i32::try_from(v).ok())
+        .map(Value::Date)
+        .ok_or_else(|| SqlError::DatetimeOverflow("date out of range".into()))
+}
+
+fn arith(op: BinaryOp, n: Numbers) -> Result<Value> {
+    use BinaryOp::*;
+    Ok(match n {
+        Numbers::Int(x, y) => Value::Int(match op {
+            Add => x.checked_add(y).ok_or_else(overflow)?,
+            Sub => x.checked_sub(y).ok_or_else(overflow)?,
+            Mul => x.checked_mul(y).ok_or_else(overflow)?,
+            Div if y == 0 => return Err(SqlError::DivisionByZero),
+            Div => x.checked_div(y).ok_or_else(overflow)?,
+            Mod if y == 0 => return Err(SqlError::DivisionByZero),
+            _ => x.checked_rem(y).unwrap_or(0),
+        }),
+        Numbers::Float(x, y) => Value::Float(match op {
+            Add => x + y,
+            Sub => x - y,
+            Mul => x * y,
+            Div | Mod if y == 0.0 => return Err(SqlError::DivisionByZero),
+            Div => x / y,
+            _ => x % y,
+        }),
+        Numbers::Decimal(x, y) => {
+            let out_of_range = || SqlError::NumericOutOfRange("decimal out of range".into());
+            Value::Decimal(match op {
+                Add => x.checked_add(y).ok_or_else(out_of_range)?,
+                Sub => x.checked_sub(y).ok_or_else(out_of_range)?,
+                Mul => x.checked_mul(y).ok_or_else(out_of_range)?,
+                Div | Mod if y.is_zero() => return Err(SqlError::DivisionByZero),
+                Div => x.checked_div(y).ok_or_else(out_of_range)?.normalize(),
+                _ => x.checked_rem(y).ok_or_else(out_of_range)?,
+            })
+        }
+    })
+}
+
+impl BinaryOp {
+    /// The operator as SQL writes it.
+    pub fn symbol(self) -> &'static str {
+        use BinaryOp::*;
+        match self {
+            Add => "+",
+            Sub => "-",
+            Mul => "*",
+            Div => "/",
+            Mod => "%",
+            Concat => "||",
+            Eq => "=",
+            NotEq => "<>",
+            Lt => "<",
+            LtEq => "<=",
+            Gt => ">",
+            GtEq => ">=",
+            And => "AND",
+            Or => "OR",
+        }
+    }
+}
+
+/// SQL LIKE: `%` matches any run, `_` one character, `\` escapes the next one.
+pub fn like(text: &str, pattern: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let pattern: Vec<char> = pattern.chars().collect();
+    // Iterative matching with backtracking to the last `%`, linear in practice.
+    let (mut t, mut p) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('%') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some('\\') if pattern.get(p + 1) == Some(&text[t]) => {
+                p += 2;
+                t += 1;
+            }
+            Some('_') => {
+                p += 1;
+                t += 1;
+            }
+            Some(c) if *c != '\\' && *c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '%')
+}
+
+fn text_arg(v: &Value, f: Function) -> Result<String> {
+    match v {
+        Value::Text(s) => Ok(s.clone()),
+        other => Err(SqlError::DatatypeMismatch(format!(
+            "{f:?}() takes text, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn int_arg(v: &Value, f: Function) -> Result<i64> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        other => Err(SqlError::DatatypeMismatch(format!(
+            "{f:?}() takes an integer, not {}",
+            other.type_name()
+        ))),
+    }
+}
+
+fn call(f: Function, args: &[Expr], row: &[Value], ctx: &EvalContext) -> Result<Value> {
+    use Function::*;
+    // Functions that look at NULL arguments themselves.
+    match f {
+        Coalesce => {
+            for a in args {
+                let v = a.eval(row, ctx)?;
+                if !v.is_null() {
+                    return Ok(v);
+                }
+            }
+            return Ok(Value::Null);
+        }
+        Concat => {
+            let mut out = String::new();
+            for a in args {
+                out.push_str(&a.eval(row, ctx)?.to_text().unwrap_or_default());
+            }
+            return Ok(Value::Text(out));
+        }
+        Greatest | Least => {
+            let mut best: Option<Value> = None;
+            for a in args {
+                let v = a.eval(row, ctx)?;
+                if v.is_null() {
+                    continue;
+                }
+                best = Some(match best {
+                    None => v,
+                    Some(b) => {
+                        let ord = v.sql_cmp(&b)?.expect("neither is NULL");
+                        let take = if f == Greatest { ord.is_gt() } else { ord.is_lt() };
+                        if take { v } else { b }
+                    }
+                });
+            }
+            return Ok(best.unwrap_or(Value::Null));
+        }
+        NullIf => {
+            let (a, b) = (args[0].eval(row, ctx)?, args[1].eval(row, ctx)?);
+            return Ok(if a.sql_cmp(&b)? == Some(Ordering::Equal) { Value::Null } else { a });
+        }
+        Now => return Ok(Value::TimestampTz(ctx.now_micros)),
+        CurrentDate => {
+            return Ok(Value::Date((ctx.now_micros.div_euclid(86_400_000_000)) as i32));
+        }
+        _ => {}
+    }
+    let values: Vec<Value> = args.iter().map(|a| a.eval(row, ctx)).collect::<Result<_>>()?;
+    if values.iter().any(Value::is_null) {
+        return Ok(Value::Null);
+    }
+    let v = &values[0];
+    Ok(match f {
+        Lower => Value::Text(text_arg(v, f)?.to_lowercase()),
+        Upper => Value::Text(text_arg(v, f)?.to_uppercase()),
+        Length => match v {
+            Value::Bytes(b) => Value::Int(b.len() as i64),
+            _ => Value::Int(text_arg(v, f)?.chars().count() as i64),
+        },
+        Substring => {
+            let s: Vec<char> = text_arg(v, f)?.chars().collect();
+            let from = int_arg(&values[1], f)?;
+            let end = match values.get(2) {
+                Some(count) => {
+                    let count = int_arg(count, f)?;
+                    if count < 0 {
+                        return Err(SqlError::InvalidText("negative substring length".into()));
+                    }
+                    from.saturating_add(count)
+                }
+                None => i64::MAX,
+            };
+            let start = from.max(1) - 1;
+            let end = (end - 1).clamp(0, s.len() as i64);
+            let start = start.min(end);
+            Value::Text(s[start as usize..end as usize].iter().collect())
+        }
+        Trim => Value::Text(text_arg(v, f)?.trim_matches(' ').to_string()),
+        Ltrim => Value::Text(text_arg(v, f)?.trim_start_matches(' ').to_string()),
+        Rtrim => Value::Text(text_arg(v, f)?.trim_end_matches(' ').to_string()),
+        Replace => {
+            let from = text_arg(&values[1], f)?;
+            let s = text_arg(v, f)?;
+            if from.is_empty() {
+                Value::Text(s)
+            } else {
+                Value::Text(s.replace(&from, &text_arg(&values[2], f)?))
+            }
+        }
+        Strpos => {
+            let (s, sub) = (text_arg(v, f)?, text_arg(&values[1], f)?);
+            Value::Int(s.find(&sub).map_or(0, |i| s[..i].chars().count() as i64 + 1))
+        }
+        Left | Right => {
+            let s: Vec<char> = text_arg(v, f)?.chars().collect();
+            let n = int_arg(&values[1], f)?;
+            let len = s.len() as i64;
+            let keep = if n >= 0 { n.min(len) } else { (len + n).max(0) } as usize;
+            let out: String = if f == Left {
+                s[..keep].iter().collect()
+            } else {
+                s[s.len() - keep..].iter().collect()
+            };
+            Value::Text(out)
+        }
+        Abs => match v {
+            Value::Int(i) => Value::Int(i.checked_abs().ok_or_else(overflow)?),
+            Value::Float(x) => Value::Float(x.abs()),
+            Value::Decimal(d) => Value::Decimal(d.abs()),
+            other => return Err(numeric_expected(f, other)),
+        },
+        Round => {
+            let digits = match values.get(1) {
+                Some(d) => int_arg(d, f)?,
+                None => 0,
+            };
+            match v {
+                Value::Int(i) => Value::Int(*i),
+                Value::Float(x) if values.len() == 1 => Value::Float(x.round_ties_even()),
+                Value::Float(x) => {
+                    let scale = 10f64.powi(digits.clamp(-300, 300) as i32);
+                    Value::Float((x * scale).round() / scale)
+                }
+                Value::Decimal(d) => Value::Decimal(d.round_dp_with_strategy(
+                    u32::try_from(digits.max(0)).unwrap_or(0),
+                    rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+                )),
+                other => return Err(numeric_expected(f, other)),
+            }
+        }
+        Floor | Ceil => match v {
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(x) => Value::Float(if f == Floor { x.floor() } else { x.ceil() }),
+            Value::Decimal(d) => Value::Decimal(if f == Floor { d.floor() } else { d.ceil() }),
+            other => return Err(numeric_expected(f, other)),
+        },
+        Sqrt => {
+            let x = as_f64(v, f)?;
+            if x < 0.0 {
+                return Err(SqlError::InvalidText(
+                    "cannot take square root of a negative number".into(),
+                ));
+            }
+            Value::Float(x.sqrt())
+        }
+        Power => Value::Float(as_f64(v, f)?.powf(as_f64(&values[1], f)?)),
+        Mod => binary(BinaryOp::Mod, v.clone(), values[1].clone())?,
+        Sign => match v {
+            Value::Int(i) => Value::Int(i.signum()),
+            Value::Float(x) => Value::Float(if *x == 0.0 { 0.0 } else { x.signum() }),
+            Value::Decimal(d) => Value::Decimal(
+                Decimal::from_i32(d.cmp(&Decimal::ZERO) as i32).unwrap_or(Decimal::ZERO),
+            ),
+            other => return Err(numeric_expected(f, other)),
+        },
+        Coalesce | Concat | Greatest | Least | NullIf | Now | CurrentDate => {
+            unreachable!("handled above")
+        }
+    })
+}
+
+fn as_f64(v: &Value, f: Function) -> Result<f64> {
+    match v {
+        Value::Int(i) => Ok(*i as f64),
+        Value::Float(x) => Ok(*x),
+        Value::Decimal(d) => Ok(d.to_f64().unwrap_or(f64::NAN)),
+        other => Err(numeric_expected(f, other)),
+    }
+}
+
+fn numeric_expected(f: Function, v: &Value) -> SqlError {
+    SqlError::DatatypeMismatch(format!("{f:?}() takes a number, not {}", v.type_name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CTX: EvalContext = EvalContext { now_micros: 0 };
+
+    fn lit(v: Value) -> Box<Expr> {
+        Box::new(Expr::Literal(v))
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let and = Expr::Binary(BinaryOp::And, lit(Value::Null), lit(Value::Bool(false)));
+        assert_eq!(and.eval(&[], &CTX).unwrap(), Value::Bool(false));
+        let or = Expr::Binary(BinaryOp::Or, lit(Value::Null), lit(Value::Bool(true)));
+        assert_eq!(or.eval(&[], &CTX).unwrap(), Value::Bool(true));
+        let or = Expr::Binary(BinaryOp::Or, lit(Value::Null), lit(Value::Bool(false)));
+        assert!(or.eval(&[], &CTX).unwrap().is_null());
+        let in_list = Expr::InList(lit(Value::Int(1)), vec![Expr::Literal(Value::Null)], false);
+        assert!(in_list.eval(&[], &CTX).unwrap().is_null());
+    }
+
+    #[test]
+    fn arithmetic_is_checked() {
+        let div = Expr::Binary(BinaryOp::Div, lit(Value::Int(7)), lit(Value::Int(2)));
+        assert_eq!(div.eval(&[], &CTX).unwrap(), Value::Int(3));
+        let zero = Expr::Binary(BinaryOp::Div, lit(Value::Int(1)), lit(Value::Int(0)));
+        assert_eq!(zero.eval(&[], &CTX).unwrap_err().sqlstate(), "22012");
+        let big = Expr::Binary(BinaryOp::Mul, lit(Value::Int(i64::MAX)), lit(Value::Int(2)));
+        assert_eq!(big.eval(&[], &CTX).unwrap_err().sqlstate(), "22003");
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("abc", "a%"));
+        assert!(like("abc", "_b_"));
+        assert!(!like("abc", "a_"));
+        assert!(like("a%c", "a\\%c"));
+        assert!(!like("abc", "a\\%c"));
+        assert!(like("", "%"));
+    }
+
+    proptest! {
+        #[test]
+        fn like_never_panics(text in ".{0,12}", pattern in "[a%_\\\\]{0,8}") {
+            let _ = like(&text, &pattern);
+        }
+
+        #[test]
+        fn a_literal_pattern_matches_only_itself(text in "[a-c]{0,6}", other in "[a-c]{0,6}") {
+            prop_assert_eq!(like(&text, &other), text == other);
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! Query plans: trees of relational operators whose rows flow bottom-up.
+//!
+//! ```text
+//!   SELECT name, count(*) FROM t WHERE k > 5 GROUP BY name ORDER BY 2 DESC LIMIT 3
+//!
+//!   Limit 3
+//!   └─ Sort #1 DESC
+//!      └─ Project #0, #1
+//!         └─ Aggregate group [#1] count(*)
+//!            └─ Scan t spans [/Table/100/1/5/PrefixEnd - /Table/100/2) filter #0 > 5
+//! ```
+//!
+//! Every node produces rows of a fixed width; expressions refer to the positions of their
+//! input's columns (see [`crate::expr`]). Scans read through DistSender, so a scan that crosses
+//! ranges is split into one request per range; `EXPLAIN` shows which ranges each span touches.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use shoal_keys::Span;
+
+use crate::catalog::{IndexDescriptor, TableDescriptor};
+use crate::expr::Expr;
+use crate::types::DataType;
+
+/// A column of a plan's output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// The table (or alias) it came from, for qualified references.
+    pub table: Option<String>,
+    /// Its name (an alias, a column name, or `?column?`).
+    pub name: String,
+    /// Its type when known (NULL literals have none).
+    pub data_type: Option<DataType>,
+    /// Left out of `SELECT *`.
+    pub hidden: bool,
+}
+
+/// An aggregate function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregateFunction {
+    /// `count(*)`: rows.
+    CountRows,
+    /// `count(x)`: non-NULL values.
+    Count,
+    /// `sum(x)`
+    Sum,
+    /// `avg(x)`
+    Avg,
+    /// `min(x)`
+    Min,
+    /// `max(x)`
+    Max,
+}
+
+/// One aggregate computed by an [`Plan::Aggregate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The function.
+    pub function: AggregateFunction,
+    /// Its argument (absent for `count(*)`).
+    pub arg: Option<Expr>,
+    /// Whether only distinct argument values count.
+    pub distinct: bool,
+}
+
+/// A sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    /// Evaluated over the input row.
+    pub expr: Expr,
+    /// Ascending.
+    pub ascending: bool,
+    /// NULLs first (default: last when ascending and first when descending, as in PostgreSQL).
+    pub nulls_first: bool,
+}
+
+/// How a join keeps rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Matching pairs only.
+    Inner,
+    /// Every left row, padded with NULLs when nothing matches.
+    Left,
+}
+
+/// A relational operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// Rows of a table through its primary index, in key order: every row in `spans` that
+    /// passes `filter`. Output: the table's columns.
+    Scan {
+        /// The table.
+        table: Arc<TableDescriptor>,
+        /// Key spans to read, in order; empty reads nothing.
+        spans: Vec<Span>,
+        /// Applied to each row read.
+        filter: Option<Expr>,
+    },
+    /// Rows found through a secondary index: entries in `spans`, then each row by its
+    /// primary key. Output: the table's columns.
+    IndexScan {
+        /// The table.
+        table: Arc<TableDescriptor>,
+        /// The index.
+        index: IndexDescriptor,
+        /// Index key spans.
+        spans: Vec<Span>,
+        /// Applied to each row fetched.
+        filter: Option<Expr>,
+    },
+    /// Literal rows.
+    Values {
+        /// Each row's expressions (evaluated over an empty row).
+        rows: Vec<Vec<Expr>>,
+        /// The row width.
+        width: usize,
+    },
+    /// Rows for which `predicate` is true.
+    Filter {
+        /// Input.
+        source: Box<Plan>,
+        /// The condition.
+        predicate: Expr,
+    },
+    /// Computes new columns.
+    Project {
+        /// Input.
+        source: Box<Plan>,
+        /// One expression per output column.
+        exprs: Vec<Expr>,
+    },
+    /// Groups rows; outputs the group keys, then the aggregates.
+    Aggregate {
+        /// Input.
+        source: Box<Plan>,
+        /// Group keys (none: one group, even over no rows).
+        group_by: Vec<Expr>,
+        /// Aggregates.
+        aggregates: Vec<Aggregate>,
+    },
+    /// Sorts (stable, so ties keep their input order).
+    Sort {
+        /// Input.
+        source: Box<Plan>,
+        /// Keys, most significant first.
+        keys: Vec<SortKey>,
+    },
+    /// Skips `offset` rows, then passes at most `limit`.
+    Limit {
+        /// Input.
+        source: Box<Plan>,
+        /// At most this many rows.
+        limit: Option<u64>,
+        /// Rows skipped first.
+        offset: u64,
+    },
+    /// Drops duplicate rows (NULLs equal each other here).
+    Distinct {
+        /// Input.
+        source: Box<Plan>,
+    },
+    /// A nested-loop join: every left row against every right row (the right side is read
+    /// once and buffered). Output: left columns, then right ones.
+    Join {
+        /// Left input.
+        left: Box<Plan>,
+        /// Right input.
+        right: Box<Plan>,
+        /// Inner or left.
+        kind: JoinKind,
+        /// The join condition over the combined row; None: a cross join.
+        on: Option<Expr>,
+        /// The right side's width (for NULL padding).
+        right_width: usize,
+    },
+}
+
+impl Plan {
+    /// Renders the plan as an indented tree (EXPLAIN); `ranges` describes which ranges a span
+    /// touches.
+    pub fn explain(&self, ranges: &dyn Fn(&Span) -> String) -> Vec<String> {
+        let mut lines = Vec::new();
+        self.explain_into(&mut lines, 0, ranges);
+        lines
+    }
+
+    fn explain_into(&self, out: &mut Vec<String>, depth: usize, ranges: &dyn Fn(&Span) -> String) {
+        let pad = "  ".repeat(depth);
+        let mut line = String::new();
+        let spans = |spans: &[Span]| -> String {
+            if spans.is_empty() {
+                return "none".into();
+            }
+            spans
+                .iter()
+                .map(|s| format!("[{} - {}) on {}", s.start, s.end, ranges(s)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Plan::Scan { table, spans: s, filter } => {
+                let _ = write!(line, "scan {} spans {}", table.name, spans(s));
+                if let Some(f) = filter {
+                    let _ = write!(line, " filter {}", show(f));
+                }
+            }
+            Plan::IndexScan { table, index, spans: s, filter } => {
+                let _ = write!(line, "index scan {}@{} spans {}", table.name, index.name, spans(s));
+                if let Some(f) = filter {
+                    let _ = write!(line, " filter {}", show(f));
+                }
+            }
+            Plan::Values { rows, .. } => {
+                let _ = write!(line, "values {} rows", rows.len());
+            }
+            Plan::Filter { predicate, .. } => {
+                let _ = write!(line, "filter {}", show(predicate));
+            }
+            Plan::Project { exprs, .. } => {
+                let shown: Vec<String> = exprs.iter().map(show).collect();
+                let _ = write!(line, "project {}", shown.join(", "));
+            }
+            Plan::Aggregate { group_by, aggregates, .. } => {
+                let groups: Vec<String> = group_by.iter().map(show).collect();
+                let aggs: Vec<String> = aggregates
+                    .iter()
+                    .map(|a| {
+                        let arg = a.arg.as_ref().map_or("*".to_string(), show);
+                        let distinct = if a.distinct { "DISTINCT " } else { "" };
+                        format!("{:?}({distinct}{arg})", a.function).to_lowercase()
+                    })
+                    .collect();
+                let _ = write!(line, "aggregate group [{}] {}", groups.join(", "), aggs.join(", "));
+            }
+            Plan::Sort { keys, .. } => {
+                let shown: Vec<String> = keys
+                    .iter()
+                    .map(|k| {
+                        format!("{} {}", show(&k.expr), if k.ascending { "ASC" } else { "DESC" })
+                    })
+                    .collect();
+                let _ = write!(line, "sort {}", shown.join(", "));
+            }
+            Plan::Limit { limit, offset, .. } => {
+                let _ = write!(
+                    line,
+                    "limit {} offset {offset}",
+                    limit.map_or("ALL".into(), |l| l.to_string())
+                );
+            }
+            Plan::Distinct { .. } => line.push_str("distinct"),
+            Plan::Join { kind, on, .. } => {
+                let _ = write!(
+                    line,
+                    "{} join",
+                    if *kind == JoinKind::Inner { "inner" } else { "left" }
+                );
+                match on {
+                    Some(on) => {
+                        let _ = write!(line, " on {}", show(on));
+                    }
+                    None => line.push_str(" (cross)"),
+                }
+            }
+        }
+        out.push(format!("{pad}{line}"));
+        for child in self.children() {
+            child.explain_into(out, depth + 1, ranges);
+        }
+    }
+
+    fn children(&self) -> Vec<&Plan> {
+        match self {
+            Plan::Scan { .. } | Plan::IndexScan { .. } | Plan::Values { .. } => vec![],
+            Plan::Filter { source, .. }
+            | Plan::Project { source, .. }
+            | Plan::Aggregate { source, .. }
+            | Plan::Sort { source, .. }
+            | Plan::Limit { source, .. }
+            | Plan::Distinct { source } => vec![source],
+            Plan::Join { left, right, .. } => vec![left, right],
+        }
+    }
+}
+
+/// A compact rendering of a bound expression for EXPLAIN: columns as `#i`.
+pub fn show(e: &Expr) -> String {
+    match e {
+        Expr::Literal(v) => match v {
+            crate::types::Value::Text(s) => format!("'{s}'"),
+            other => other.to_string(),
+        },
+        Expr::Column(i) => format!("#{i}"),
+        Expr::Not(e) => format!("NOT {}", show(e)),
+        Expr::Neg(e) => format!("-{}", show(e)),
+        Expr::Binary(op, a, b) => {
+            format!("({} {} {})", show(a), op.symbol(), show(b))
+        }
+        Expr::IsNull(e, negated) => {
+            format!("{} IS {}NULL", show(e), if *negated { "NOT " } else { "" })
+        }
+        Expr::IsDistinct(a, b, negated) => format!(
+            "{} IS {}DISTINCT FROM {}",
+            show(a),
+            if *negated { "NOT " } else { "" },
+            show(b)
+        ),
+        Expr::IsBool(e, want, negated) => format!(
+            "{} IS {}{}",
+            show(e),
+            if *negated { "NOT " } else { "" },
+            if *want { "TRUE" } else { "FALSE" }
+        ),
+        Expr::InList(e, list, negated) => {
+            let items: Vec<String> = list.iter().map(show).collect();
+            format!("{} {}IN ({})", show(e), if *negated { "NOT " } else { "" }, items.join(", "))
+        }
+        Expr::Like { expr, pattern, negated, case_insensitive } => format!(
+            "{} {}{} {}",
+            show(expr),
+            if *negated { "NOT " } else { "" },
+            if *case_insensitive { "ILIKE" } else { "LIKE" },
+            show(pattern)
+        ),
+        Expr::Case { .. } => "CASE …".into(),
+        Expr::Cast(e, t) => format!("{}::{t}", show(e)),
+        Expr::Call(f, args) => {
+            let args: Vec<String> = args.iter().map(show).collect();
+            format!("{}({})", format!("{f:?}").to_lowercase(), args.join(", "))
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! Planning queries: from the parser's `SELECT` to a [`Plan`].
+//!
+//! A SELECT is planned in SQL's logical order:
+//!
+//! ```text
+//!   FROM (scans, joins) → WHERE (filter) → GROUP BY / aggregates → HAVING (filter)
+//!     → projection (+ hidden ORDER BY columns) → DISTINCT → ORDER BY → LIMIT/OFFSET
+//!     → drop the hidden columns
+//! ```
+//!
+//! ORDER BY may name an output column (by alias or position) or any expression over the
+//! input; the latter is computed as a hidden extra column of the projection, sorted on, then
+//! dropped. NULLs sort last ascending and first descending, as in PostgreSQL, unless `NULLS
+//! FIRST/LAST` says otherwise. Planning ends with [`crate::optimizer`], which moves filters
+//! into scans and turns predicates on key columns into key spans.
+
+use std::sync::Arc;
+
+use sqlparser::ast;
+
+use crate::binder::{Binder, Grouping, Scope, aggregate_function, ident, object_name, output_name};
+use crate::catalog::{Snapshot, TableDescriptor};
+use crate::error::{Result, SqlError};
+use crate::expr::{EvalContext, Expr};
+use crate::plan::{Column, JoinKind, Plan, SortKey};
+use crate::rowcodec::RowCodec;
+use crate::types::Value;
+
+/// A planned query: the plan and its output columns.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// The visible output columns.
+    pub columns: Vec<Column>,
+}
+
+/// Plans queries against one catalog snapshot.
+pub struct Planner<'a> {
+    /// The catalog.
+    pub catalog: &'a Snapshot,
+    /// For constant folding (LIMIT values, `now()` in them).
+    pub ctx: EvalContext,
+}
+
+/// Rejects a clause Shoal does not implement.
+fn unsupported(present: bool, what: &str) -> Result<()> {
+    if present { Err(SqlError::NotSupported(what.to_string())) } else { Ok(()) }
+}
+
+impl Planner<'_> {
+    /// Plans a query.
+    pub fn query(&self, query: &ast::Query) -> Result<Planned> {
+        unsupported(query.with.is_some(), "WITH")?;
+        unsupported(query.fetch.is_some(), "FETCH")?;
+        unsupported(!query.locks.is_empty(), "FOR UPDATE / FOR SHARE")?;
+        unsupported(query.for_clause.is_some(), "FOR clauses")?;
+        unsupported(query.settings.is_some(), "SETTINGS")?;
+        unsupported(query.format_clause.is_some(), "FORMAT")?;
+        unsupported(!query.pipe_operators.is_empty(), "pipe operators")?;
+        let order_by = match &query.order_by {
+            None => &[][..],
+            Some(ast::OrderBy {
+                kind: ast::OrderByKind::Expressions(exprs),
+                interpolate: None,
+            }) => exprs.as_slice(),
+            Some(other) => return Err(SqlError::NotSupported(format!("ORDER BY {other}"))),
+        };
+        let (limit, offset) = self.limit(query.limit_clause.as_ref())?;
+        let (input, scope, items, grouping, distinct) = match query.body.as_ref() {
+            ast::SetExpr::Select(select) => self.select_input(select, order_by)?,
+            ast::SetExpr::Values(values) => {
+                let (plan, columns) = self.values(values)?;
+                let items =
+                    (0..columns.len()).map(|i| (Expr::Column(i), columns[i].clone())).collect();
+                (plan, Scope { columns }, items, None, false)
+            }
+            ast::SetExpr::Query(inner) if order_by.is_empty() && limit.is_none() && offset == 0 => {
+                return self.query(inner);
+            }
+            other => return Err(SqlError::NotSupported(format!("query {other}"))),
+        };
+        self.finish(input, &scope, grouping.as_ref(), items, distinct, order_by, limit, offset)
+    }
+
+    /// Plans FROM, WHERE, GROUP BY and HAVING, and binds the projection.
+    #[allow(clippy::type_complexity)]
+    fn select_input(
+        &self,
+        select: &ast::Select,
+        order_by: &[ast::OrderByExpr],
+    ) -> Result<(Plan, Scope, Vec<(Expr, Column)>, Option<Grouping>, bool)> {
+        unsupported(select.top.is_some(), "TOP")?;
+        unsupported(select.into.is_some(), "SELECT INTO")?;
+        unsupported(!select.lateral_views.is_empty(), "LATERAL VIEW")?;
+        unsupported(select.prewhere.is_some(), "PREWHERE")?;
+        unsupported(!select.connect_by.is_empty(), "CONNECT BY")?;
+        unsupported(!select.cluster_by.is_empty(), "CLUSTER BY")?;
+        unsupported(!select.distribute_by.is_empty(), "DISTRIBUTE BY")?;
+        unsupported(!select.sort_by.is_empty(), "SORT BY")?;
+        unsupported(!select.named_window.is_empty(), "WINDOW")?;
+        unsupported(select.qualify.is_some(), "QUALIFY")?;
+        unsupported(select.exclude.is_some(), "EXCLUDE")?;
+        let distinct = match &select.distinct {
+            None | Some(ast::Distinct::All) => false,
+            Some(ast::Distinct::Distinct) => true,
+            Some(ast::Distinct::On(_)) => return Err(SqlError::NotSupported("DISTINCT ON".into())),
+        };
+
+        let (mut plan, scope) = self.from(&select.from)?;
+        if let Some(selection) = &select.selection {
+            if crate::binder::has_aggregate(selection) {
+                return Err(SqlError::Grouping(
+                    "aggregate functions are not allowed in WHERE".into(),
+                ));
+            }
+            let predicate = Binder::new(&scope).bind(selection)?;
+            plan = Plan::Filter { source: Box::new(plan), predicate };
+        }
+
+        let group_exprs: Vec<ast::Expr> = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs
+                .iter()
+                .map(|e| self.group_key(e, &select.projection))
+                .collect::<Result<_>>()?,
+            other => return Err(SqlError::NotSupported(format!("{other}"))),
+        };
+        let mut aggregate_calls: Vec<ast::Function> = Vec::new();
+        let mut collect = |e: &ast::Expr| {
+            let _ = ast::visit_expressions(e, |e| {
+                if let ast::Expr::Function(f) = e
+                    && object_name(&f.name).is_ok_and(|n| aggregate_function(&n, false).is_some())
+                {
+                    aggregate_calls.push(f.clone());
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+        };
+        for item in &select.projection {
+            if let ast::SelectItem::UnnamedExpr(e)
+            | ast::SelectItem::ExprWithAlias { expr: e, .. } = item
+            {
+                collect(e);
+            }
+        }
+        if let Some(having) = &select.having {
+            collect(having);
+        }
+        for o in order_by {
+            collect(&o.expr);
+        }
+        let aggregating =
+            !group_exprs.is_empty() || !aggregate_calls.is_empty() || select.having.is_some();
+
+        let mut grouping = None;
+        if aggregating {
+            let binder = Binder::new(&scope);
+            let mut g = Grouping::default();
+            let mut group_by = Vec::new();
+            for e in &group_exprs {
+                g.keys.push(e.to_string());
+                group_by.push(binder.bind(e)?);
+            }
+            for f in &aggregate_calls {
+                let text = ast::Expr::Function(f.clone()).to_string();
+                if g.calls.iter().any(|(t, _)| *t == text) {
+                    continue;
+                }
+                let aggregate = binder
+                    .aggregate(f)?
+                    .ok_or_else(|| SqlError::Internal(format!("{f} is no aggregate")))?;
+                g.calls.push((text, aggregate));
+            }
+            plan = Plan::Aggregate {
+                source: Box::new(plan),
+                group_by,
+                aggregates: g.calls.iter().map(|(_, a)| a.clone()).collect(),
+            };
+            if let Some(having) = &select.having {
+                let predicate = Binder { scope: &scope, grouping: Some(&g) }.bind(having)?;
+                plan = Plan::Filter { source: Box::new(plan), predicate };
+            }
+            grouping = Some(g);
+        }
+
+        let binder = Binder { scope: &scope, grouping: grouping.as_ref() };
+        let mut items = Vec::new();
+        for item in &select.projection {
+            match item {
+                ast::SelectItem::UnnamedExpr(e) => {
+                    let name = output_name(e);
+                    items.push((
+                        binder.bind(e)?,
+                        Column { table: None, name, data_type: None, hidden: false },
+                    ));
+                }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    items.push((
+                        binder.bind(expr)?,
+                        Column { table: None, name: ident(alias), data_type: None, hidden: false },
+                    ));
+                }
+                ast::SelectItem::Wildcard(options) => {
+                    wildcard_options(options)?;
+                    if grouping.is_some() {
+                        return Err(SqlError::Grouping(
+                            "SELECT * with GROUP BY or aggregates".into(),
+                        ));
+                    }
+                    if scope.columns.is_empty() {
+                        return Err(SqlError::Syntax(
+                            "SELECT * with no tables specified is not valid".into(),
+                        ));
+                    }
+                    for (i, c) in scope.columns.iter().enumerate().filter(|(_, c)| !c.hidden) {
+                        items.push((Expr::Column(i), c.clone()));
+                    }
+                }
+                ast::SelectItem::QualifiedWildcard(kind, options) => {
+                    wildcard_options(options)?;
+                    let table = match kind {
+                        ast::SelectItemQualifiedWildcardKind::ObjectName(name) => {
+                            object_name(name)?
+                        }
+                        other => return Err(SqlError::NotSupported(format!("{other}.*"))),
+                    };
+                    if grouping.is_some() {
+                        return Err(SqlError::Grouping("t.* with GROUP BY or aggregates".into()));
+                    }
+                    let before = items.len();
+                    for (i, c) in scope.columns.iter().enumerate() {
+                        if !c.hidden && c.table.as_deref() == Some(table.as_str()) {
+                            items.push((Expr::Column(i), c.clone()));
+                        }
+                    }
+                    if items.len() == before {
+                        return Err(SqlError::UndefinedTable(table));
+                    }
+                }
+                other => return Err(SqlError::NotSupported(format!("select item {other}"))),
+            }
+        }
+        Ok((plan, scope, items, grouping, distinct))
+    }
+
+    /// Resolves `GROUP BY 1` to the first projection item.
+    fn group_key(&self, e: &ast::Expr, projection: &[ast::SelectItem]) -> Result<ast::Expr> {
+        if let ast::Expr::Value(v) = e
+            && let ast::Value::Number(n, _) = &v.value
+        {
+            let position: usize =
+                n.parse().map_err(|_| SqlError::Syntax(format!("GROUP BY {n}")))?;
+            return match projection.get(position.wrapping_sub(1)) {
+                Some(
+                    ast::SelectItem::UnnamedExpr(e)
+                    | ast::SelectItem::ExprWithAlias { expr: e, .. },
+                ) => Ok(e.clone()),
+                _ => Err(SqlError::InvalidReference(format!(
+                    "GROUP BY position {n} is not in select list"
+                ))),
+            };
+        }
+        Ok(e.clone())
+    }
+
+    /// Adds projection, DISTINCT, ORDER BY and LIMIT above `input`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        input: Plan,
+        scope: &Scope,
+        grouping: Option<&Grouping>,
+        items: Vec<(Expr, Column)>,
+        distinct: bool,
+        order_by: &[ast::OrderByExpr],
+        limit: Option<u64>,
+        offset: u64,
+    ) -> Result<Planned> {
+        let visible = items.len();
+        let (mut exprs, columns): (Vec<Expr>, Vec<Column>) = items.into_iter().unzip();
+        let mut keys = Vec::new();
+        for o in order_by {
+            if o.with_fill.is_some() {
+                return Err(SqlError::NotSupported("WITH FILL".into()));
+            }
+            let ascending = match &o.options.sort {
+                None | Some(ast::OrderBySort::Asc) => true,
+                Some(ast::OrderBySort::Desc) => false,
+                Some(other) => return Err(SqlError::NotSupported(format!("ORDER BY {other:?}"))),
+            };
+            let nulls_first = o.options.nulls_first.unwrap_or(!ascending);
+            let position = match &o.expr {
+                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+                    let ast::Value::Number(n, _) = &v.value else { unreachable!() };
+                    let p: usize =
+                        n.parse().map_err(|_| SqlError::Syntax(format!("ORDER BY {n}")))?;
+                    if p == 0 || p > visible {
+                        return Err(SqlError::InvalidReference(format!(
+                            "ORDER BY position {n} is not in select list"
+                        )));
+                    }
+                    p - 1
+                }
+                ast::Expr::Identifier(id)
+                    if columns.iter().filter(|c| c.name == ident(id)).count() == 1 =>
+                {
+                    columns.iter().position(|c| c.name == ident(id)).expect("counted")
+                }
+                e => {
+                    let bound = Binder { scope, grouping }.bind(e)?;
+                    match exprs.iter().position(|x| *x == bound) {
+                        Some(p) => p,
+                        None if distinct => {
+                            return Err(SqlError::InvalidReference(
+                                "for SELECT DISTINCT, ORDER BY expressions must appear in select list".into(),
+                            ));
+                        }
+                        None => {
+                            exprs.push(bound);
+                            exprs.len() - 1
+                        }
+                    }
+                }
+            };
+            keys.push(SortKey { expr: Expr::Column(position), ascending, nulls_first });
+        }
+        let width = exprs.len();
+        let mut plan = Plan::Project { source: Box::new(input), exprs };
+        if distinct {
+            plan = Plan::Distinct { source: Box::new(plan) };
+        }
+        if !keys.is_empty() {
+            plan = Plan::Sort { source: Box::new(plan), keys };
+        }
+        if limit.is_some() || offset > 0 {
+            plan = Plan::Limit { source: Box::new(plan), limit, offset };
+        }
+        if width > visible {
+            plan = Plan::Project {
+                source: Box::new(plan),
+                exprs: (0..visible).map(Expr::Column).collect(),
+            };
+        }
+        Ok(Planned { plan: crate::optimizer::optimize(plan), columns })
+    }
+
+    fn limit(&self, clause: Option<&ast::LimitClause>) -> Result<(Option<u64>, u64)> {
+        let constant = |e: &ast::Expr, what: &str| -> Result<u64> {
+            let bound = Binder::new(&Scope::default()).bind(e)?;
+            match bound.eval(&[], &self.ctx)? {
+                Value::Int(n) if n >= 0 => Ok(n as u64),
+                other => Err(SqlError::DatatypeMismatch(format!(
+                    "{what} must be a non-negative integer, not {other}"
+                ))),
+            }
+        };
+        match clause {
+            None => Ok((None, 0)),
+            Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+                unsupported(!limit_by.is_empty(), "LIMIT BY")?;
+                let limit = limit.as_ref().map(|l| constant(l, "LIMIT")).transpose()?;
+                let offset = offset.as_ref().map(|o| constant(&o.value, "OFFSET")).transpose()?;
+                Ok((limit, offset.unwrap_or(0)))
+            }
+            Some(other) => Err(SqlError::NotSupported(format!("{other}"))),
+        }
+    }
+
+    fn values(&self, values: &ast::Values) -> Result<(Plan, Vec<Column>)> {
+        let empty = Scope::default();
+        let binder = Binder::new(&empty);
+        let rows: Vec<Vec<Expr>> = values
+            .rows
+            .iter()
+            .map(|row| row.iter().map(|e| binder.bind(e)).collect::<Result<Vec<_>>>())
+            .collect::<Result<_>>()?;
+        let width = rows.first().map_or(0, Vec::len);
+        if rows.iter().any(|r| r.len() != width) {
+            return Err(SqlError::Syntax("VALUES lists must all be the same length".into()));
+        }
+        let columns = (1..=width)
+            .map(|i| Column {
+                table: None,
+                name: format!("column{i}"),
+                data_type: None,
+                hidden: false,
+            })
+            .collect();
+        Ok((Plan::Values { rows, width }, columns))
+    }
+
+    /// Plans the FROM clause: comma-separated items are cross joins.
+    fn from(&self, from: &[ast::TableWithJoins]) -> Result<(Plan, Scope)> {
+        let mut result: Option<(Plan, Scope)> = None;
+        for item in from {
+            let mut joined = self.table_factor(&item.relation)?;
+            for join in &item.joins {
+                joined = self.join(joined, join)?;
+            }
+            result = Some(match result {
+                None => joined,
+                Some(left) => cross(left, joined),
+            });
+        }
+        Ok(result.unwrap_or((Plan::Values { rows: vec![vec![]], width: 0 }, Scope::default())))
+    }
+
+    fn join(&self, left: (Plan, Scope), join: &ast::Join) -> Result<(Plan, Scope)> {
+        use ast::JoinOperator as J;
+        let right = self.table_factor(&join.relation)?;
+        let (kind, constraint) = match &join.join_operator {
+            J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
+            J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, c),
+            J::CrossJoin(c) => (JoinKind::Inner, c),
+            other => {
+                return Err(SqlError::NotSupported(
+                    format!("join {other:?}").chars().take(60).collect(),
+                ));
+            }
+        };
+        let (left_plan, left_scope) = left;
+        let (right_plan, right_scope) = right;
+        let right_width = right_scope.columns.len();
+        let mut scope = left_scope;
+        scope.columns.extend(right_scope.columns);
+        let on = match constraint {
+            ast::JoinConstraint::On(e) => Some(Binder::new(&scope).bind(e)?),
+            ast::JoinConstraint::None => None,
+            other => {
+                return Err(SqlError::NotSupported(
+                    format!("join constraint {other:?}").chars().take(60).collect(),
+                ));
+            }
+        };
+        if kind == JoinKind::Left && on.is_none() {
+            return Err(SqlError::Syntax("LEFT JOIN needs an ON condition".into()));
+        }
+        let plan = Plan::Join {
+            left: Box::new(left_plan),
+            right: Box::new(right_plan),
+            kind,
+            on,
+            right_width,
+        };
+        Ok((plan, scope))
+    }
+
+    fn table_factor(&self, factor: &ast::TableFactor) -> Result<(Plan, Scope)> {
+        match factor {
+            ast::TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                with_hints,
+                version: None,
+                partitions,
+                ..
+            } if with_hints.is_empty() && partitions.is_empty() => {
+                let table = self.catalog.table(&object_name(name)?)?;
+                let label = match alias {
+                    Some(a) if !a.columns.is_empty() => {
+                        return Err(SqlError::NotSupported("column aliases on a table".into()));
+                    }
+                    Some(a) => ident(&a.name),
+                    None => table.name.clone(),
+                };
+                Ok(table_scan(table, &label))
+            }
+            ast::TableFactor::Derived { lateral: false, subquery, alias, sample: None } => {
+                let planned = self.query(subquery)?;
+                let label = alias.as_ref().map(|a| ident(&a.name));
+                let mut columns = planned.columns;
+                if let Some(a) = alias {
+                    for (c, name) in columns.iter_mut().zip(&a.columns) {
+                        c.name = ident(&name.name);
+                    }
+                }
+                for c in &mut columns {
+                    c.table = label.clone();
+                }
+                Ok((planned.plan, Scope { columns }))
+            }
+            other => Err(SqlError::NotSupported(format!("FROM {other}"))),
+        }
+    }
+}
+
+fn wildcard_options(options: &ast::WildcardAdditionalOptions) -> Result<()> {
+    let plain = options.opt_ilike.is_none()
+        && options.opt_exclude.is_none()
+        && options.opt_except.is_none()
+        && options.opt_replace.is_none()
+        && options.opt_rename.is_none();
+    if plain { Ok(()) } else { Err(SqlError::NotSupported(format!("* {options}"))) }
+}
+
+fn cross(left: (Plan, Scope), right: (Plan, Scope)) -> (Plan, Scope) {
+    let right_width = right.1.columns.len();
+    let mut scope = left.1;
+    scope.columns.extend(right.1.columns);
+    let plan = Plan::Join {
+        left: Box::new(left.0),
+        right: Box::new(right.0),
+        kind: JoinKind::Inner,
+        on: None,
+        right_width,
+    };
+    (plan, scope)
+}
+
+/// A full scan of `table`, its columns labelled `label`.
+pub fn table_scan(table: Arc<TableDescriptor>, label: &str) -> (Plan, Scope) {
+    let columns = table
+        .columns
+        .iter()
+        .map(|c| Column {
+            table: Some(label.to_string()),
+            name: c.name.clone(),
+            data_type: Some(c.data_type),
+            hidden: c.hidden,
+        })
+        .collect();
+    let spans = vec![RowCodec::default().index_span(&table, &table.primary)];
+    (Plan::Scan { table, spans, filter: None }, Scope { columns })
+}

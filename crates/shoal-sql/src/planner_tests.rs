@@ -1,0 +1,68 @@
+//! Planner goldenscripts: each script in `testscripts/plan/` declares tables and shows the
+//! plans of queries over them, with the key spans the optimizer derived.
+//!
+//! ```text
+//!   > CREATE TABLE t (k INT PRIMARY KEY, v STRING)     declares a table (no output)
+//!   > SELECT v FROM t WHERE k = 1                      prints the plan and output columns
+//!   !> SELECT nope FROM t                              prints the error and its SQLSTATE
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use goldenscript::{Command, Context};
+use sqlparser::ast::Statement;
+use test_each_file::test_each_path;
+
+use crate::catalog::Snapshot;
+use crate::ddl::table_from_create;
+use crate::expr::EvalContext;
+use crate::planner::Planner;
+
+test_each_path! { in "crates/shoal-sql/testscripts/plan" as scripts => run_script }
+
+fn run_script(path: &std::path::Path) {
+    let mut runner = Runner { snapshot: Snapshot::default(), next_id: 100 };
+    goldenscript::run(&mut runner, path).expect("goldenscript failed");
+}
+
+struct Runner {
+    snapshot: Snapshot,
+    next_id: u64,
+}
+
+impl goldenscript::Runner for Runner {
+    type Command = Command;
+
+    fn run(&mut self, command: &Command, _: &Context) -> Result<String, Box<dyn StdError>> {
+        let mut out = String::new();
+        let statements = crate::parse(&command.name).map_err(with_code)?;
+        for statement in statements {
+            match statement {
+                Statement::CreateTable(create) => {
+                    let table = table_from_create(&create, self.next_id).map_err(with_code)?;
+                    self.next_id += 1;
+                    self.snapshot.tables.insert(table.name.clone(), Arc::new(table));
+                }
+                Statement::Query(query) => {
+                    let planner =
+                        Planner { catalog: &self.snapshot, ctx: EvalContext { now_micros: 0 } };
+                    let planned = planner.query(&query).map_err(with_code)?;
+                    let names: Vec<&str> =
+                        planned.columns.iter().map(|c| c.name.as_str()).collect();
+                    writeln!(out, "columns: {}", names.join(", "))?;
+                    for line in planned.plan.explain(&|_| "-".to_string()) {
+                        writeln!(out, "{line}")?;
+                    }
+                }
+                other => return Err(format!("unsupported statement {other}").into()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn with_code(e: crate::SqlError) -> Box<dyn StdError> {
+    format!("{} (SQLSTATE {})", e, e.sqlstate()).into()
+}

@@ -1,0 +1,274 @@
+//! Sessions: where statements run, in implicit or explicit transactions.
+//!
+//! ```text
+//!   no transaction ──BEGIN──▶ open ──error──▶ aborted ──ROLLBACK/COMMIT──▶ no transaction
+//!        │                     │  ──COMMIT/ROLLBACK──▶ no transaction
+//!        └─ any other statement: an implicit transaction, retried on 40001
+//! ```
+//!
+//! A statement outside BEGIN runs in its own transaction, which the session restarts on a
+//! retryable error (a new epoch, or after an abort a new transaction of higher priority) up to
+//! [`MAX_ATTEMPTS`] times, so clients rarely see 40001 for single statements. Inside BEGIN the
+//! client owns the transaction: a retryable error is returned (40001) and, as in PostgreSQL,
+//! any error leaves the transaction aborted until ROLLBACK (25P02 for other statements).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use shoal_kvclient::txn::Txn;
+use shoal_kvclient::{KvClient, KvOps};
+use sqlparser::ast::{self, Statement};
+
+use crate::catalog::Catalog;
+use crate::dml::{self, DmlContext};
+use crate::error::{Result, SqlError};
+use crate::exec::{self, Row};
+use crate::expr::EvalContext;
+use crate::plan::Column;
+use crate::planner::Planner;
+use crate::types::DataType;
+
+/// How often an implicit transaction is attempted before its error is returned.
+pub const MAX_ATTEMPTS: usize = 10;
+
+/// A statement's result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Rows, with their columns.
+    Rows {
+        /// The columns.
+        columns: Vec<Column>,
+        /// The rows.
+        rows: Vec<Row>,
+    },
+    /// Rows changed (`INSERT 0 3` in PostgreSQL's terms).
+    Affected {
+        /// INSERT, UPDATE or DELETE.
+        tag: &'static str,
+        /// How many.
+        count: u64,
+    },
+    /// A statement without rows: its tag (`CREATE TABLE`, `BEGIN`...).
+    Done(&'static str),
+}
+
+/// The SQL layer of one node: the catalog cache and the KV client statements run through.
+pub struct SqlEngine {
+    client: KvClient,
+    catalog: Catalog,
+    node_id: u64,
+    last_rowid: AtomicI64,
+}
+
+impl SqlEngine {
+    /// A SQL engine over `client`; `node_id` makes generated row ids unique across nodes.
+    pub fn new(client: KvClient, node_id: u64) -> Arc<Self> {
+        Arc::new(SqlEngine {
+            client,
+            catalog: Catalog::new(),
+            node_id,
+            last_rowid: AtomicI64::new(0),
+        })
+    }
+
+    /// Opens a session.
+    pub fn session(self: &Arc<Self>) -> Session {
+        Session { engine: self.clone(), txn: TxnState::None }
+    }
+
+    /// A new row id: the transaction's time in microseconds shifted left 15 bits, with the
+    /// node id in the low bits, increasing on this node (CockroachDB's `unique_rowid()`).
+    fn rowid(&self, now_micros: i64) -> i64 {
+        let candidate = (now_micros << 15) | (self.node_id as i64 & 0x7fff);
+        let mut last = self.last_rowid.load(Ordering::Relaxed);
+        loop {
+            let next = candidate.max(last + (1 << 15));
+            match self.last_rowid.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(current) => last = current,
+            }
+        }
+    }
+}
+
+enum TxnState {
+    None,
+    Open(Txn),
+    Aborted(Txn),
+}
+
+/// A client's session.
+pub struct Session {
+    engine: Arc<SqlEngine>,
+    txn: TxnState,
+}
+
+impl Session {
+    /// Whether an explicit transaction is open (or aborted, waiting for ROLLBACK).
+    pub fn in_transaction(&self) -> bool {
+        !matches!(self.txn, TxnState::None)
+    }
+
+    /// Runs every statement of `sql`, returning their results; stops at the first error.
+    pub async fn execute(&mut self, sql: &str) -> Result<Vec<Output>> {
+        let mut outputs = Vec::new();
+        for statement in crate::parse(sql)? {
+            outputs.push(self.execute_statement(&statement).await?);
+        }
+        Ok(outputs)
+    }
+
+    /// Runs one statement.
+    pub async fn execute_statement(&mut self, statement: &Statement) -> Result<Output> {
+        match statement {
+            Statement::StartTransaction { .. } => {
+                if !self.in_transaction() {
+                    self.txn = TxnState::Open(self.engine.client.begin());
+                }
+                return Ok(Output::Done("BEGIN"));
+            }
+            Statement::Commit { chain: false, .. } => {
+                return match std::mem::replace(&mut self.txn, TxnState::None) {
+                    TxnState::None => Ok(Output::Done("COMMIT")),
+                    TxnState::Open(txn) => {
+                        txn.commit().await?;
+                        Ok(Output::Done("COMMIT"))
+                    }
+                    TxnState::Aborted(txn) => {
+                        txn.rollback_in_background();
+                        Ok(Output::Done("ROLLBACK"))
+                    }
+                };
+            }
+            Statement::Rollback { chain: false, savepoint: None } => {
+                if let TxnState::Open(txn) | TxnState::Aborted(txn) =
+                    std::mem::replace(&mut self.txn, TxnState::None)
+                {
+                    txn.rollback_in_background();
+                }
+                return Ok(Output::Done("ROLLBACK"));
+            }
+            _ => {}
+        }
+        match &self.txn {
+            TxnState::Aborted(_) => Err(SqlError::TransactionState {
+                code: "25P02",
+                message: "current transaction is aborted, commands ignored until end of transaction block".into(),
+            }),
+            TxnState::Open(txn) => {
+                let txn = txn.clone();
+                let result = self.run(&txn, statement).await;
+                if result.is_err() {
+                    self.txn = TxnState::Aborted(txn);
+                }
+                result
+            }
+            TxnState::None => self.run_implicit(statement).await,
+        }
+    }
+
+    /// Runs a statement in its own transaction, restarting it on retryable errors.
+    async fn run_implicit(&self, statement: &Statement) -> Result<Output> {
+        let client = &self.engine.client;
+        let mut txn = client.begin();
+        let mut attempt = 1;
+        loop {
+            let result = match self.run(&txn, statement).await {
+                Ok(output) => txn.commit().await.map(|()| output).map_err(SqlError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(output) => return Ok(output),
+                Err(SqlError::Retry { reason, .. }) if attempt < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    if reason.is_abort() {
+                        let priority = txn.meta().priority.saturating_add(1);
+                        txn.rollback_in_background();
+                        txn = client.begin_with_priority(priority);
+                    } else {
+                        txn.restart();
+                    }
+                }
+                Err(e) => {
+                    if !matches!(e, SqlError::Ambiguous(_)) {
+                        txn.rollback_in_background();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Runs a statement in `txn`.
+    async fn run(&self, txn: &Txn, statement: &Statement) -> Result<Output> {
+        let catalog = self.engine.catalog.snapshot(txn).await?;
+        let read_ts = txn.read_ts();
+        let now_micros = i64::try_from(read_ts.wall / 1_000).unwrap_or(i64::MAX);
+        let ctx = EvalContext { now_micros };
+        let rowids = || self.engine.rowid(now_micros);
+        let d = DmlContext { txn, catalog: &catalog, ctx, rowids: &rowids };
+        match statement {
+            Statement::Query(query) => {
+                let planned = Planner { catalog: &catalog, ctx }.query(query)?;
+                let rows: Vec<Row> = futures::TryStreamExt::try_collect(exec::execute(
+                    planned.plan,
+                    txn.clone(),
+                    ctx,
+                ))
+                .await?;
+                Ok(Output::Rows { columns: planned.columns, rows })
+            }
+            Statement::Insert(insert) => dml::insert(&d, insert).await,
+            Statement::Update(update) => dml::update(&d, update).await,
+            Statement::Delete(delete) => dml::delete(&d, delete).await,
+            Statement::CreateTable(create) => {
+                let name = crate::binder::object_name(&create.name)?;
+                if catalog.tables.contains_key(&name) {
+                    if create.if_not_exists {
+                        return Ok(Output::Done("CREATE TABLE"));
+                    }
+                    return Err(SqlError::DuplicateTable(name));
+                }
+                let id = self.engine.catalog.next_id(txn).await?;
+                let table = crate::ddl::table_from_create(create, id)?;
+                self.engine.catalog.write_table(txn, &table).await?;
+                Ok(Output::Done("CREATE TABLE"))
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::Table,
+                if_exists,
+                names,
+                cascade: false,
+                purge: false,
+                temporary: false,
+                ..
+            } => {
+                for name in names {
+                    let name = crate::binder::object_name(name)?;
+                    let Some(table) = catalog.tables.get(&name) else {
+                        if *if_exists {
+                            continue;
+                        }
+                        return Err(SqlError::UndefinedTable(name));
+                    };
+                    let span = crate::rowcodec::RowCodec::default().table_span(table);
+                    txn.send(vec![shoal_api::Request::DeleteRange { span }]).await?;
+                    self.engine.catalog.drop_table(txn, table).await?;
+                }
+                Ok(Output::Done("DROP TABLE"))
+            }
+            other => Err(SqlError::NotSupported(format!("statement {}", first_words(other)))),
+        }
+    }
+}
+
+/// The first words of a statement, for errors.
+fn first_words(statement: &Statement) -> String {
+    statement.to_string().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// The type shown for a column of unknown type (a NULL literal): text, as PostgreSQL does.
+pub fn column_type(column: &Column) -> DataType {
+    column.data_type.unwrap_or(DataType::Text)
+}
