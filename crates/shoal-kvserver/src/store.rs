@@ -10,7 +10,7 @@ use shoal_keys::layout::{self, RangeLocalKind, range_local_key};
 use shoal_keys::{Key, Span};
 use shoal_raft::handle;
 use shoal_raft::{
-    Applier, Command, CommandResponse, EngineSpan, EntryInfo, LogWriter, RaftEnvelope,
+    Applier, Command, CommandResponse, EngineSpan, EntryInfo, LogWriter, RaftEnvelope, RaftRequest,
     RaftResponse, RaftTimers, ReplicaContext, ReplicaLocation, Transport, deliver, start_replica,
 };
 use shoal_storage::mvcc::{self, key::encode_prefix};
@@ -734,6 +734,38 @@ impl Store {
                 return RaftResponse::Error(error).encode();
             }
         };
+        if let RaftRequest::Snapshot { data, .. } = &envelope.request
+            && let Some(other) = self.snapshot_overlap(envelope.range_id, data)
+        {
+            // A snapshot captured before its range split covers the right-hand range too;
+            // installed here it would delete that range's newer data. Refused, the leader
+            // captures a fresh snapshot with its current bounds.
+            let error = format!(
+                "a snapshot of range {} covers range {other}, which this store holds",
+                envelope.range_id
+            );
+            return RaftResponse::Error(error).encode();
+        }
         deliver(replica.raft(), envelope.request).await.encode()
+    }
+
+    /// Returns another range of this store whose data the snapshot's span deletion would
+    /// cover, if any.
+    pub(crate) fn snapshot_overlap(&self, range_id: u64, data: &[u8]) -> Option<u64> {
+        let batch = WriteBatch::decode(data).ok()?;
+        // The first MVCC deletion is the range's data span (see `replicated_spans`).
+        let (start, end) = batch.ops().iter().find_map(|op| match op {
+            shoal_storage::BatchOp::DeleteRange { cf: Cf::Mvcc, start, end } => {
+                Some((start.clone(), end.clone()))
+            }
+            _ => None,
+        })?;
+        let descriptors = self.descriptors.read().unwrap_or_else(|p| p.into_inner());
+        descriptors.iter().find_map(|(id, d)| {
+            let span = layout::addressable_span(&d.span());
+            let (other_start, other_end) =
+                (encode_prefix(span.start.as_bytes()), encode_prefix(span.end.as_bytes()));
+            (*id != range_id && start < other_end && other_start < end).then_some(*id)
+        })
     }
 }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use shoal_api::{BatchRequest, KvError, Request, Response};
 use shoal_hlc::Clock;
-use shoal_keys::{Key, Span};
+use shoal_keys::{Key, Span, layout};
 use shoal_raft::testing::LocalNet;
 use shoal_raft::{RaftTimers, handle};
-use shoal_storage::MemoryEngine;
+use shoal_storage::mvcc::key::encode_prefix;
+use shoal_storage::{Cf, MemoryEngine, WriteBatch};
 
 use crate::test_util::descriptor;
 use crate::{Store, StoreConfig};
@@ -228,4 +229,32 @@ async fn a_replica_that_catches_up_by_snapshot_past_a_split_learns_the_new_bound
     let batch = BatchRequest::new(RANGE, vec![Request::Get { key: Key::from("z") }]);
     let refused = cluster.store(3).send(batch).await.unwrap_err();
     assert!(matches!(refused, KvError::RangeKeyMismatch { .. }), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_captured_before_a_split_is_refused_where_the_right_hand_range_lives() {
+    let cluster = Cluster::start().await;
+    let split = Request::AdminSplit { key: Key::from("m"), new_range_id: 2 };
+    cluster.send(vec![split]).await.unwrap();
+    let store = cluster.store(1);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while store.replica(2).is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the right-hand range never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let snapshot_of = |span: &Span| {
+        let span = layout::addressable_span(span);
+        let mut batch = WriteBatch::new();
+        batch.delete_range(
+            Cf::Mvcc,
+            encode_prefix(span.start.as_bytes()),
+            encode_prefix(span.end.as_bytes()),
+        );
+        batch.encode()
+    };
+    // Captured before the split: the left range's old span covers range 2's keys.
+    assert_eq!(store.snapshot_overlap(RANGE, &snapshot_of(&descriptor().span())), Some(2));
+    // Captured after it: only the left range's own keys.
+    let left = store.replica(RANGE).unwrap().descriptor();
+    assert_eq!(store.snapshot_overlap(RANGE, &snapshot_of(&left.span())), None);
 }
