@@ -318,12 +318,30 @@ async fn a_three_range_transaction_is_all_or_nothing_when_its_commit_is_cut_shor
     for at in ["atom/h", "atom/t"] {
         crate::admin::split(&nodes[0], Key::from(at)).await.unwrap();
     }
+    // Writes (without committing) every key. Right after a node died, routing may fail for a
+    // while (a range's leaseholder moving, a stale meta descriptor): the writes are retried in
+    // a new transaction until they land, as a client would. Atomicity is what is tested here.
     let write = async |node: &Server, value: &str| -> Txn {
-        let txn = node.require_cluster().unwrap().kv.begin();
-        for key in ATOMIC_KEYS {
-            txn.put(key, value).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let txn = node.require_cluster().unwrap().kv.begin();
+            let mut failed = None;
+            for key in ATOMIC_KEYS {
+                if let Err(e) = txn.put(key, value).await {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            match failed {
+                None => return txn,
+                Some(e) if Instant::now() < deadline && e.kind() != shoal_api::ErrorKind::User => {
+                    println!("writing the keys: {e}");
+                    txn.rollback_in_background();
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Some(e) => panic!("the keys cannot be written: {e}\n{}", raft_state(node)),
+            }
         }
-        txn
     };
     // Old values everywhere.
     let setup = write(&nodes[0], "v0").await;
