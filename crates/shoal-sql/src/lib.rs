@@ -42,6 +42,7 @@ pub mod optimizer;
 pub mod plan;
 pub mod planner;
 pub mod rowcodec;
+pub mod schema;
 pub mod session;
 pub mod types;
 

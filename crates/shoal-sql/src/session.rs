@@ -112,6 +112,14 @@ impl Session {
 
     /// Runs every statement of `sql`, returning their results; stops at the first error.
     pub async fn execute(&mut self, sql: &str) -> Result<Vec<Output>> {
+        if let Some(table) = show_indexes_target(sql) {
+            let client = self.engine.client.clone();
+            let txn = client.begin();
+            let catalog = self.engine.catalog.snapshot(&txn).await;
+            txn.rollback_in_background();
+            let descriptor = catalog?.table(&table)?;
+            return Ok(vec![crate::schema::show_indexes(&descriptor)]);
+        }
         let mut outputs = Vec::new();
         for statement in crate::parse(sql)? {
             outputs.push(self.execute_statement(&statement).await?);
@@ -258,9 +266,87 @@ impl Session {
                 }
                 Ok(Output::Done("DROP TABLE"))
             }
+            Statement::CreateIndex(create) => {
+                crate::schema::create_index(txn, &self.engine.catalog, &catalog, create, ctx).await
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::Index,
+                if_exists,
+                names,
+                cascade: false,
+                purge: false,
+                temporary: false,
+                ..
+            } => {
+                crate::schema::drop_index(txn, &self.engine.catalog, &catalog, names, *if_exists)
+                    .await
+            }
+            Statement::Explain {
+                statement,
+                analyze: false,
+                verbose: false,
+                estimate: false,
+                format: None,
+                options: None,
+                ..
+            } => {
+                let Statement::Query(query) = statement.as_ref() else {
+                    return Err(SqlError::NotSupported(
+                        "EXPLAIN of statements other than queries".into(),
+                    ));
+                };
+                let planned = Planner { catalog: &catalog, ctx }.query(query)?;
+                crate::schema::explain(&self.engine.client, &planned.plan).await
+            }
+            Statement::ShowTables {
+                terse: false,
+                history: false,
+                extended: false,
+                full: false,
+                external: false,
+                show_options,
+            } if plain_show(show_options) => Ok(crate::schema::show_tables(&catalog)),
+            Statement::ShowColumns { extended: false, full: false, show_options } => {
+                let table = match &show_options.show_in {
+                    Some(ast::ShowStatementIn { parent_name: Some(name), .. })
+                        if show_options.filter_position.is_none()
+                            && show_options.limit.is_none() =>
+                    {
+                        catalog.table(&crate::binder::object_name(name)?)?
+                    }
+                    _ => return Err(SqlError::NotSupported("this SHOW COLUMNS form".into())),
+                };
+                Ok(crate::schema::show_columns(&table))
+            }
             other => Err(SqlError::NotSupported(format!("statement {}", first_words(other)))),
         }
     }
+}
+
+/// The table of `SHOW INDEXES FROM t` (or `SHOW INDEX FROM t`), which the parser does not
+/// know in its PostgreSQL dialect.
+fn show_indexes_target(sql: &str) -> Option<String> {
+    let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
+    match words.as_slice() {
+        [show, index, from, table]
+            if show.eq_ignore_ascii_case("show")
+                && (index.eq_ignore_ascii_case("indexes")
+                    || index.eq_ignore_ascii_case("index"))
+                && from.eq_ignore_ascii_case("from") =>
+        {
+            Some(table.to_lowercase())
+        }
+        _ => None,
+    }
+}
+
+/// Whether a SHOW has no IN, LIKE, STARTS WITH or LIMIT.
+fn plain_show(o: &ast::ShowStatementOptions) -> bool {
+    o.show_in.is_none()
+        && o.starts_with.is_none()
+        && o.limit.is_none()
+        && o.limit_from.is_none()
+        && o.filter_position.is_none()
 }
 
 /// The first words of a statement, for errors.
