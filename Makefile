@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv bench-bank demo demo-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv bench-bank bench-tpcb demo demo-stop jepsen jepsen-smoke
 
 all: build
 
@@ -52,6 +52,11 @@ bench-kv: deps
 bench-bank: deps
 	$(CARGO) build --release -p shoal
 	scripts/bench-bank.sh
+
+## bench-tpcb: `shoal workload tpcb` (pgbench's TPC-B over SQL) against a local 3-node cluster
+bench-tpcb: deps
+	$(CARGO) build --release -p shoal
+	scripts/bench-tpcb.sh
 
 ## jepsen-smoke: ten nemeses against the register workload on 3 nodes, 30 s each, plus the
 ## unsafe canary that must be reported invalid (about 6 minutes; CI runs it)

@@ -21,6 +21,11 @@ impl KvClient {
         KvClient { sender: Arc::new(sender), clock }
     }
 
+    /// Reads this node's clock.
+    pub fn now(&self) -> shoal_hlc::Timestamp {
+        self.clock.now()
+    }
+
     /// Returns the underlying sender.
     pub fn sender(&self) -> &DistSender {
         &self.sender

@@ -6,11 +6,14 @@
 //! - [`KvClient`]: typed get / put / compare-and-set / delete / scan on top of it ([`KvOps`]),
 //!   and transactions: [`KvClient::begin`] gives a [`txn::Txn`], [`KvClient::txn`] runs a
 //!   closure in one and retries it on restarts.
+//! - Range administration: [`KvClient::split_at`] splits a range and updates its addressing
+//!   records; [`KvClient::ranges_in`] lists the ranges of a span.
 //! - [`conflict`]: what a sender does about other transactions' locks (push, resolve, retry).
 //!
 //! How a batch reaches another node is the [`NodeSender`]'s business: the server sends over the
 //! node-to-node transport, tests call stores directly.
 
+mod admin;
 mod cache;
 mod client;
 pub mod conflict;

@@ -95,6 +95,21 @@ impl KvClient {
         self.begin_with_id(uuid::Uuid::new_v4().as_u128(), priority)
     }
 
+    /// Starts a read-only transaction that reads the database as of `ts` (`AS OF SYSTEM
+    /// TIME`). It has no uncertainty interval: a historical read's timestamp is chosen, not
+    /// taken from a clock, so a value above it was written after it by definition. Writing
+    /// through it is the caller's mistake (the writes would land at `ts`).
+    pub fn begin_historical(&self, ts: Timestamp) -> Txn {
+        let txn = self.begin();
+        {
+            let mut state = txn.lock();
+            state.txn.meta.write_ts = ts;
+            state.txn.read_ts = ts;
+            state.txn.uncertainty_limit = ts;
+        }
+        txn
+    }
+
     /// Starts a transaction with a chosen id, which must be unique in the cluster forever
     /// (tests use it for stable output; everything else wants [`KvClient::begin`]).
     pub fn begin_with_id(&self, id: u128, priority: u32) -> Txn {
@@ -420,7 +435,10 @@ impl Txn {
     pub fn rollback_in_background(&self) {
         let txn = self.clone();
         self.stop_heartbeat();
-        tokio::spawn(async move {
+        // Outside a runtime (a session dropped as its program ends) nothing can be sent: the
+        // record expires without heartbeats and its intents are resolved by whoever meets them.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
             if let Err(e) = txn.rollback().await {
                 tracing::debug!("rolling back a transaction: {e}");
             }

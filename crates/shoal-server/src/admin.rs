@@ -1,75 +1,17 @@
 //! Manual range operations: splitting a range at a key.
 //!
-//! ```text
-//!   split(k): id = increment /System/range-idgen
-//!             AdminSplit { k, id } ─DistSender─▶ leaseholder of the range holding k
-//!                 proposes the split; every replica shortens the range and starts range `id`
-//!             /Meta/k       ← left-hand descriptor    (first: see below)
-//!             /Meta/<end>   ← right-hand descriptor   (replaces the old range's record)
-//! ```
-//!
-//! The addressing records are updated after the split applied, left-hand first: in between, a
-//! lookup of a right-hand key still finds the old, wider descriptor, is sent to the left-hand
-//! range, and is redirected by its key-mismatch answer. Written the other way round, a lookup of
-//! a left-hand key would find a range that does not hold it.
-//!
-//! # Hazards
-//!
-//! The split and the addressing records are not one transaction (transactions come later): if
-//! this node dies between them, the records stay stale and every cold lookup of a right-hand
-//! key takes the redirect above (the left-hand store names the right-hand range, which it
-//! hosts too). Nothing rewrites the records yet.
+//! The split itself, and the order its addressing records are written in, is
+//! [`shoal_kvclient::KvClient::split_at`]'s business; this module runs it on a server's
+//! client, for the HTTP API, the split queue and tests.
 
-use shoal_api::addressing::{decode_meta_record, meta_record, range_id_generator};
-use shoal_api::{KvError, RangeDescriptor, Request, Response};
+use shoal_api::RangeDescriptor;
 use shoal_keys::Key;
-use shoal_kvclient::KvOps;
 
 use crate::error::Result;
 use crate::server::Server;
 
-/// Writes `descriptor`'s addressing record unless the record holds a descriptor at least as
-/// new (a replica change may have landed since, and its leaseholder rewritten the record).
-pub async fn write_meta_record_if_newer(
-    kv: &shoal_kvclient::KvClient,
-    descriptor: &RangeDescriptor,
-) -> Result<()> {
-    let (key, value) = meta_record(descriptor);
-    for _ in 0..3 {
-        let stored = kv.get(key.clone()).await?;
-        if let Some(bytes) = &stored
-            && let Ok(held) = decode_meta_record(bytes)
-            && held.generation >= descriptor.generation
-        {
-            return Ok(());
-        }
-        match kv.compare_and_set(key.clone(), stored, value.clone()).await {
-            Ok(()) => {
-                kv.sender().cache().insert(descriptor.clone());
-                return Ok(());
-            }
-            Err(KvError::ConditionFailed { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
 /// Splits the range holding `key` at `key`; returns the left-hand and right-hand ranges.
 pub async fn split(server: &Server, key: Key) -> Result<(RangeDescriptor, RangeDescriptor)> {
     let cluster = server.require_cluster()?;
-    let new_range_id = cluster.kv.increment(range_id_generator(), 1).await? as u64;
-    let request = Request::AdminSplit { key, new_range_id };
-    let response = cluster.kv.sender().send(vec![request]).await?.pop();
-    let Some(Response::AdminSplit { lhs, rhs }) = response else {
-        return Err(KvError::Internal(format!("a split was answered with {response:?}")).into());
-    };
-    for descriptor in [&lhs, &rhs] {
-        write_meta_record_if_newer(&cluster.kv, descriptor).await?;
-    }
-    let cache = cluster.kv.sender().cache();
-    cache.insert(lhs.clone());
-    cache.insert(rhs.clone());
-    tracing::info!(lhs = lhs.range_id, rhs = rhs.range_id, split_key = %rhs.start_key, "split a range");
-    Ok((lhs, rhs))
+    Ok(cluster.kv.split_at(key).await?)
 }

@@ -10,6 +10,7 @@
 //!   POST /v1/kv/scan    {"start": "a", "end": "z", "limit": 10}
 //!                                                            → {"rows": [{"key", "value"}]}
 //!   POST /v1/txn        {"ops": [..], "commit": true}          → {"results": [..]} (see http_txn)
+//!   POST /v1/sql        {"sql": "SELECT 1; …"}                 → {"results": [..]} (see http_sql)
 //!   POST /v1/admin/split {"key": "m"}                        → {"lhs": range, "rhs": range}
 //!   POST /v1/cluster/init                                    → {"cluster_id", "nodes"}
 //!   GET  /v1/nodes                                           → {"nodes": [...]}
@@ -89,6 +90,7 @@ fn router(server: Server) -> Router {
         .route("/v1/kv/delete", post(kv_delete))
         .route("/v1/kv/scan", post(kv_scan))
         .route("/v1/txn", post(crate::http_txn::txn))
+        .route("/v1/sql", post(crate::http_sql::sql))
         .route("/v1/admin/split", post(admin_split))
         .merge(crate::http_cluster::routes());
     let router = match server.inner.config.test_hooks {
@@ -107,6 +109,17 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
+    /// An error with a status, a machine-readable code and a message.
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+        ApiError { status, code, message, extra: None }
+    }
+
+    /// Adds a field next to `error` in the answer.
+    pub(crate) fn with(mut self, name: &'static str, value: Json) -> Self {
+        self.extra = Some((name, value));
+        self
+    }
+
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,

@@ -30,6 +30,7 @@ pub mod error;
 pub mod gossip;
 mod http;
 mod http_cluster;
+mod http_sql;
 pub mod http_txn;
 pub mod ident;
 pub mod kv_sender;

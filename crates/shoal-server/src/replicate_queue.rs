@@ -315,7 +315,7 @@ async fn destroy_remote_replica(server: &Server, range_id: u64, gone: ReplicaDes
 
 /// Rewrites the addressing record of `descriptor`'s range if it is missing or older.
 async fn repair_meta_record(cluster: &Cluster, descriptor: &RangeDescriptor) -> Result<()> {
-    crate::admin::write_meta_record_if_newer(&cluster.kv, descriptor).await
+    Ok(cluster.kv.write_meta_record_if_newer(descriptor).await?)
 }
 
 /// How long a replica that neither its own descriptor nor the addressing record names must

@@ -112,6 +112,8 @@ pub struct Cluster {
     pub(crate) peers: Mutex<BTreeMap<u64, NodeAddress>>,
     /// Transactions held open over HTTP.
     pub sessions: crate::http_txn::TxnSessions,
+    /// The SQL layer, on [`Cluster::kv`].
+    pub sql: Arc<shoal_sql::SqlEngine>,
 }
 
 /// A node. Cloning shares it.
@@ -337,8 +339,9 @@ impl Server {
         let kv = KvClient::new(meta, inner.clock.clone());
         let gossip = Gossip::new(ident.node_id, inner.config.liveness_timeout);
         let sessions = crate::http_txn::TxnSessions::default();
+        let sql = shoal_sql::SqlEngine::new(kv.clone(), ident.node_id);
         let cluster =
-            Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers), sessions });
+            Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers), sessions, sql });
         if inner.cluster.set(cluster.clone()).is_err() {
             return Err(Error::Peer("this node joined a cluster twice".into()));
         }

@@ -1,11 +1,12 @@
 //! SQL logic tests: every `sql/*.slt` file at the repository root runs through the
 //! `sqllogictest` crate against a three-node in-process cluster on RocksDB.
 //!
-//! The table keyspace is split in advance, so every table a file creates spans several
-//! ranges: each of the first table ids starts a range, and each primary index is split again
-//! at the integer key 10 (so `INT` keys on both sides of 10 land on different ranges), with the
-//! secondary indexes on a range of their own. Files take turns on the three nodes, and each
-//! file runs in one session, so BEGIN ... COMMIT spans its records.
+//! Before each file, the keyspace of the next few table ids is split, so every table a file
+//! creates (up to five) spans several ranges: each table starts a range, its primary index is
+//! split again at the integer key 10 (so `INT` keys on both sides of 10 land on different
+//! ranges), and its secondary indexes have a range of their own. Files take turns on the
+//! three nodes, each file runs in one session (so BEGIN ... COMMIT spans its records), and
+//! its tables are dropped after it. `SHOAL_SLT=<part of a file name>` runs only some files.
 //!
 //! Errors are shown as `message (SQLSTATE code)`, so a file can expect a code:
 //! `statement error 23505`.
@@ -21,8 +22,9 @@ use tempfile::TempDir;
 
 use crate::queue_tests::{SERIAL, cluster};
 
-/// Table ids whose keyspace is split in advance (the first ids tables get).
-const SPLIT_TABLES: std::ops::Range<u64> = 101..121;
+/// How many table ids past the next one are split before each file: at most this many
+/// tables per file span several ranges.
+const SPLIT_AHEAD: u64 = 5;
 
 /// A SQL error with its SQLSTATE in its text.
 #[derive(Debug)]
@@ -99,33 +101,225 @@ fn slt_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    // `SHOAL_SLT=joins` runs only the files whose names contain `joins`.
+    if let Ok(only) = std::env::var("SHOAL_SLT") {
+        files.retain(|f| f.file_name().is_some_and(|n| n.to_string_lossy().contains(&only)));
+    }
     files
+}
+
+/// A three-node cluster with a SQL engine on each node.
+async fn sql_cluster(dirs: &[TempDir]) -> (Vec<crate::server::Server>, Vec<Arc<SqlEngine>>) {
+    let nodes = cluster(dirs).await;
+    let engines = nodes
+        .iter()
+        .map(|n| SqlEngine::new(n.require_cluster().unwrap().kv.clone(), n.node_id()))
+        .collect();
+    (nodes, engines)
+}
+
+/// Splits the keyspace of the next [`SPLIT_AHEAD`] table ids (those not split yet, which
+/// start at `*split_upto`): at each table's prefix, its primary index at key 10, and its
+/// secondary indexes.
+async fn split_ahead(node: &crate::server::Server, engine: &SqlEngine, split_upto: &mut u64) {
+    let next = engine.peek_next_table_id().await.unwrap();
+    let codec = TableCodec::system();
+    for id in (*split_upto).max(next)..next + SPLIT_AHEAD {
+        let at_ten = codec.index_key(id, 1, &[(Datum::Int(10), Direction::Ascending)]);
+        for key in [codec.table_prefix(id), at_ten, codec.index_prefix(id, 2)] {
+            crate::admin::split(node, key).await.unwrap();
+        }
+    }
+    *split_upto = (*split_upto).max(next + SPLIT_AHEAD);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sql_logic_tests_pass_on_a_three_node_cluster() {
     let _serial = SERIAL.lock().await;
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = cluster(&dirs).await;
-    let codec = TableCodec::system();
-    for id in SPLIT_TABLES {
-        let at_ten = codec.index_key(id, 1, &[(Datum::Int(10), Direction::Ascending)]);
-        for key in [codec.table_prefix(id), at_ten, codec.index_prefix(id, 2)] {
-            crate::admin::split(&nodes[0], key).await.unwrap();
-        }
-    }
-    let engines: Vec<Arc<SqlEngine>> = nodes
-        .iter()
-        .map(|n| SqlEngine::new(n.require_cluster().unwrap().kv.clone(), n.node_id()))
-        .collect();
+    let (nodes, engines) = sql_cluster(&dirs).await;
+    let mut failures = Vec::new();
+    let mut split_upto = 0;
     for (i, file) in slt_files().into_iter().enumerate() {
+        split_ahead(&nodes[0], &engines[0], &mut split_upto).await;
         let engine = engines[i % engines.len()].clone();
         let mut runner = sqllogictest::Runner::new(move || {
             let engine = engine.clone();
             async move { Ok::<_, DbError>(Db { session: engine.session() }) }
         });
         if let Err(e) = runner.run_file_async(&file).await {
-            panic!("{}: {}", file.display(), e.display(false));
+            failures.push(format!("{}: {}", file.display(), e.display(false)));
+        }
+        // Each file starts from an empty schema.
+        let mut session = engines[0].session();
+        for table in rows(&mut session, "SHOW TABLES").await {
+            session.execute(&format!("DROP TABLE \"{}\"", table[0])).await.unwrap();
         }
     }
+    assert!(failures.is_empty(), "{} files failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Runs `sql` in `session`, returning the rows as text.
+async fn rows(session: &mut Session, sql: &str) -> Vec<Vec<String>> {
+    match session.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")).pop() {
+        Some(Output::Rows { rows, .. }) => rows
+            .into_iter()
+            .map(|r| r.iter().map(|v| v.to_text().unwrap_or_else(|| "NULL".into())).collect())
+            .collect(),
+        other => panic!("{sql}: no rows but {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn as_of_system_time_reads_the_past_and_show_ranges_lists_the_splits() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (nodes, engines) = sql_cluster(&dirs).await;
+    split_ahead(&nodes[0], &engines[0], &mut 0).await;
+    let mut session = engines[1].session();
+    session.execute("CREATE TABLE t (k INT PRIMARY KEY, v TEXT)").await.unwrap();
+    session.execute("INSERT INTO t VALUES (1, 'old'), (20, 'old')").await.unwrap();
+    let before = rows(&mut session, "SELECT cluster_logical_timestamp()").await[0][0].clone();
+    session.execute("UPDATE t SET v = 'new'").await.unwrap();
+    session.execute("INSERT INTO t VALUES (30, 'new')").await.unwrap();
+
+    // Read on another node, as of the earlier timestamp and now.
+    let mut other = engines[2].session();
+    let past = format!("SELECT k, v FROM t AS OF SYSTEM TIME '{before}' ORDER BY k");
+    assert_eq!(rows(&mut other, &past).await, [["1", "old"], ["20", "old"]]);
+    let now = rows(&mut other, "SELECT k, v FROM t ORDER BY k").await;
+    assert_eq!(now, [["1", "new"], ["20", "new"], ["30", "new"]]);
+    // Before the table existed, it did not exist.
+    let genesis = "SELECT k FROM t AS OF SYSTEM TIME '1000000000000000000'";
+    assert_eq!(other.execute(genesis).await.unwrap_err().sqlstate(), "42P01");
+    let future = "SELECT k FROM t AS OF SYSTEM TIME '9000000000000000000'";
+    assert_eq!(other.execute(future).await.unwrap_err().sqlstate(), "22023");
+    other.execute("BEGIN").await.unwrap();
+    assert_eq!(other.execute(&past).await.unwrap_err().sqlstate(), "0A000");
+    other.execute("ROLLBACK").await.unwrap();
+
+    // The pre-split table has ranges starting at its prefix, at key 10 and at its index span;
+    // a manual split adds one at 25.
+    session.execute("ALTER TABLE t SPLIT AT VALUES (25)").await.unwrap();
+    let ranges = rows(&mut session, "SHOW RANGES FROM TABLE t").await;
+    let bounds: Vec<(&str, &str)> = ranges.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+    assert_eq!(
+        bounds,
+        [
+            ("/Table/101", "/Table/101/1/10"),
+            ("/Table/101/1/10", "/Table/101/1/25"),
+            ("/Table/101/1/25", "/Table/101/2"),
+            ("/Table/101/2", "/Table/102"),
+        ]
+    );
+    for range in &ranges {
+        assert_eq!(range[3], "{1,2,3}", "every range has three replicas: {range:?}");
+    }
+    assert_eq!(rows(&mut session, "SELECT v FROM t WHERE k = 30").await, [["new"]]);
+}
+
+/// Inserts, updates of indexed columns, deletes and upserts from six sessions on three nodes;
+/// afterwards every index holds exactly the entries the rows call for: none missing (a row
+/// without its entry) and none extra (an entry pointing to a row that is gone or changed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn indexes_match_their_rows_after_a_concurrent_mixed_workload() {
+    use rand::{Rng, SeedableRng};
+    use shoal_kvclient::KvOps;
+
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (nodes, engines) = sql_cluster(&dirs).await;
+    split_ahead(&nodes[0], &engines[0], &mut 0).await;
+    let mut setup = engines[0].session();
+    setup
+        .execute(
+            "CREATE TABLE t (k INT PRIMARY KEY, a INT, b TEXT UNIQUE, c INT);
+             CREATE INDEX t_a ON t (a);
+             CREATE INDEX t_ac ON t (a DESC, c);
+             CREATE INDEX t_c ON t USING HASH (c) WITH (bucket_count = 4)",
+        )
+        .await
+        .unwrap();
+    const WORKERS: u64 = 6;
+    const OPS: usize = 60;
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..WORKERS {
+        let engine = engines[w as usize % engines.len()].clone();
+        workers.spawn(async move {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(w);
+            let mut session = engine.session();
+            let mut done = 0;
+            for _ in 0..OPS {
+                let k = rng.random_range(0..40);
+                let a = rng.random_range(0..8);
+                let b = rng.random_range(0..60);
+                let c = rng.random_range(0..5);
+                let sql = match rng.random_range(0..5) {
+                    0 => format!("INSERT INTO t VALUES ({k}, {a}, 'b{b}', {c})"),
+                    1 => format!("UPDATE t SET a = {a}, c = {c} WHERE k = {k}"),
+                    2 => {
+                        format!("UPDATE t SET b = 'b{b}', a = a + 1 WHERE k >= {k} AND k < {k} + 3")
+                    }
+                    3 => format!("DELETE FROM t WHERE k = {k}"),
+                    _ => format!("UPSERT INTO t VALUES ({k}, {a}, 'b{b}', NULL)"),
+                };
+                let statement = if rng.random_bool(0.3) {
+                    format!(
+                        "BEGIN; {sql}; UPDATE t SET c = c + 1 WHERE k = {}; COMMIT",
+                        (k + 7) % 40
+                    )
+                } else {
+                    sql
+                };
+                match session.execute(&statement).await {
+                    Ok(_) => done += 1,
+                    // Unique violations and restarts inside BEGIN are expected; anything else
+                    // is a bug.
+                    Err(e) if matches!(e.sqlstate(), "23505" | "40001") => {}
+                    Err(e) => panic!("{statement}: {e}"),
+                }
+                if session.in_transaction() {
+                    session.execute("ROLLBACK").await.unwrap();
+                }
+            }
+            done
+        });
+    }
+    let mut succeeded = 0;
+    while let Some(done) = workers.join_next().await {
+        succeeded += done.unwrap();
+    }
+    assert!(succeeded > WORKERS as usize * OPS / 2, "only {succeeded} statements succeeded");
+
+    // Read the rows and every index's raw entries in one transaction.
+    let kv = nodes[0].require_cluster().unwrap().kv.clone();
+    let txn = kv.begin();
+    let table =
+        shoal_sql::catalog::Catalog::new().snapshot(&txn).await.unwrap().table("t").unwrap();
+    let rows: Vec<Vec<shoal_sql::Value>> =
+        match engines[0].session().execute("SELECT k, a, b, c FROM t").await.unwrap().pop() {
+            Some(Output::Rows { rows, .. }) => rows,
+            other => panic!("{other:?}"),
+        };
+    assert!(!rows.is_empty(), "the workload left no rows");
+    let codec = shoal_sql::rowcodec::RowCodec::default();
+    assert_eq!(table.indexes.len(), 4);
+    for index in &table.indexes {
+        let mut expected: Vec<(shoal_keys::Key, Vec<u8>)> =
+            rows.iter().map(|r| codec.index_entry(&table, index, r).unwrap()).collect();
+        expected.sort();
+        let span = codec.index_span(&table, index);
+        let actual: Vec<(shoal_keys::Key, Vec<u8>)> =
+            txn.scan(span, None).await.unwrap().into_iter().map(|(k, v)| (k, v.to_vec())).collect();
+        assert_eq!(
+            actual.len(),
+            expected.len(),
+            "index {} has {} entries for {} rows",
+            index.name,
+            actual.len(),
+            rows.len()
+        );
+        assert_eq!(actual, expected, "index {} differs from its rows", index.name);
+    }
+    txn.rollback().await.unwrap();
 }

@@ -39,6 +39,11 @@ impl Scope {
                 found = Some(i);
             }
         }
+        if let Some(t) = table
+            && !self.columns.iter().any(|c| c.table.as_deref() == Some(t))
+        {
+            return Err(SqlError::MissingFromEntry(t.to_string()));
+        }
         found.ok_or_else(|| {
             SqlError::UndefinedColumn(match table {
                 Some(t) => format!("{t}.{name}"),

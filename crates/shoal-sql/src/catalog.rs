@@ -227,6 +227,13 @@ impl Catalog {
         Ok(FIRST_TABLE_ID + u64::try_from(n).unwrap_or(0))
     }
 
+    /// The id the next table will get (unless another takes it first); for tests and tools
+    /// that prepare ranges for tables about to be created.
+    pub async fn peek_next_id(&self, kv: &impl KvOps) -> Result<u64> {
+        let n = kv.increment(seq_key(), 0).await?;
+        Ok(FIRST_TABLE_ID + u64::try_from(n).unwrap_or(0) + 1)
+    }
+
     /// Creates or replaces a table's descriptor and name, and bumps the catalog version.
     pub async fn write_table(&self, txn: &impl KvOps, table: &TableDescriptor) -> Result<()> {
         let bytes = postcard::to_allocvec(table)

@@ -68,43 +68,20 @@ pub fn table_from_create(create: &ast::CreateTable, id: u64) -> Result<TableDesc
     let mut primary: Option<KeyColumns> = None;
     let mut uniques: Vec<(Option<String>, KeyColumns)> = Vec::new();
     for def in &create.columns {
-        let column_name = ident(&def.name);
-        if table.column_index(&column_name).is_some() {
-            return Err(SqlError::DuplicateColumn(column_name));
-        }
-        let mut column = ColumnDescriptor {
-            id: table.next_column_id,
-            name: column_name.clone(),
-            data_type: DataType::from_ast(&def.data_type)?,
-            nullable: true,
-            default: None,
-            hidden: false,
-        };
-        table.next_column_id += 1;
-        for option in &def.options {
-            match &option.option {
-                ast::ColumnOption::Null => column.nullable = true,
-                ast::ColumnOption::NotNull => column.nullable = false,
-                ast::ColumnOption::Default(e) => column.default = Some(e.to_string()),
-                ast::ColumnOption::PrimaryKey(_) => {
-                    if primary.is_some() {
-                        return Err(SqlError::InvalidTableDefinition(format!(
-                            "multiple primary keys for table \"{name}\" are not allowed"
-                        )));
-                    }
-                    primary = Some(vec![(column_name.clone(), true)]);
-                }
-                ast::ColumnOption::Unique(_) => {
-                    uniques.push((None, vec![(column_name.clone(), true)]))
-                }
-                ast::ColumnOption::Check(check) => table.checks.push(CheckConstraint {
-                    name: check.name.as_ref().map_or_else(|| format!("check_{column_name}"), ident),
-                    expr: check.expr.to_string(),
-                }),
-                other => return Err(SqlError::NotSupported(format!("column option {other}"))),
-            }
-        }
+        let (column, keys) = column_from_def(&mut table, def)?;
+        let column_name = column.name.clone();
         table.columns.push(column);
+        if keys.primary {
+            if primary.is_some() {
+                return Err(SqlError::InvalidTableDefinition(format!(
+                    "multiple primary keys for table \"{name}\" are not allowed"
+                )));
+            }
+            primary = Some(vec![(column_name.clone(), true)]);
+        }
+        if keys.unique {
+            uniques.push((None, vec![(column_name, true)]));
+        }
     }
     for constraint in &create.constraints {
         match constraint {
@@ -171,6 +148,52 @@ pub fn table_from_create(create: &ast::CreateTable, id: u64) -> Result<TableDesc
         table.indexes.push(index);
     }
     Ok(table)
+}
+
+/// The keys a column definition declares.
+#[derive(Debug, Default)]
+pub struct ColumnKeys {
+    /// `PRIMARY KEY`.
+    pub primary: bool,
+    /// `UNIQUE`.
+    pub unique: bool,
+}
+
+/// Reads one column definition of `table`: the column (with the next column id, which it
+/// takes) and the keys it declares. Its CHECK constraints are added to the table.
+pub fn column_from_def(
+    table: &mut TableDescriptor,
+    def: &ast::ColumnDef,
+) -> Result<(ColumnDescriptor, ColumnKeys)> {
+    let column_name = ident(&def.name);
+    if table.column_index(&column_name).is_some() {
+        return Err(SqlError::DuplicateColumn(column_name));
+    }
+    let mut column = ColumnDescriptor {
+        id: table.next_column_id,
+        name: column_name.clone(),
+        data_type: DataType::from_ast(&def.data_type)?,
+        nullable: true,
+        default: None,
+        hidden: false,
+    };
+    let mut keys = ColumnKeys::default();
+    for option in &def.options {
+        match &option.option {
+            ast::ColumnOption::Null => column.nullable = true,
+            ast::ColumnOption::NotNull => column.nullable = false,
+            ast::ColumnOption::Default(e) => column.default = Some(e.to_string()),
+            ast::ColumnOption::PrimaryKey(_) => keys.primary = true,
+            ast::ColumnOption::Unique(_) => keys.unique = true,
+            ast::ColumnOption::Check(check) => table.checks.push(CheckConstraint {
+                name: check.name.as_ref().map_or_else(|| format!("check_{column_name}"), ident),
+                expr: check.expr.to_string(),
+            }),
+            other => return Err(SqlError::NotSupported(format!("column option {other}"))),
+        }
+    }
+    table.next_column_id += 1;
+    Ok((column, keys))
 }
 
 /// Reads the columns of a key: names and directions.

@@ -47,12 +47,12 @@ pub struct DmlContext<'a> {
 }
 
 /// A table's columns as a scope, labelled with the table's name.
-fn table_scope(table: &Arc<TableDescriptor>) -> Scope {
+pub(crate) fn table_scope(table: &Arc<TableDescriptor>) -> Scope {
     table_scan(table.clone(), &table.name).1
 }
 
 /// Parses a stored expression (a DEFAULT or CHECK).
-fn parse_expr(text: &str) -> Result<ast::Expr> {
+pub(crate) fn parse_expr(text: &str) -> Result<ast::Expr> {
     sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
         .try_with_sql(text)
         .and_then(|mut p| p.parse_expr())
@@ -101,7 +101,7 @@ fn returning(
 }
 
 /// Checks a new row: types, NOT NULL, CHECK constraints. Returns the row as stored.
-fn validate(
+pub(crate) fn validate(
     table: &TableDescriptor,
     checks: &[(String, Expr)],
     row: Row,
@@ -124,7 +124,7 @@ fn validate(
     Ok(out)
 }
 
-fn bound_checks(table: &Arc<TableDescriptor>) -> Result<Vec<(String, Expr)>> {
+pub(crate) fn bound_checks(table: &Arc<TableDescriptor>) -> Result<Vec<(String, Expr)>> {
     let scope = table_scope(table);
     table
         .checks
@@ -138,7 +138,7 @@ type UniqueKeys = Vec<(Key, String)>;
 
 /// The writes that store `new` in place of `old` (either may be absent), with the unique
 /// keys that must not exist yet, named by their index.
-fn row_writes(
+pub(crate) fn row_writes(
     table: &TableDescriptor,
     old: Option<&Row>,
     new: Option<&Row>,
@@ -191,7 +191,7 @@ fn row_writes(
 
 /// Sends a row's writes; a failed conditional put becomes a unique violation naming the index
 /// whose key is taken by another row.
-async fn write_row(
+pub(crate) async fn write_row(
     txn: &Txn,
     requests: Vec<Request>,
     unique: &[(Key, String)],
@@ -278,7 +278,10 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
     let mut count = 0;
     let mut returned = Vec::new();
     for source_row in rows {
-        if source_row.len() != targets.len() {
+        // Without a column list, fewer values fill the first columns and the rest take their
+        // defaults, as in PostgreSQL.
+        let implicit_prefix = insert.columns.is_empty() && source_row.len() < targets.len();
+        if source_row.len() != targets.len() && !implicit_prefix {
             return Err(SqlError::Syntax(format!(
                 "INSERT has {} expressions but {} target columns",
                 source_row.len(),
@@ -305,19 +308,24 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
                 write_row(d.txn, requests.clone(), &unique, &requests).await?;
                 Some(row)
             }
-            Conflict::DoNothing | Conflict::DoUpdate(..) => {
+            Conflict::DoNothing { .. } | Conflict::DoUpdate(..) => {
                 let pk = codec.primary_key(&table, &row)?;
                 let existing = match d.txn.get(pk.clone()).await? {
                     Some(value) => Some(codec.decode_row(&table, &pk, &value)?),
                     None => None,
                 };
                 match (existing, &conflict) {
+                    (None, Conflict::DoNothing { any_constraint: true })
+                        if taken_unique_key(d.txn, &table, &row).await? =>
+                    {
+                        None
+                    }
                     (None, _) => {
                         let (requests, unique) = row_writes(&table, None, Some(&row))?;
                         write_row(d.txn, requests.clone(), &unique, &requests).await?;
                         Some(row)
                     }
-                    (Some(_), Conflict::DoNothing) => None,
+                    (Some(_), Conflict::DoNothing { .. }) => None,
                     (Some(old), Conflict::DoUpdate(assignments, filter)) => {
                         // Expressions see the existing row, then `excluded` (the proposed one).
                         let mut both = old.clone();
@@ -350,6 +358,64 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
     Ok(finish("INSERT", count, ret_columns, returned, insert.returning.is_some()))
 }
 
+/// Whether another row holds one of `row`'s unique secondary keys (NULLs never collide).
+async fn taken_unique_key(txn: &Txn, table: &TableDescriptor, row: &Row) -> Result<bool> {
+    let codec = RowCodec::default();
+    for index in table.indexes.iter().filter(|i| i.unique) {
+        let has_null = index
+            .columns
+            .iter()
+            .any(|(id, _)| table.column_position(*id).is_ok_and(|p| row[p].is_null()));
+        if has_null {
+            continue;
+        }
+        let (key, _) = codec.index_entry(table, index, row)?;
+        if txn.get(key).await?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Runs `UPSERT INTO t (cols) …`: an INSERT that, where a row's primary key exists, sets the
+/// listed columns that are not part of the key to the new values (CockroachDB's UPSERT).
+pub async fn upsert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> {
+    let name = match &insert.table {
+        ast::TableObject::TableName(name) => object_name(name)?,
+        other => return Err(SqlError::NotSupported(format!("UPSERT INTO {other}"))),
+    };
+    let table = d.catalog.table(&name)?;
+    let targets: Vec<String> = if insert.columns.is_empty() {
+        table.columns.iter().filter(|c| !c.hidden).map(|c| c.name.clone()).collect()
+    } else {
+        insert.columns.iter().map(object_name).collect::<Result<_>>()?
+    };
+    let key_ids: Vec<u32> = table.primary.columns.iter().map(|(id, _)| *id).collect();
+    let assignments: Vec<ast::Assignment> = targets
+        .iter()
+        .filter(|name| {
+            table.column_index(name).is_none_or(|p| !key_ids.contains(&table.columns[p].id))
+        })
+        .map(|name| ast::Assignment {
+            target: ast::AssignmentTarget::ColumnName(ast::ObjectName::from(vec![
+                ast::Ident::with_quote('"', name),
+            ])),
+            value: ast::Expr::CompoundIdentifier(vec![
+                ast::Ident::new("excluded"),
+                ast::Ident::with_quote('"', name),
+            ]),
+        })
+        .collect();
+    let action = if assignments.is_empty() {
+        ast::OnConflictAction::DoNothing
+    } else {
+        ast::OnConflictAction::DoUpdate(ast::DoUpdate { assignments, selection: None })
+    };
+    let mut insert = insert.clone();
+    insert.on = Some(ast::OnInsert::OnConflict(ast::OnConflict { conflict_target: None, action }));
+    self::insert(d, &insert).await
+}
+
 fn finish(
     tag: &'static str,
     count: u64,
@@ -363,7 +429,11 @@ fn finish(
 /// What an INSERT does when a row's primary key exists.
 enum Conflict {
     Error,
-    DoNothing,
+    /// Skip the row; `any_constraint` (no conflict target) also skips rows whose unique
+    /// secondary keys are taken.
+    DoNothing {
+        any_constraint: bool,
+    },
     /// Assignments (column position, expression over existing ++ excluded) and a filter.
     DoUpdate(Vec<(usize, Expr)>, Option<Expr>),
 }
@@ -394,7 +464,9 @@ fn on_conflict(table: &Arc<TableDescriptor>, on: Option<&ast::OnInsert>) -> Resu
         Some(other) => return Err(SqlError::NotSupported(format!("ON CONFLICT {other}"))),
     }
     Ok(match &c.action {
-        ast::OnConflictAction::DoNothing => Conflict::DoNothing,
+        ast::OnConflictAction::DoNothing => {
+            Conflict::DoNothing { any_constraint: c.conflict_target.is_none() }
+        }
         ast::OnConflictAction::DoUpdate(update) => {
             let mut scope = table_scope(table);
             let excluded: Vec<Column> = scope

@@ -47,6 +47,21 @@ pub enum SqlError {
     /// A date or time out of range or malformed (22008).
     #[error("{0}")]
     DatetimeOverflow(String),
+    /// Date or time text in no format Shoal reads (22007).
+    #[error("{0}")]
+    InvalidDatetimeFormat(String),
+    /// A function argument out of the function's domain: a negative substring length
+    /// (22011), the square root of a negative number (2201F).
+    #[error("{message}")]
+    FunctionArgument {
+        /// The SQLSTATE.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// A qualified column reference whose table is not in the FROM clause (42P01).
+    #[error("missing FROM-clause entry for table \"{0}\"")]
+    MissingFromEntry(String),
     /// A number out of its type's range (22003).
     #[error("{0}")]
     NumericOutOfRange(String),
@@ -56,6 +71,9 @@ pub enum SqlError {
     /// Division by zero (22012).
     #[error("division by zero")]
     DivisionByZero,
+    /// A parameter or option value out of its allowed range (22023).
+    #[error("{0}")]
+    InvalidParameter(String),
     /// A grouping or aggregate misuse (42803).
     #[error("{0}")]
     Grouping(String),
@@ -131,9 +149,13 @@ impl SqlError {
             SqlError::DatatypeMismatch(_) => "42804",
             SqlError::InvalidText(_) => "22P02",
             SqlError::DatetimeOverflow(_) => "22008",
+            SqlError::InvalidDatetimeFormat(_) => "22007",
+            SqlError::FunctionArgument { code, .. } => code,
+            SqlError::MissingFromEntry(_) => "42P01",
             SqlError::NumericOutOfRange(_) => "22003",
             SqlError::StringTooLong(_) => "22001",
             SqlError::DivisionByZero => "22012",
+            SqlError::InvalidParameter(_) => "22023",
             SqlError::Grouping(_) => "42803",
             SqlError::Cardinality(_) => "21000",
             SqlError::InvalidReference(_) => "42P10",

@@ -318,7 +318,7 @@ fn add(sum: Option<Value>, v: Value) -> Result<Option<Value>> {
             Box::new(Expr::Literal(s)),
             Box::new(Expr::Literal(v)),
         )
-        .eval(&[], &EvalContext { now_micros: 0 })?,
+        .eval(&[], &EvalContext::at(shoal_hlc::Timestamp::ZERO))?,
     }))
 }
 

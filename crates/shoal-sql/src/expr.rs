@@ -116,6 +116,9 @@ pub enum Function {
     Now,
     /// `current_date`
     CurrentDate,
+    /// `cluster_logical_timestamp()`: the transaction's HLC read timestamp as text,
+    /// `<nanoseconds>.<logical, 10 digits>`, the form `AS OF SYSTEM TIME` takes
+    ClusterLogicalTimestamp,
 }
 
 impl Function {
@@ -149,6 +152,7 @@ impl Function {
             "least" => (Least, &|n| n >= 1),
             "now" | "current_timestamp" | "transaction_timestamp" => (Now, &|n| n == 0),
             "current_date" => (CurrentDate, &|n| n == 0),
+            "cluster_logical_timestamp" => (ClusterLogicalTimestamp, &|n| n == 0),
             _ => return None,
         };
         arity(args).then_some(f)
@@ -207,9 +211,67 @@ pub enum Expr {
 pub struct EvalContext {
     /// The transaction's timestamp in microseconds since the epoch, for `now()`.
     pub now_micros: i64,
+    /// The transaction's read timestamp, for `cluster_logical_timestamp()`.
+    pub hlc: shoal_hlc::Timestamp,
+}
+
+impl EvalContext {
+    /// The context of a transaction reading at `ts`.
+    pub fn at(ts: shoal_hlc::Timestamp) -> Self {
+        EvalContext { now_micros: i64::try_from(ts.wall / 1_000).unwrap_or(i64::MAX), hlc: ts }
+    }
 }
 
 impl Expr {
+    /// The type of the expression's values over rows of `input`, where it is evident without
+    /// evaluating (a column, a cast, a literal, a comparison, arithmetic on typed operands);
+    /// None when it is not (NULL, CASE, most functions).
+    pub fn static_type(&self, input: &[Option<DataType>]) -> Option<DataType> {
+        use BinaryOp::*;
+        match self {
+            Expr::Literal(v) => v.data_type(),
+            Expr::Column(i) => input.get(*i).copied().flatten(),
+            Expr::Cast(_, t) => Some(*t),
+            Expr::Not(_)
+            | Expr::IsNull(..)
+            | Expr::IsDistinct(..)
+            | Expr::IsBool(..)
+            | Expr::InList(..)
+            | Expr::Like { .. } => Some(DataType::Bool),
+            Expr::Binary(Eq | NotEq | Lt | LtEq | Gt | GtEq | And | Or, ..) => Some(DataType::Bool),
+            Expr::Binary(Concat, ..) => Some(DataType::Text),
+            Expr::Neg(e) => e.static_type(input),
+            Expr::Binary(Add | Sub | Mul | Div | Mod, a, b) => {
+                match (a.static_type(input)?, b.static_type(input)?) {
+                    (DataType::Int(_), DataType::Int(_)) => Some(DataType::Int(8)),
+                    (DataType::Float(_), DataType::Int(_) | DataType::Float(_))
+                    | (DataType::Int(_), DataType::Float(_)) => Some(DataType::Float(8)),
+                    (DataType::Decimal(_), DataType::Int(_) | DataType::Decimal(_))
+                    | (DataType::Int(_), DataType::Decimal(_)) => Some(DataType::Decimal(None)),
+                    _ => None,
+                }
+            }
+            Expr::Call(Function::Now, _) => Some(DataType::TimestampTz),
+            Expr::Call(Function::CurrentDate, _) => Some(DataType::Date),
+            Expr::Call(Function::Length | Function::Strpos, _) => Some(DataType::Int(8)),
+            Expr::Call(
+                Function::Lower
+                | Function::Upper
+                | Function::Substring
+                | Function::Trim
+                | Function::Ltrim
+                | Function::Rtrim
+                | Function::Replace
+                | Function::Concat
+                | Function::Left
+                | Function::Right
+                | Function::ClusterLogicalTimestamp,
+                _,
+            ) => Some(DataType::Text),
+            _ => None,
+        }
+    }
+
     /// Evaluates the expression over `row`.
     pub fn eval(&self, row: &[Value], ctx: &EvalContext) -> Result<Value> {
         Ok(match self {
@@ -663,6 +725,9 @@ fn call(f: Function, args: &[Expr], row: &[Value], ctx: &EvalContext) -> Result<
             return Ok(if a.sql_cmp(&b)? == Some(Ordering::Equal) { Value::Null } else { a });
         }
         Now => return Ok(Value::TimestampTz(ctx.now_micros)),
+        ClusterLogicalTimestamp => {
+            return Ok(Value::Text(format!("{}.{:010}", ctx.hlc.wall, ctx.hlc.logical)));
+        }
         CurrentDate => {
             return Ok(Value::Date((ctx.now_micros.div_euclid(86_400_000_000)) as i32));
         }
@@ -687,7 +752,10 @@ fn call(f: Function, args: &[Expr], row: &[Value], ctx: &EvalContext) -> Result<
                 Some(count) => {
                     let count = int_arg(count, f)?;
                     if count < 0 {
-                        return Err(SqlError::InvalidText("negative substring length".into()));
+                        return Err(SqlError::FunctionArgument {
+                            code: "22011",
+                            message: "negative substring length not allowed".into(),
+                        });
                     }
                     from.saturating_add(count)
                 }
@@ -760,9 +828,10 @@ fn call(f: Function, args: &[Expr], row: &[Value], ctx: &EvalContext) -> Result<
         Sqrt => {
             let x = as_f64(v, f)?;
             if x < 0.0 {
-                return Err(SqlError::InvalidText(
-                    "cannot take square root of a negative number".into(),
-                ));
+                return Err(SqlError::FunctionArgument {
+                    code: "2201F",
+                    message: "cannot take square root of a negative number".into(),
+                });
             }
             Value::Float(x.sqrt())
         }
@@ -776,7 +845,14 @@ fn call(f: Function, args: &[Expr], row: &[Value], ctx: &EvalContext) -> Result<
             ),
             other => return Err(numeric_expected(f, other)),
         },
-        Coalesce | Concat | Greatest | Least | NullIf | Now | CurrentDate => {
+        Coalesce
+        | Concat
+        | Greatest
+        | Least
+        | NullIf
+        | Now
+        | CurrentDate
+        | ClusterLogicalTimestamp => {
             unreachable!("handled above")
         }
     })
@@ -801,7 +877,7 @@ mod tests {
 
     use super::*;
 
-    const CTX: EvalContext = EvalContext { now_micros: 0 };
+    const CTX: EvalContext = EvalContext { now_micros: 0, hlc: shoal_hlc::Timestamp::ZERO };
 
     fn lit(v: Value) -> Box<Expr> {
         Box::new(Expr::Literal(v))

@@ -31,6 +31,7 @@
 //! sessions with implicit and explicit transactions are here; subqueries, schema changes
 //! beyond CREATE/DROP TABLE, EXPLAIN and SHOW come next (issue 7).
 
+pub mod alter;
 pub mod binder;
 pub mod catalog;
 pub mod ddl;
@@ -44,6 +45,8 @@ pub mod planner;
 pub mod rowcodec;
 pub mod schema;
 pub mod session;
+pub mod subquery;
+pub mod syntax;
 pub mod types;
 
 #[cfg(test)]

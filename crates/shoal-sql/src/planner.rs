@@ -24,7 +24,7 @@ use crate::error::{Result, SqlError};
 use crate::expr::{EvalContext, Expr};
 use crate::plan::{Column, JoinKind, Plan, SortKey};
 use crate::rowcodec::RowCodec;
-use crate::types::Value;
+use crate::types::{DataType, Value};
 
 /// A planned query: the plan and its output columns.
 #[derive(Debug, Clone)]
@@ -184,20 +184,28 @@ impl Planner<'_> {
         }
 
         let binder = Binder { scope: &scope, grouping: grouping.as_ref() };
+        // Output types are known for expressions over the ungrouped row (grouped rows hold
+        // aggregates, whose types depend on their inputs: left unknown).
+        let input_types: Vec<Option<DataType>> = match grouping {
+            None => scope.columns.iter().map(|c| c.data_type).collect(),
+            Some(_) => Vec::new(),
+        };
+        let typed = |e: &Expr| if grouping.is_none() { e.static_type(&input_types) } else { None };
         let mut items = Vec::new();
         for item in &select.projection {
             match item {
                 ast::SelectItem::UnnamedExpr(e) => {
                     let name = output_name(e);
-                    items.push((
-                        binder.bind(e)?,
-                        Column { table: None, name, data_type: None, hidden: false },
-                    ));
+                    let bound = binder.bind(e)?;
+                    let data_type = typed(&bound);
+                    items.push((bound, Column { table: None, name, data_type, hidden: false }));
                 }
                 ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    let bound = binder.bind(expr)?;
+                    let data_type = typed(&bound);
                     items.push((
-                        binder.bind(expr)?,
-                        Column { table: None, name: ident(alias), data_type: None, hidden: false },
+                        bound,
+                        Column { table: None, name: ident(alias), data_type, hidden: false },
                     ));
                 }
                 ast::SelectItem::Wildcard(options) => {

@@ -46,8 +46,10 @@ impl goldenscript::Runner for Runner {
                     self.snapshot.tables.insert(table.name.clone(), Arc::new(table));
                 }
                 Statement::Query(query) => {
-                    let planner =
-                        Planner { catalog: &self.snapshot, ctx: EvalContext { now_micros: 0 } };
+                    let planner = Planner {
+                        catalog: &self.snapshot,
+                        ctx: EvalContext::at(shoal_hlc::Timestamp::ZERO),
+                    };
                     let planned = planner.query(&query).map_err(with_code)?;
                     let names: Vec<&str> =
                         planned.columns.iter().map(|c| c.name.as_str()).collect();

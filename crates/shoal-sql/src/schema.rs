@@ -99,22 +99,24 @@ pub async fn create_index(
 }
 
 fn bucket_count(with: &[ast::Expr]) -> Result<u32> {
-    for option in with {
-        if let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = option
-            && matches!(left.as_ref(), ast::Expr::Identifier(id) if ident(id) == "bucket_count")
-            && let ast::Expr::Value(v) = right.as_ref()
-            && let ast::Value::Number(n, _) = &v.value
-        {
-            return match n.parse::<u32>() {
-                Ok(b @ 2..=2048) => Ok(b),
-                _ => Err(SqlError::InvalidText(format!(
-                    "bucket_count {n} must be between 2 and 2048"
-                ))),
-            };
-        }
-        return Err(SqlError::NotSupported(format!("index option {option}")));
+    let option = match with {
+        [] => return Ok(DEFAULT_BUCKETS),
+        [option] => option,
+        _ => return Err(SqlError::NotSupported("index options other than bucket_count".into())),
+    };
+    if let ast::Expr::BinaryOp { left, op: ast::BinaryOperator::Eq, right } = option
+        && matches!(left.as_ref(), ast::Expr::Identifier(id) if ident(id) == "bucket_count")
+        && let ast::Expr::Value(v) = right.as_ref()
+        && let ast::Value::Number(n, _) = &v.value
+    {
+        return match n.parse::<u32>() {
+            Ok(b @ 2..=2048) => Ok(b),
+            _ => Err(SqlError::InvalidParameter(format!(
+                "bucket_count {n} must be between 2 and 2048"
+            ))),
+        };
     }
-    Ok(DEFAULT_BUCKETS)
+    Err(SqlError::NotSupported(format!("index option {option}")))
 }
 
 /// Writes `index`'s entry for every row of `table` (read with the old descriptor).

@@ -26,6 +26,7 @@ use crate::exec::{self, Row};
 use crate::expr::EvalContext;
 use crate::plan::Column;
 use crate::planner::Planner;
+use crate::syntax::Parsed;
 use crate::types::DataType;
 
 /// How often an implicit transaction is attempted before its error is returned.
@@ -71,6 +72,11 @@ impl SqlEngine {
         })
     }
 
+    /// The id the next table will get, as [`Catalog::peek_next_id`] says.
+    pub async fn peek_next_table_id(&self) -> Result<u64> {
+        self.catalog.peek_next_id(&self.client).await
+    }
+
     /// Opens a session.
     pub fn session(self: &Arc<Self>) -> Session {
         Session { engine: self.clone(), txn: TxnState::None }
@@ -104,7 +110,23 @@ pub struct Session {
     txn: TxnState,
 }
 
+impl Drop for Session {
+    /// A session that goes away (its client disconnected) rolls back its transaction.
+    fn drop(&mut self) {
+        self.abandon();
+    }
+}
+
 impl Session {
+    /// Rolls back the session's transaction, if one is open, in the background.
+    pub fn abandon(&mut self) {
+        if let TxnState::Open(txn) | TxnState::Aborted(txn) =
+            std::mem::replace(&mut self.txn, TxnState::None)
+        {
+            txn.rollback_in_background();
+        }
+    }
+
     /// Whether an explicit transaction is open (or aborted, waiting for ROLLBACK).
     pub fn in_transaction(&self) -> bool {
         !matches!(self.txn, TxnState::None)
@@ -112,50 +134,63 @@ impl Session {
 
     /// Runs every statement of `sql`, returning their results; stops at the first error.
     pub async fn execute(&mut self, sql: &str) -> Result<Vec<Output>> {
-        if let Some(table) = show_indexes_target(sql) {
-            let client = self.engine.client.clone();
-            let txn = client.begin();
-            let catalog = self.engine.catalog.snapshot(&txn).await;
-            txn.rollback_in_background();
-            let descriptor = catalog?.table(&table)?;
-            return Ok(vec![crate::schema::show_indexes(&descriptor)]);
-        }
         let mut outputs = Vec::new();
-        for statement in crate::parse(sql)? {
-            outputs.push(self.execute_statement(&statement).await?);
+        for parsed in crate::syntax::parse(sql)? {
+            outputs.push(self.execute_parsed(&parsed).await?);
         }
         Ok(outputs)
     }
 
     /// Runs one statement.
     pub async fn execute_statement(&mut self, statement: &Statement) -> Result<Output> {
-        match statement {
-            Statement::StartTransaction { .. } => {
-                if !self.in_transaction() {
-                    self.txn = TxnState::Open(self.engine.client.begin());
-                }
-                return Ok(Output::Done("BEGIN"));
-            }
-            Statement::Commit { chain: false, .. } => {
-                return match std::mem::replace(&mut self.txn, TxnState::None) {
-                    TxnState::None => Ok(Output::Done("COMMIT")),
-                    TxnState::Open(txn) => {
-                        txn.commit().await?;
-                        Ok(Output::Done("COMMIT"))
+        self.execute_parsed(&Parsed::Statement(Box::new(statement.clone()))).await
+    }
+
+    /// Runs one parsed statement.
+    pub async fn execute_parsed(&mut self, parsed: &Parsed) -> Result<Output> {
+        match parsed {
+            Parsed::Statement(statement) => match statement.as_ref() {
+                Statement::StartTransaction { .. } => {
+                    if !self.in_transaction() {
+                        self.txn = TxnState::Open(self.engine.client.begin());
                     }
-                    TxnState::Aborted(txn) => {
+                    return Ok(Output::Done("BEGIN"));
+                }
+                Statement::Commit { chain: false, .. } => {
+                    return match std::mem::replace(&mut self.txn, TxnState::None) {
+                        TxnState::None => Ok(Output::Done("COMMIT")),
+                        TxnState::Open(txn) => {
+                            txn.commit().await?;
+                            Ok(Output::Done("COMMIT"))
+                        }
+                        TxnState::Aborted(txn) => {
+                            txn.rollback_in_background();
+                            Ok(Output::Done("ROLLBACK"))
+                        }
+                    };
+                }
+                Statement::Rollback { chain: false, savepoint: None } => {
+                    if let TxnState::Open(txn) | TxnState::Aborted(txn) =
+                        std::mem::replace(&mut self.txn, TxnState::None)
+                    {
                         txn.rollback_in_background();
-                        Ok(Output::Done("ROLLBACK"))
                     }
-                };
-            }
-            Statement::Rollback { chain: false, savepoint: None } => {
-                if let TxnState::Open(txn) | TxnState::Aborted(txn) =
-                    std::mem::replace(&mut self.txn, TxnState::None)
-                {
-                    txn.rollback_in_background();
+                    return Ok(Output::Done("ROLLBACK"));
                 }
-                return Ok(Output::Done("ROLLBACK"));
+                _ => {}
+            },
+            Parsed::AsOf { at, .. } => {
+                if self.in_transaction() {
+                    return Err(SqlError::NotSupported(
+                        "AS OF SYSTEM TIME inside an explicit transaction".into(),
+                    ));
+                }
+                let client = &self.engine.client;
+                let txn =
+                    client.begin_historical(crate::syntax::as_of_timestamp(at, client.now())?);
+                let result = self.run(&txn, parsed).await;
+                txn.rollback_in_background();
+                return result;
             }
             _ => {}
         }
@@ -166,23 +201,23 @@ impl Session {
             }),
             TxnState::Open(txn) => {
                 let txn = txn.clone();
-                let result = self.run(&txn, statement).await;
+                let result = self.run(&txn, parsed).await;
                 if result.is_err() {
                     self.txn = TxnState::Aborted(txn);
                 }
                 result
             }
-            TxnState::None => self.run_implicit(statement).await,
+            TxnState::None => self.run_implicit(parsed).await,
         }
     }
 
     /// Runs a statement in its own transaction, restarting it on retryable errors.
-    async fn run_implicit(&self, statement: &Statement) -> Result<Output> {
+    async fn run_implicit(&self, parsed: &Parsed) -> Result<Output> {
         let client = &self.engine.client;
         let mut txn = client.begin();
         let mut attempt = 1;
         loop {
-            let result = match self.run(&txn, statement).await {
+            let result = match self.run(&txn, parsed).await {
                 Ok(output) => txn.commit().await.map(|()| output).map_err(SqlError::from),
                 Err(e) => Err(e),
             };
@@ -208,17 +243,49 @@ impl Session {
         }
     }
 
-    /// Runs a statement in `txn`.
-    async fn run(&self, txn: &Txn, statement: &Statement) -> Result<Output> {
+    /// Runs a parsed statement in `txn`, after running its subqueries.
+    async fn run(&self, txn: &Txn, parsed: &Parsed) -> Result<Output> {
         let catalog = self.engine.catalog.snapshot(txn).await?;
-        let read_ts = txn.read_ts();
-        let now_micros = i64::try_from(read_ts.wall / 1_000).unwrap_or(i64::MAX);
-        let ctx = EvalContext { now_micros };
+        let ctx = EvalContext::at(txn.read_ts());
+        let now_micros = ctx.now_micros;
+        let inlined;
+        let parsed = if crate::subquery::parsed_has_subquery(parsed) {
+            let mut copy = parsed.clone();
+            crate::subquery::inline_parsed(&mut copy, &catalog, txn, ctx).await?;
+            inlined = copy;
+            &inlined
+        } else {
+            parsed
+        };
         let rowids = || self.engine.rowid(now_micros);
         let d = DmlContext { txn, catalog: &catalog, ctx, rowids: &rowids };
+        let client = &self.engine.client;
+        match parsed {
+            Parsed::Statement(statement) => self.run_statement(&d, statement).await,
+            Parsed::Upsert(statement) => match statement.as_ref() {
+                Statement::Insert(insert) => dml::upsert(&d, insert).await,
+                _ => Err(SqlError::Internal("UPSERT parsed as something else".into())),
+            },
+            Parsed::AsOf { query, .. } => {
+                self.run_statement(&d, &Statement::Query(query.clone())).await
+            }
+            Parsed::ShowIndexes(table) => {
+                let table = catalog.table(table)?;
+                Ok(crate::schema::show_indexes(&table))
+            }
+            Parsed::ShowRanges(table) => crate::alter::show_ranges(client, &catalog, table).await,
+            Parsed::SplitAt { table, rows } => {
+                crate::alter::split_at(client, txn, &catalog, table, rows, ctx).await
+            }
+        }
+    }
+
+    /// Runs a standard statement.
+    async fn run_statement(&self, d: &DmlContext<'_>, statement: &Statement) -> Result<Output> {
+        let (txn, catalog, ctx) = (d.txn, d.catalog, d.ctx);
         match statement {
             Statement::Query(query) => {
-                let planned = Planner { catalog: &catalog, ctx }.query(query)?;
+                let planned = Planner { catalog, ctx }.query(query)?;
                 let rows: Vec<Row> = futures::TryStreamExt::try_collect(exec::execute(
                     planned.plan,
                     txn.clone(),
@@ -227,9 +294,12 @@ impl Session {
                 .await?;
                 Ok(Output::Rows { columns: planned.columns, rows })
             }
-            Statement::Insert(insert) => dml::insert(&d, insert).await,
-            Statement::Update(update) => dml::update(&d, update).await,
-            Statement::Delete(delete) => dml::delete(&d, delete).await,
+            Statement::Insert(insert) => dml::insert(d, insert).await,
+            Statement::Update(update) => dml::update(d, update).await,
+            Statement::Delete(delete) => dml::delete(d, delete).await,
+            Statement::AlterTable(alter) => {
+                crate::alter::alter_table(d, &self.engine.catalog, alter).await
+            }
             Statement::CreateTable(create) => {
                 let name = crate::binder::object_name(&create.name)?;
                 if catalog.tables.contains_key(&name) {
@@ -267,7 +337,7 @@ impl Session {
                 Ok(Output::Done("DROP TABLE"))
             }
             Statement::CreateIndex(create) => {
-                crate::schema::create_index(txn, &self.engine.catalog, &catalog, create, ctx).await
+                crate::schema::create_index(txn, &self.engine.catalog, catalog, create, ctx).await
             }
             Statement::Drop {
                 object_type: ast::ObjectType::Index,
@@ -278,7 +348,7 @@ impl Session {
                 temporary: false,
                 ..
             } => {
-                crate::schema::drop_index(txn, &self.engine.catalog, &catalog, names, *if_exists)
+                crate::schema::drop_index(txn, &self.engine.catalog, catalog, names, *if_exists)
                     .await
             }
             Statement::Explain {
@@ -295,7 +365,7 @@ impl Session {
                         "EXPLAIN of statements other than queries".into(),
                     ));
                 };
-                let planned = Planner { catalog: &catalog, ctx }.query(query)?;
+                let planned = Planner { catalog, ctx }.query(query)?;
                 crate::schema::explain(&self.engine.client, &planned.plan).await
             }
             Statement::ShowTables {
@@ -305,7 +375,7 @@ impl Session {
                 full: false,
                 external: false,
                 show_options,
-            } if plain_show(show_options) => Ok(crate::schema::show_tables(&catalog)),
+            } if plain_show(show_options) => Ok(crate::schema::show_tables(catalog)),
             Statement::ShowColumns { extended: false, full: false, show_options } => {
                 let table = match &show_options.show_in {
                     Some(ast::ShowStatementIn { parent_name: Some(name), .. })
@@ -320,23 +390,6 @@ impl Session {
             }
             other => Err(SqlError::NotSupported(format!("statement {}", first_words(other)))),
         }
-    }
-}
-
-/// The table of `SHOW INDEXES FROM t` (or `SHOW INDEX FROM t`), which the parser does not
-/// know in its PostgreSQL dialect.
-fn show_indexes_target(sql: &str) -> Option<String> {
-    let words: Vec<&str> = sql.trim().trim_end_matches(';').split_whitespace().collect();
-    match words.as_slice() {
-        [show, index, from, table]
-            if show.eq_ignore_ascii_case("show")
-                && (index.eq_ignore_ascii_case("indexes")
-                    || index.eq_ignore_ascii_case("index"))
-                && from.eq_ignore_ascii_case("from") =>
-        {
-            Some(table.to_lowercase())
-        }
-        _ => None,
     }
 }
 

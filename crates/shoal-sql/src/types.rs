@@ -87,6 +87,32 @@ impl fmt::Display for DataType {
 }
 
 impl DataType {
+    /// The parser's AST for this type; [`DataType::from_ast`] reads it back unchanged.
+    pub fn to_ast(&self) -> sqlparser::ast::DataType {
+        use sqlparser::ast::{CharacterLength, DataType as A, ExactNumberInfo, TimezoneInfo};
+        let length =
+            |n: u32| Some(CharacterLength::IntegerLength { length: u64::from(n), unit: None });
+        match self {
+            DataType::Int(2) => A::SmallInt(None),
+            DataType::Int(4) => A::Int4(None),
+            DataType::Int(_) => A::BigInt(None),
+            DataType::Float(4) => A::Real,
+            DataType::Float(_) => A::DoublePrecision,
+            DataType::Decimal(None) => A::Numeric(ExactNumberInfo::None),
+            DataType::Decimal(Some((p, s))) => {
+                A::Numeric(ExactNumberInfo::PrecisionAndScale(u64::from(*p), i64::from(*s)))
+            }
+            DataType::Text => A::Text,
+            DataType::Varchar(n) => A::Varchar(length(*n)),
+            DataType::Char(n) => A::Char(length(*n)),
+            DataType::Bool => A::Boolean,
+            DataType::Bytes => A::Bytea,
+            DataType::Timestamp => A::Timestamp(None, TimezoneInfo::None),
+            DataType::TimestampTz => A::Timestamp(None, TimezoneInfo::WithTimeZone),
+            DataType::Date => A::Date,
+        }
+    }
+
     /// Reads a type from the parser's AST; unknown types are not supported.
     pub fn from_ast(ast: &sqlparser::ast::DataType) -> Result<Self> {
         use sqlparser::ast::{CharacterLength, DataType as A, ExactNumberInfo};
@@ -331,6 +357,20 @@ impl Value {
         if self.is_null() || other.is_null() {
             return Ok(None);
         }
+        // A string compared with a date, time or number is read as one, as PostgreSQL types
+        // a quoted literal from the other side (`d = '2024-03-10'`).
+        match (self, other) {
+            (Value::Text(s), v) | (v, Value::Text(s))
+                if !matches!(v, Value::Text(_) | Value::Bytes(_)) =>
+            {
+                let data_type = v.data_type().expect("a non-NULL value has a type");
+                let parsed = parse_text(s, &data_type)?;
+                let (a, b) =
+                    if matches!(self, Value::Text(_)) { (&parsed, other) } else { (self, &parsed) };
+                return Ok(Some(a.sort_cmp(b)));
+            }
+            _ => {}
+        }
         if !comparable(self, other) {
             return Err(SqlError::DatatypeMismatch(format!(
                 "unsupported comparison operator: {} with {}",
@@ -439,6 +479,8 @@ impl Value {
             (Bool(b), DataType::Int(_)) => Int(i64::from(b)),
             (Text(s), t) => parse_text(&s, t)?,
             (Bytes(b), DataType::Bytes) => Bytes(b),
+            // The output format abbreviates to t/f; a cast spells it out, as in PostgreSQL.
+            (Bool(b), t) if t.is_text() => parse_text(if b { "true" } else { "false" }, t)?,
             (v, t) if t.is_text() => parse_text(&v.to_text().unwrap_or_default(), t)?,
             (Timestamp(t), DataType::Timestamp) | (TimestampTz(t), DataType::Timestamp) => {
                 Timestamp(t)
@@ -547,7 +589,7 @@ fn format_float(f: f64) -> String {
         "-Infinity".into()
     } else if f == 0.0 {
         "0".into()
-    } else if f.abs() >= 1e15 || f.abs() < 1e-5 {
+    } else if f.abs() >= 1e15 || f.abs() < 1e-4 {
         // PostgreSQL switches to exponent notation for very large or small magnitudes.
         let s = format!("{f:e}");
         match s.split_once('e') {
@@ -591,7 +633,16 @@ pub fn parse_text(s: &str, to: &DataType) -> Result<Value> {
     let trimmed = s.trim();
     Ok(match to {
         DataType::Int(width) => {
-            let i: i64 = trimmed.parse().map_err(|_| invalid())?;
+            let digits = trimmed.strip_prefix(['-', '+']).unwrap_or(trimmed);
+            let i: i64 = trimmed.parse().map_err(|_| {
+                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                    SqlError::NumericOutOfRange(format!(
+                        "value \"{s}\" is out of range for type {to}"
+                    ))
+                } else {
+                    invalid()
+                }
+            })?;
             Value::Int(i).cast(&DataType::Int(*width))?
         }
         DataType::Float(w) => {
@@ -623,20 +674,29 @@ pub fn parse_text(s: &str, to: &DataType) -> Result<Value> {
             _ => return Err(invalid()),
         },
         DataType::Bytes => match s.strip_prefix("\\x") {
-            Some(hex) => Value::Bytes(parse_hex(hex).ok_or_else(invalid)?),
+            Some(hex) => Value::Bytes(parse_hex(hex).ok_or_else(|| {
+                SqlError::InvalidParameter(format!("invalid hexadecimal data in \"{s}\""))
+            })?),
             None => Value::Bytes(s.as_bytes().to_vec()),
         },
-        DataType::Timestamp => Value::Timestamp(parse_timestamp(trimmed).ok_or_else(|| {
-            SqlError::DatetimeOverflow(format!("invalid input syntax for type {to}: \"{s}\""))
-        })?),
+        DataType::Timestamp => {
+            Value::Timestamp(parse_timestamp(trimmed).ok_or_else(|| datetime_error(s, to))?)
+        }
         DataType::TimestampTz => {
-            Value::TimestampTz(parse_timestamp_tz(trimmed).ok_or_else(|| {
-                SqlError::DatetimeOverflow(format!("invalid input syntax for type {to}: \"{s}\""))
-            })?)
+            Value::TimestampTz(parse_timestamp_tz(trimmed).ok_or_else(|| datetime_error(s, to))?)
         }
         DataType::Date => {
-            let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|_| {
-                SqlError::DatetimeOverflow(format!("invalid input syntax for type {to}: \"{s}\""))
+            let date = NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").map_err(|e| {
+                use chrono::format::ParseErrorKind;
+                match e.kind() {
+                    // Well formed, but no such day (2024-02-30).
+                    ParseErrorKind::OutOfRange | ParseErrorKind::Impossible => {
+                        SqlError::DatetimeOverflow(format!("date out of range: \"{s}\""))
+                    }
+                    _ => SqlError::InvalidDatetimeFormat(format!(
+                        "invalid input syntax for type {to}: \"{s}\""
+                    )),
+                }
             })?;
             let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
             Value::Date(
@@ -645,6 +705,18 @@ pub fn parse_text(s: &str, to: &DataType) -> Result<Value> {
             )
         }
     })
+}
+
+/// Text that looks like a date and time but names none (`2024-01-01 25:00:00`) is out of
+/// range (22008); anything else is not a date or time at all (22007).
+fn datetime_error(s: &str, to: &DataType) -> SqlError {
+    let shaped =
+        s.contains('-') && s.trim().chars().all(|c| c.is_ascii_digit() || "-: .+T".contains(c));
+    if shaped {
+        SqlError::DatetimeOverflow(format!("date/time field value out of range: \"{s}\""))
+    } else {
+        SqlError::InvalidDatetimeFormat(format!("invalid input syntax for type {to}: \"{s}\""))
+    }
 }
 
 fn parse_hex(hex: &str) -> Option<Vec<u8>> {
@@ -726,7 +798,16 @@ mod tests {
         assert_eq!(Value::Null.sql_cmp(&Value::Int(1)).unwrap(), None);
         assert_eq!(Value::Null.sort_cmp(&Value::Int(1)), Ordering::Less);
         assert_eq!(Value::Int(1).sql_cmp(&Value::Float(1.0)).unwrap(), Some(Ordering::Equal));
-        assert!(Value::Int(1).sql_cmp(&Value::Text("1".into())).is_err());
+        // Text against a number or a date reads as one (a quoted literal's type comes from
+        // the other side); text that does not read so is an error, as are unrelated types.
+        assert_eq!(Value::Int(1).sql_cmp(&Value::Text("1".into())).unwrap(), Some(Ordering::Equal));
+        assert_eq!(Value::Text("2".into()).sql_cmp(&Value::Int(10)).unwrap(), Some(Ordering::Less));
+        assert_eq!(
+            Value::Date(1).sql_cmp(&Value::Text("1970-01-02".into())).unwrap(),
+            Some(Ordering::Equal)
+        );
+        assert!(Value::Int(1).sql_cmp(&Value::Text("one".into())).is_err());
+        assert!(Value::Int(1).sql_cmp(&Value::Bytes(vec![1])).is_err());
     }
 
     proptest! {

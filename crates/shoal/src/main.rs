@@ -9,6 +9,7 @@
 //!   shoal debug split KEY --host HOST:PORT
 //!   shoal workload kv --hosts HOST:PORT,... [--target etcd] --concurrency N --duration 30s ...
 //!   shoal workload bank --hosts HOST:PORT,... --accounts N --ranges R --concurrency N ...
+//!   shoal workload tpcb --hosts HOST:PORT,... --scale N --ranges R --concurrency N ...
 //! ```
 //!
 //! `--host` is always a node's HTTP address. Exit status: 0 success, 1 the operation failed
@@ -20,6 +21,8 @@ mod ops;
 mod start;
 mod workload;
 mod workload_bank;
+mod workload_tpcb;
+mod workload_txn;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -57,6 +60,8 @@ enum WorkloadCommand {
     Kv(workload::KvArgs),
     /// Transfers between accounts in transactions, checking that money is conserved.
     Bank(workload_bank::BankArgs),
+    /// pgbench's TPC-B-like transaction over SQL, checking that the balances agree.
+    Tpcb(workload_tpcb::TpcbArgs),
 }
 
 /// Flags of `shoal start`.
@@ -256,6 +261,7 @@ fn main() -> ExitCode {
             }
             Command::Workload(WorkloadCommand::Kv(args)) => workload::run(args).await,
             Command::Workload(WorkloadCommand::Bank(args)) => workload_bank::run(args).await,
+            Command::Workload(WorkloadCommand::Tpcb(args)) => workload_tpcb::run(args).await,
         }
     });
     match result {

@@ -17,17 +17,16 @@
 //! It is the shape of toyDB's bank workload (read two balances, move money if there is
 //! enough), so the two can be compared on one machine.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
-use hdrhistogram::Histogram;
+use rand::Rng;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use crate::client::{ClientError, NodeClient};
+use crate::workload_txn::{Outcome, TxnWorkload, report, run_clients};
 
 /// Flags of `shoal workload bank`.
 #[derive(Args, Clone)]
@@ -62,26 +61,27 @@ fn account(i: usize) -> String {
     format!("bank/{i:06}")
 }
 
-/// What the clients share.
-#[derive(Default)]
-struct Tally {
-    latencies: Option<Histogram<u64>>,
-    refused: u64,
-    restarts: BTreeMap<String, u64>,
-    errors: BTreeMap<String, u64>,
+/// Transfers between random accounts.
+struct Bank {
+    accounts: usize,
+    max_transfer: i64,
 }
 
-enum Outcome {
-    Done,
-    Refused,
-}
+impl TxnWorkload for Bank {
+    async fn attempt(&self, node: &NodeClient, rng: &mut SmallRng) -> Result<Outcome, ClientError> {
+        let from = rng.random_range(0..self.accounts);
+        let to = (from + rng.random_range(1..self.accounts)) % self.accounts;
+        let amount = rng.random_range(1..=self.max_transfer.max(1));
+        transfer(node, from, to, amount).await
+    }
 
-fn restart_reason(error: &ClientError) -> Option<String> {
-    match error {
-        ClientError::Api { status: 409, body, .. } => {
-            Some(body.get("reason").and_then(Value::as_str).unwrap_or("unknown").to_string())
+    fn restart_reason(&self, error: &ClientError) -> Option<String> {
+        match error {
+            ClientError::Api { status: 409, body, .. } => {
+                Some(body.get("reason").and_then(Value::as_str).unwrap_or("unknown").to_string())
+            }
+            _ => None,
         }
-        _ => None,
     }
 }
 
@@ -156,34 +156,6 @@ async fn balances(node: &NodeClient, accounts: usize) -> Result<Vec<i64>, String
     rows.iter().map(|row| balance_of(&json!({"value": row["value"]}))).collect()
 }
 
-fn ms(micros: u64) -> String {
-    format!("{:.1}ms", micros as f64 / 1000.0)
-}
-
-fn report(tally: &Tally, elapsed: Duration) {
-    let h = tally.latencies.as_ref().expect("a histogram");
-    println!("elapsed {:.1}s", elapsed.as_secs_f64());
-    println!(
-        "transfers: {} ({} refused for lack of money), {:.0} txn/s, p50 {}, p90 {}, p99 {}, max {}",
-        h.len(),
-        tally.refused,
-        h.len() as f64 / elapsed.as_secs_f64(),
-        ms(h.value_at_quantile(0.5)),
-        ms(h.value_at_quantile(0.9)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max())
-    );
-    let restarts: u64 = tally.restarts.values().sum();
-    println!("restarts: {restarts}");
-    for (reason, count) in &tally.restarts {
-        println!("  {count} × {reason}");
-    }
-    println!("errors: {}", tally.errors.values().sum::<u64>());
-    for (message, count) in tally.errors.iter().take(10) {
-        println!("  {count} × {message}");
-    }
-}
-
 /// Runs `shoal workload bank`.
 pub async fn run(args: BankArgs) -> Result<(), String> {
     if args.accounts < 2 || args.concurrency == 0 || args.hosts.is_empty() || args.ranges == 0 {
@@ -203,54 +175,11 @@ pub async fn run(args: BankArgs) -> Result<(), String> {
         args.duration,
         args.hosts.join(",")
     );
-    let tally = Arc::new(Mutex::new(Tally {
-        latencies: Some(Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")),
-        ..Tally::default()
-    }));
-    let start = Instant::now();
-    let deadline = start + args.duration;
-    let mut clients = tokio::task::JoinSet::new();
-    for c in 0..args.concurrency {
-        let node = nodes[c % nodes.len()].clone();
-        let (tally, args) = (tally.clone(), args.clone());
-        clients.spawn(async move {
-            let mut rng = SmallRng::seed_from_u64(args.seed.wrapping_add(c as u64));
-            while Instant::now() < deadline {
-                let from = rng.random_range(0..args.accounts);
-                let to = (from + rng.random_range(1..args.accounts)) % args.accounts;
-                let amount = rng.random_range(1..=args.max_transfer.max(1));
-                let began = Instant::now();
-                loop {
-                    let outcome = transfer(&node, from, to, amount).await;
-                    let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-                    match outcome {
-                        Ok(outcome) => {
-                            if matches!(outcome, Outcome::Refused) {
-                                tally.refused += 1;
-                            }
-                            let micros = (began.elapsed().as_micros() as u64).max(1);
-                            if let Some(h) = tally.latencies.as_mut() {
-                                let _ = h.record(micros.min(120_000_000));
-                            }
-                            break;
-                        }
-                        Err(e) => match restart_reason(&e) {
-                            Some(reason) => *tally.restarts.entry(reason).or_default() += 1,
-                            None => {
-                                *tally.errors.entry(e.to_string()).or_default() += 1;
-                                break;
-                            }
-                        },
-                    }
-                }
-            }
-        });
-    }
-    while let Some(finished) = clients.join_next().await {
-        finished.map_err(|e| format!("a client failed: {e}"))?;
-    }
-    let elapsed = start.elapsed();
-    report(&tally.lock().unwrap_or_else(|p| p.into_inner()), elapsed);
+    let bank = Arc::new(Bank { accounts: args.accounts, max_transfer: args.max_transfer });
+    let (tally, elapsed) =
+        run_clients(bank, &nodes, args.concurrency, args.duration, args.seed).await?;
+    report(&tally, elapsed, "transfers");
+    println!("refused for lack of money: {}", tally.refused);
     let balances = balances(&nodes[0], args.accounts).await?;
     let sum: i64 = balances.iter().sum();
     let negative = balances.iter().filter(|b| **b < 0).count();

@@ -270,6 +270,18 @@ fn the_http_api_answers_bad_input_with_json_errors() {
                 400,
                 "bad_request",
             ),
+            ("/v1/sql", b"{not json".to_vec(), 400, "bad_request"),
+            ("/v1/sql", br#"{"sql": 5}"#.to_vec(), 400, "bad_request"),
+            ("/v1/sql", br#"{"sql": "SELEC 1"}"#.to_vec(), 400, "42601"),
+            ("/v1/sql", br#"{"sql": "SELECT * FROM nowhere"}"#.to_vec(), 400, "42P01"),
+            ("/v1/sql", br#"{"sql": "SELECT 1 / 0"}"#.to_vec(), 400, "22012"),
+            ("/v1/sql", br#"{"sql": "BEGIN; SELECT 1"}"#.to_vec(), 400, "25000"),
+            (
+                "/v1/sql",
+                serde_json::json!({"sql": "SELECT '\u{1F600}' ; \u{0}"}).to_string().into_bytes(),
+                400,
+                "42601",
+            ),
         ];
         for (path, body, status, code) in cases {
             let response = post(path, body.clone()).await.unwrap();
@@ -398,6 +410,76 @@ fn workload_bank_moves_money_across_ranges_and_keeps_the_total() {
     for expected in
         ["txn/s", "restarts: ", "check: 50 accounts, total 5000 (expected 5000), 0 negative"]
     {
+        assert!(report.contains(expected), "{expected:?} missing from:\n{report}");
+    }
+}
+
+#[test]
+fn sql_over_http_and_workload_tpcb_keep_the_balances_in_agreement() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), 3);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let sql = |node: usize, text: &str| {
+            let url = format!("http://{}/v1/sql", nodes[node].http);
+            let request = http.post(url).json(&serde_json::json!({ "sql": text }));
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<serde_json::Value>().await.unwrap())
+            }
+        };
+        let (status, answer) = sql(
+            0,
+            "CREATE TABLE kv (k INT PRIMARY KEY, v TEXT, f FLOAT, d DECIMAL, b BOOL);
+             INSERT INTO kv VALUES (1, 'one', 1.5, 2.50, true), (2, NULL, 'NaN', NULL, false)",
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["results"][1], serde_json::json!({"tag": "INSERT", "rows_affected": 2}));
+        // Another node reads it, typed: numbers, booleans and null in JSON, the rest as text.
+        let (status, answer) = sql(2, "SELECT k, v, f, d, b FROM kv ORDER BY k").await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["results"][0]["rows"],
+            serde_json::json!([[1, "one", 1.5, "2.50", true], [2, null, "NaN", null, false]])
+        );
+        assert_eq!(
+            answer["results"][0]["columns"][3],
+            serde_json::json!({"name": "d", "type": "DECIMAL"})
+        );
+        // A failed statement in a transaction rolls all of it back.
+        let (status, answer) = sql(
+            1,
+            "BEGIN; UPDATE kv SET v = 'changed' WHERE k = 1; INSERT INTO kv (k) VALUES (1); COMMIT",
+        )
+        .await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("23505")), "{answer}");
+        assert_eq!(answer["statement"], 2);
+        let (_, answer) = sql(0, "SELECT v FROM kv WHERE k = 1").await;
+        assert_eq!(answer["results"][0]["rows"], serde_json::json!([["one"]]));
+    });
+    let hosts = nodes.iter().map(|n| n.http.clone()).collect::<Vec<_>>().join(",");
+    let output = shoal(&[
+        "workload",
+        "tpcb",
+        "--hosts",
+        &hosts,
+        "--scale",
+        "2",
+        "--accounts-per-branch",
+        "200",
+        "--ranges",
+        "3",
+        "--concurrency",
+        "6",
+        "--duration",
+        "3s",
+    ]);
+    assert!(output.status.success(), "{}\n{}", stdout(&output), stderr(&output));
+    let report = stdout(&output);
+    for expected in ["txn/s", "restarts: ", "check: accounts "] {
         assert!(report.contains(expected), "{expected:?} missing from:\n{report}");
     }
 }

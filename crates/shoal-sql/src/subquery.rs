@@ -1,0 +1,245 @@
+//! Subqueries in expressions: `IN (SELECT …)`, `EXISTS (SELECT …)` and scalar `(SELECT …)`.
+//!
+//! Shoal runs *uncorrelated* subqueries once, before the statement is planned, in the
+//! statement's transaction, and writes their results into the statement as literals. The
+//! planner then sees ordinary constants, so a key column compared with a subquery still gets
+//! point lookups:
+//!
+//! ```text
+//!   DELETE FROM orders WHERE customer IN (SELECT id FROM customers WHERE city = 'Oslo')
+//!     1. run   SELECT id FROM customers WHERE city = 'Oslo'      → 4, 9
+//!     2. write DELETE FROM orders WHERE customer IN (CAST('4' AS BIGINT), CAST('9' AS BIGINT))
+//!     3. plan and run the rewritten statement
+//! ```
+//!
+//! Nested subqueries run innermost first. Each literal is a cast of the value's text form to
+//! the subquery column's type, so types survive the round trip (a DATE stays a DATE).
+//!
+//! # Semantics
+//!
+//! - A scalar subquery yields NULL over no rows, and fails with 21000 over more than one.
+//! - `x IN (subquery)` over no rows is false (and `NOT IN` true), even when `x` is NULL.
+//! - `EXISTS` stops reading at the first row.
+//!
+//! # Out of scope
+//!
+//! Correlated subqueries (ones that read a column of the outer query) are not supported:
+//! planning the subquery alone finds the column missing, and if some table has a column of
+//! that name the error says correlated subqueries are not supported (0A000). A large `IN`
+//! subquery becomes a large list, evaluated per row by linear search.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use futures::TryStreamExt;
+use shoal_kvclient::txn::Txn;
+use sqlparser::ast;
+
+use crate::catalog::Snapshot;
+use crate::error::{Result, SqlError};
+use crate::exec;
+use crate::expr::EvalContext;
+use crate::planner::Planner;
+use crate::syntax::Parsed;
+use crate::types::{DataType, Value};
+
+/// Whether `node` (a statement or query) has a subquery in an expression.
+pub fn has_subquery<V: ast::Visit>(node: &V) -> bool {
+    let found = ast::visit_expressions(node, |e| {
+        if subquery_of(e).is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    });
+    found.is_break()
+}
+
+fn subquery_of(e: &ast::Expr) -> Option<&ast::Query> {
+    match e {
+        ast::Expr::Subquery(q)
+        | ast::Expr::InSubquery { subquery: q, .. }
+        | ast::Expr::Exists { subquery: q, .. } => Some(q),
+        _ => None,
+    }
+}
+
+/// Whether a parsed statement has a subquery in an expression.
+pub fn parsed_has_subquery(parsed: &Parsed) -> bool {
+    match parsed {
+        Parsed::Statement(s) | Parsed::Upsert(s) => has_subquery(s.as_ref()),
+        Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
+            has_subquery(query.as_ref())
+        }
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => false,
+    }
+}
+
+/// Runs the subqueries of a parsed statement, as [`inline`].
+pub async fn inline_parsed(
+    parsed: &mut Parsed,
+    catalog: &Snapshot,
+    txn: &Txn,
+    ctx: EvalContext,
+) -> Result<()> {
+    match parsed {
+        Parsed::Statement(s) | Parsed::Upsert(s) => inline(s.as_mut(), catalog, txn, ctx).await,
+        Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
+            inline(query.as_mut(), catalog, txn, ctx).await
+        }
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => Ok(()),
+    }
+}
+
+/// What a subquery evaluated to.
+enum Outcome {
+    /// The single value of a scalar subquery (NULL over no rows).
+    Scalar(Box<ast::Expr>),
+    /// The values of a one-column subquery, for IN.
+    List(Vec<ast::Expr>),
+    /// Whether any row came back, for EXISTS.
+    Any(bool),
+}
+
+/// Runs every subquery in `node` in `txn` and replaces it with its result.
+pub async fn inline<V: ast::VisitMut + ast::Visit>(
+    node: &mut V,
+    catalog: &Snapshot,
+    txn: &Txn,
+    ctx: EvalContext,
+) -> Result<()> {
+    // Pre-order: every subquery comes before the subqueries nested in it, so evaluating in
+    // reverse order has each subquery's own subqueries done before it runs.
+    let mut pending: Vec<ast::Expr> = Vec::new();
+    let _ = ast::visit_expressions(node, |e| {
+        if subquery_of(e).is_some() {
+            pending.push(e.clone());
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    // Results are keyed by the subquery's text once its own subqueries are replaced: the
+    // final substitution visits children before parents, so that is the text it finds.
+    let mut done: HashMap<String, (Vec<Value>, Option<DataType>, usize)> = HashMap::new();
+    for expr in pending.into_iter().rev() {
+        let mut query = subquery_of(&expr).expect("collected as a subquery").clone();
+        substitute(&mut query, &done)?;
+        let text = query.to_string();
+        if done.contains_key(&text) {
+            continue;
+        }
+        let exists_only = matches!(expr, ast::Expr::Exists { .. });
+        let planned = Planner { catalog, ctx }.query(&query).map_err(|e| correlated(e, catalog))?;
+        let width = planned.columns.len();
+        let data_type = planned.columns.first().and_then(|c| c.data_type);
+        let mut rows = exec::execute(planned.plan, txn.clone(), ctx);
+        let mut values = Vec::new();
+        while let Some(row) = rows.try_next().await? {
+            values.push(row.into_iter().next().unwrap_or(Value::Null));
+            if exists_only || values.len() > 1 && matches!(expr, ast::Expr::Subquery(_)) {
+                break;
+            }
+        }
+        done.insert(text, (values, data_type, width));
+    }
+    substitute(node, &done)
+}
+
+/// Replaces each evaluated subquery in `node` by its result.
+fn substitute<V: ast::VisitMut>(
+    node: &mut V,
+    done: &HashMap<String, (Vec<Value>, Option<DataType>, usize)>,
+) -> Result<()> {
+    let mut failure = None;
+    let _ = ast::visit_expressions_mut(node, |e| {
+        let Some(q) = subquery_of(e) else { return ControlFlow::Continue(()) };
+        let Some((values, data_type, width)) = done.get(&q.to_string()) else {
+            return ControlFlow::Continue(());
+        };
+        match outcome(e, values, data_type.as_ref(), *width) {
+            Ok(outcome) => {
+                *e = rewrite(std::mem::replace(e, ast::Expr::value(ast::Value::Null)), outcome);
+                ControlFlow::Continue(())
+            }
+            Err(err) => {
+                failure = Some(err);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+fn outcome(
+    e: &ast::Expr,
+    values: &[Value],
+    data_type: Option<&DataType>,
+    width: usize,
+) -> Result<Outcome> {
+    if !matches!(e, ast::Expr::Exists { .. }) && width != 1 {
+        return Err(SqlError::Syntax("subquery has too many columns".into()));
+    }
+    Ok(match e {
+        ast::Expr::Exists { .. } => Outcome::Any(!values.is_empty()),
+        ast::Expr::InSubquery { .. } => {
+            Outcome::List(values.iter().map(|v| literal(v, data_type)).collect())
+        }
+        _ => match values {
+            [] => Outcome::Scalar(Box::new(literal(&Value::Null, data_type))),
+            [v] => Outcome::Scalar(Box::new(literal(v, data_type))),
+            _ => {
+                return Err(SqlError::Cardinality(
+                    "more than one row returned by a subquery used as an expression".into(),
+                ));
+            }
+        },
+    })
+}
+
+fn rewrite(e: ast::Expr, outcome: Outcome) -> ast::Expr {
+    let boolean = |b: bool| ast::Expr::value(ast::Value::Boolean(b));
+    match (e, outcome) {
+        (ast::Expr::Exists { negated, .. }, Outcome::Any(any)) => boolean(any != negated),
+        (ast::Expr::InSubquery { negated, .. }, Outcome::List(list)) if list.is_empty() => {
+            boolean(negated)
+        }
+        (ast::Expr::InSubquery { expr, negated, .. }, Outcome::List(list)) => {
+            ast::Expr::InList { expr, list, negated }
+        }
+        (_, Outcome::Scalar(value)) => ast::Expr::Nested(value),
+        (e, _) => e,
+    }
+}
+
+/// A literal for `value`: its text cast to the column's type.
+fn literal(value: &Value, data_type: Option<&DataType>) -> ast::Expr {
+    let text = match value.to_text() {
+        Some(text) => ast::Expr::value(ast::Value::SingleQuotedString(text)),
+        None => ast::Expr::value(ast::Value::Null),
+    };
+    let Some(data_type) = data_type.cloned().or_else(|| value.data_type()) else {
+        return text;
+    };
+    ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(text),
+        data_type: data_type.to_ast(),
+        format: None,
+    }
+}
+
+/// A subquery naming a column it does not have may mean an outer query's column.
+fn correlated(error: SqlError, catalog: &Snapshot) -> SqlError {
+    match &error {
+        SqlError::UndefinedColumn(name) => {
+            let column = name.rsplit('.').next().unwrap_or(name);
+            if catalog.tables.values().any(|t| t.column_index(column).is_some()) {
+                SqlError::NotSupported(format!(
+                    "correlated subqueries (the subquery names column \"{name}\", which its own tables lack)"
+                ))
+            } else {
+                error
+            }
+        }
+        // A qualifier naming none of the subquery's own tables is the outer query's.
+        SqlError::MissingFromEntry(table) => SqlError::NotSupported(format!(
+            "correlated subqueries (the subquery names table \"{table}\" of an outer query)"
+        )),
+        _ => error,
+    }
+}
