@@ -159,10 +159,19 @@ impl Session {
                 Statement::Commit { chain: false, .. } => {
                     return match std::mem::replace(&mut self.txn, TxnState::None) {
                         TxnState::None => Ok(Output::Done("COMMIT")),
-                        TxnState::Open(txn) => {
-                            txn.commit().await?;
-                            Ok(Output::Done("COMMIT"))
-                        }
+                        TxnState::Open(txn) => match txn.commit().await {
+                            Ok(()) => Ok(Output::Done("COMMIT")),
+                            Err(e) => {
+                                // A commit that failed for certain (a refresh that failed, an
+                                // abort) leaves the record and intents behind: roll them back
+                                // now rather than have others wait for the record to expire.
+                                // An ambiguous one may have committed: leave it be.
+                                if !matches!(e, shoal_api::KvError::Ambiguous(_)) {
+                                    txn.rollback_in_background();
+                                }
+                                Err(e.into())
+                            }
+                        },
                         TxnState::Aborted(txn) => {
                             txn.rollback_in_background();
                             Ok(Output::Done("ROLLBACK"))
