@@ -292,16 +292,25 @@ fn assert_all_or_nothing(values: &[Option<Vec<u8>>], new: &str, old: &str, what:
     all(new)
 }
 
-/// Waits until every range has three replicas on live nodes, so another node may die.
+/// Waits until every range has three voters, all on live nodes, so another node may die.
+/// (Counting replicas is not enough: a learner being added is a replica, and while it is one
+/// the dead node is still a voter; a second death then takes the range's quorum.)
 async fn wait_replicated(live: &[Server]) {
-    wait_for("every range is back to three live replicas", Duration::from_secs(90), || async {
+    let live_ids: Vec<u64> = live.iter().map(|n| n.node_id()).collect();
+    wait_for("every range is back to three live voters", Duration::from_secs(90), || async {
         let ranges = crate::queue_tests::addressing(&live[0]).await;
         !ranges.is_empty()
             && ranges.iter().all(|d| {
-                live.iter()
-                    .filter(|n| n.cluster().is_some_and(|c| c.store.replica(d.range_id).is_ok()))
-                    .count()
-                    == 3
+                // The newest descriptor any live replica holds.
+                let newest = live
+                    .iter()
+                    .filter_map(|n| n.cluster()?.store.replica(d.range_id).ok())
+                    .map(|r| r.descriptor())
+                    .max_by_key(|d| d.generation);
+                newest.is_some_and(|d| {
+                    d.replicas.len() == 3
+                        && d.replicas.iter().all(|r| live_ids.contains(&r.node_id))
+                })
             })
     })
     .await;

@@ -39,6 +39,7 @@ pub mod dml;
 pub mod error;
 pub mod exec;
 pub mod expr;
+pub mod expr_function;
 pub mod optimizer;
 pub mod plan;
 pub mod planner;
