@@ -63,6 +63,8 @@ A 3-node Shoal cluster is running (stores and logs in $dir).
   $SHOAL debug kv put hello world --host 127.0.0.1:8081
   $SHOAL debug kv get hello --host 127.0.0.1:8082
   curl -s -XPOST localhost:8080/v1/kv/get -d '{"key": "hello"}'
+  curl -s localhost:8080/v1/sql -d '{"sql": "CREATE TABLE t (k INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 42)"}'
+  curl -s localhost:8081/v1/sql -d '{"sql": "SELECT * FROM t; EXPLAIN SELECT * FROM t WHERE k = 1"}'
 
 Any node serves any key. Stop the cluster with: make demo-stop
 MSG
