@@ -277,6 +277,7 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
     let codec = RowCodec::default();
     let mut count = 0;
     let mut returned = Vec::new();
+    let mut pending = PendingWrites::default();
     for source_row in rows {
         // Without a column list, fewer values fill the first columns and the rest take their
         // defaults, as in PostgreSQL.
@@ -305,7 +306,7 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
         let written = match &conflict {
             Conflict::Error => {
                 let (requests, unique) = row_writes(&table, None, Some(&row))?;
-                write_row(d.txn, requests.clone(), &unique, &requests).await?;
+                pending.add(d.txn, requests, unique).await?;
                 Some(row)
             }
             Conflict::DoNothing { .. } | Conflict::DoUpdate(..) => {
@@ -355,7 +356,59 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
             }
         }
     }
+    pending.flush(d.txn).await?;
     Ok(finish("INSERT", count, ret_columns, returned, insert.returning.is_some()))
+}
+
+/// Rows an INSERT sends per KV batch.
+const INSERT_BATCH_ROWS: usize = 128;
+
+/// Row writes gathered into one KV batch, so a multi-row INSERT makes one round of requests
+/// per [`INSERT_BATCH_ROWS`] rows rather than one per row. A batch may not write a key twice,
+/// so a row writing a key already in the batch sends the batch first (its conditional put then
+/// finds the earlier row's write: a unique violation, as it should be).
+#[derive(Default)]
+struct PendingWrites {
+    requests: Vec<Request>,
+    unique: UniqueKeys,
+    keys: std::collections::HashSet<Key>,
+    rows: usize,
+}
+
+impl PendingWrites {
+    async fn add(&mut self, txn: &Txn, requests: Vec<Request>, unique: UniqueKeys) -> Result<()> {
+        let keys: Vec<Key> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Put { key, .. }
+                | Request::ConditionalPut { key, .. }
+                | Request::Delete { key } => Some(key.clone()),
+                _ => None,
+            })
+            .collect();
+        if keys.iter().any(|k| self.keys.contains(k)) {
+            self.flush(txn).await?;
+        }
+        self.keys.extend(keys);
+        self.requests.extend(requests);
+        self.unique.extend(unique);
+        self.rows += 1;
+        if self.rows >= INSERT_BATCH_ROWS {
+            self.flush(txn).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, txn: &Txn) -> Result<()> {
+        if self.requests.is_empty() {
+            return Ok(());
+        }
+        let requests = std::mem::take(&mut self.requests);
+        let unique = std::mem::take(&mut self.unique);
+        self.keys.clear();
+        self.rows = 0;
+        write_row(txn, requests.clone(), &unique, &requests).await
+    }
 }
 
 /// Whether another row holds one of `row`'s unique secondary keys (NULLs never collide).
