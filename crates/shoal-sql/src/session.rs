@@ -79,7 +79,7 @@ impl SqlEngine {
 
     /// Opens a session.
     pub fn session(self: &Arc<Self>) -> Session {
-        Session { engine: self.clone(), txn: TxnState::None }
+        Session { engine: self.clone(), txn: TxnState::None, catalog: Default::default() }
     }
 
     /// A new row id: the transaction's time in microseconds shifted left 15 bits, with the
@@ -108,6 +108,11 @@ enum TxnState {
 pub struct Session {
     engine: Arc<SqlEngine>,
     txn: TxnState,
+    /// The catalog as the current transaction (id, epoch) read it. Reading the version once
+    /// per transaction is enough: it stays in the read set, so a schema change committed
+    /// meanwhile still fails the refresh and restarts the transaction (a new epoch rereads).
+    /// A schema statement of the transaction itself clears it.
+    catalog: std::sync::Mutex<Option<(u128, u32, Arc<crate::catalog::Snapshot>)>>,
 }
 
 impl Drop for Session {
@@ -252,9 +257,36 @@ impl Session {
         }
     }
 
+    /// The catalog `txn` sees: read once per transaction and epoch.
+    async fn catalog_for(&self, txn: &Txn) -> Result<Arc<crate::catalog::Snapshot>> {
+        let meta = txn.meta();
+        let cached = self.catalog.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((id, epoch, snapshot)) = cached
+            && (id, epoch) == (meta.id, meta.epoch)
+        {
+            return Ok(snapshot);
+        }
+        let snapshot = self.engine.catalog.snapshot(txn).await?;
+        *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((meta.id, meta.epoch, snapshot.clone()));
+        Ok(snapshot)
+    }
+
     /// Runs a parsed statement in `txn`, after running its subqueries.
     async fn run(&self, txn: &Txn, parsed: &Parsed) -> Result<Output> {
-        let catalog = self.engine.catalog.snapshot(txn).await?;
+        let catalog = self.catalog_for(txn).await?;
+        if let Parsed::Statement(statement) = parsed
+            && matches!(
+                statement.as_ref(),
+                Statement::CreateTable(_)
+                    | Statement::CreateIndex(_)
+                    | Statement::AlterTable(_)
+                    | Statement::Drop { .. }
+            )
+        {
+            // This statement changes the catalog: the next one reads it again.
+            *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         let ctx = EvalContext::at(txn.read_ts());
         let now_micros = ctx.now_micros;
         let inlined;
