@@ -5,7 +5,8 @@
 //!   one range;
 //! - [`txn::Transaction`], [`txn::TxnRecord`]: transactions as coordinators send them and as
 //!   their records store them;
-//! - [`KvError`] with [`ErrorKind`]: failures classified by the caller's next move.
+//! - [`KvError`] with [`ErrorKind`]: failures classified by the caller's next move;
+//! - [`scan_filter::ScanFilter`]: a predicate an upper layer pushes into scans.
 //!
 //! Every type is serde-serializable; [`encode`] and [`decode`] give the one binary encoding
 //! used between nodes. This crate has no behaviour beyond small helpers: the layers above
@@ -15,6 +16,7 @@ pub mod addressing;
 mod descriptor;
 mod error;
 mod request;
+pub mod scan_filter;
 pub mod txn;
 
 pub use descriptor::{Lease, RangeDescriptor, ReplicaDescriptor};
@@ -50,7 +52,7 @@ mod tests {
                     value: b"2".to_vec(),
                     expected: None,
                 },
-                Request::Scan { span: Span::new("a", "z"), limit: Some(10) },
+                Request::Scan { span: Span::new("a", "z"), limit: Some(10), filter: None },
                 Request::Increment { key: Key::from("n"), delta: -3 },
             ],
         );

@@ -57,8 +57,10 @@ pub enum Request {
     Scan {
         /// The span.
         span: Span,
-        /// The most rows to return (none: all).
+        /// The most rows to return (none: all); with a filter, the most rows it keeps.
         limit: Option<u64>,
+        /// Rows the range may leave out ([`crate::scan_filter`]).
+        filter: Option<crate::scan_filter::ScanFilter>,
     },
     /// Reads a span in reverse key order.
     ReverseScan {

@@ -95,7 +95,7 @@ pub trait KvOps {
 
     /// Reads `span` in key order, at most `limit` rows.
     async fn scan(&self, span: Span, limit: Option<u64>) -> Result<Vec<(Key, Value)>, KvError> {
-        match self.one(Request::Scan { span, limit }).await? {
+        match self.one(Request::Scan { span, limit, filter: None }).await? {
             Response::Scan { rows, .. } => Ok(rows),
             other => Err(unexpected(other)),
         }

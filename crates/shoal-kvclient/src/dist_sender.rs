@@ -195,11 +195,11 @@ impl DistSender {
         // Span requests, range by range.
         for (i, request) in requests.into_iter().enumerate() {
             match request {
-                Request::Scan { span, limit } => {
-                    responses[i] = Some(self.scan(span, limit, false, txn).await?)
+                Request::Scan { span, limit, filter } => {
+                    responses[i] = Some(self.scan(span, limit, filter, false, txn).await?)
                 }
                 Request::ReverseScan { span, limit } => {
-                    responses[i] = Some(self.scan(span, limit, true, txn).await?)
+                    responses[i] = Some(self.scan(span, limit, None, true, txn).await?)
                 }
                 request @ (Request::DeleteRange { .. }
                 | Request::ResolveIntentRange { .. }
@@ -216,6 +216,7 @@ impl DistSender {
         &self,
         span: Span,
         limit: Option<u64>,
+        filter: Option<shoal_api::scan_filter::ScanFilter>,
         reverse: bool,
         txn: &TxnUpdates,
     ) -> Result<Response, KvError> {
@@ -234,7 +235,7 @@ impl DistSender {
             let request = if reverse {
                 Request::ReverseScan { span: part.clone(), limit: left }
             } else {
-                Request::Scan { span: part.clone(), limit: left }
+                Request::Scan { span: part.clone(), limit: left, filter: filter.clone() }
             };
             let response = match self.send_resolving(descriptor, &anchor, vec![request], txn).await
             {
@@ -342,7 +343,7 @@ impl DistSender {
                 ),
             },
         };
-        let lookup = Request::Scan { span: lookup_span, limit: Some(1) };
+        let lookup = Request::Scan { span: lookup_span, limit: Some(1), filter: None };
         let response = self
             .send_to_range(self.meta_range(), &Locate::At(Key::MIN), vec![lookup], None)
             .await?;

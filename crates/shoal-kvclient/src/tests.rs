@@ -76,7 +76,12 @@ pub(crate) async fn cluster_with(
     let net = LocalNet::new();
     let mut stores = HashMap::new();
     for node_id in 1..=3 {
-        let config = StoreConfig { node_id, store_id: 1, timers: RaftTimers::FAST };
+        let config = StoreConfig {
+            node_id,
+            store_id: 1,
+            timers: RaftTimers::FAST,
+            scan_filters: std::sync::Arc::new(shoal_api::scan_filter::NoScanFilters),
+        };
         let store = Store::new(
             config,
             Arc::new(MemoryEngine::new()),

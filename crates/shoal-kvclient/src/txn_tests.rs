@@ -116,7 +116,7 @@ fn request_of(command: &Command) -> Result<Option<Request>, Box<dyn StdError>> {
         "scan" => {
             let start = key(&mut args)?;
             let end = Key::from(args.take_key("end").ok_or("end= required")?);
-            Request::Scan { span: Span::new(start, end), limit: None }
+            Request::Scan { span: Span::new(start, end), limit: None, filter: None }
         }
         _ => return Ok(None),
     };

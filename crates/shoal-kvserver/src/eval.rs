@@ -17,6 +17,7 @@
 //! Requests on transaction records (heartbeat, end, push, query), intent resolution and
 //! refresh are in [`crate::eval_txn`].
 
+use shoal_api::scan_filter::ScanFilters;
 use shoal_api::txn::{RetryReason, Transaction, TxnMeta};
 use shoal_api::{KvError, Request, Response};
 use shoal_hlc::Timestamp;
@@ -79,6 +80,8 @@ pub struct EvalContext<'a> {
     pub one_phase: bool,
     /// Transactions waiting for the one a `QueryTxn` names.
     pub dependents: &'a dyn Fn(u128) -> Vec<u128>,
+    /// Compiles the filters of scans.
+    pub scan_filters: &'a dyn ScanFilters,
 }
 
 /// What a batch did besides its responses, acted on after it applied.
@@ -90,6 +93,8 @@ pub struct Effects {
     pub records_changed: Vec<u128>,
     /// A push that must wait for this transaction's record to change.
     pub push_blocked: Option<u128>,
+    /// Rows that scans' pushed filters left out.
+    pub rows_filtered: u64,
 }
 
 /// Evaluates `requests`, appending writes to `batch`.
@@ -157,11 +162,26 @@ fn evaluate_one(
             }
             Response::DeleteRange(live.rows.len() as u64)
         }
-        Request::Scan { span, limit } | Request::ReverseScan { span, limit } => {
+        Request::Scan { span, limit, filter: _ } | Request::ReverseScan { span, limit } => {
             let reverse = matches!(request, Request::ReverseScan { .. });
             let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
             let opts = ScanOptions { limit, reverse, read: read_options(ctx) };
-            let result = mvcc::scan(ctx.engine, span, ctx.read_ts, opts)?;
+            // A filter this node cannot compile keeps every row: the reader filters anyway.
+            let predicate = match request {
+                Request::Scan { filter: Some(filter), .. } => ctx.scan_filters.compile(filter),
+                _ => None,
+            };
+            let result = match predicate {
+                Some(mut keep) => {
+                    let mut counted = |key: &Key, value: &[u8]| {
+                        let kept = keep(key, value);
+                        effects.rows_filtered += u64::from(!kept);
+                        kept
+                    };
+                    mvcc::scan_filtered(ctx.engine, span, ctx.read_ts, opts, &mut counted)?
+                }
+                None => mvcc::scan(ctx.engine, span, ctx.read_ts, opts)?,
+            };
             let rows = result.rows.into_iter().map(|(k, v)| (k, v.value)).collect();
             Response::Scan { rows, resume: result.resume }
         }

@@ -139,7 +139,7 @@ mod tests {
     }
 
     fn scan() -> Request {
-        Request::Scan { span: shoal_keys::Span::new("a", "z"), limit: None }
+        Request::Scan { span: shoal_keys::Span::new("a", "z"), limit: None, filter: None }
     }
 
     /// True if acquiring `requests` would wait while `held` is held.

@@ -6,6 +6,7 @@
 //!   RangeReplica::replicate ─── raft_proposal_duration_seconds (propose → committed, applied)
 //!   apply of one entry ──────── raft_apply_duration_seconds
 //!   snapshot installed ──────── snapshots_installed_total
+//!   scan with a pushed filter ─ scan_rows_filtered_total (rows left out at the range)
 //! ```
 //!
 //! Histograms and counters are cheap to update from any task (atomics behind an `Arc`); a
@@ -33,6 +34,8 @@ pub struct StoreMetrics {
     pub apply_duration: Histogram,
     /// Snapshots installed on this store's replicas.
     pub snapshots_installed: Counter,
+    /// Rows that filters pushed into scans left out ([`shoal_api::scan_filter`]).
+    pub scan_rows_filtered: Counter,
 }
 
 impl Default for StoreMetrics {
@@ -43,6 +46,7 @@ impl Default for StoreMetrics {
             proposal_duration: latency_histogram(),
             apply_duration: latency_histogram(),
             snapshots_installed: Counter::default(),
+            scan_rows_filtered: Counter::default(),
         }
     }
 }
@@ -51,6 +55,11 @@ impl StoreMetrics {
     /// Registers (clones of) every metric in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register("kv_requests", "KV batches served by this store", self.requests.clone());
+        registry.register(
+            "scan_rows_filtered",
+            "Rows that filters pushed into scans left out on this store",
+            self.scan_rows_filtered.clone(),
+        );
         registry.register(
             "kv_request_duration_seconds",
             "Time to serve a KV batch on this store",

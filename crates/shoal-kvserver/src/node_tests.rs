@@ -22,7 +22,12 @@ const WAIT: Duration = Duration::from_secs(15);
 async fn start(node_id: u64, dir: &Path) -> (Node, Arc<dyn Engine>) {
     let engine: Arc<dyn Engine> =
         Arc::new(RocksEngine::open(dir.join(format!("n{node_id}"))).unwrap());
-    let config = StoreConfig { node_id, store_id: 1, timers: RaftTimers::FAST };
+    let config = StoreConfig {
+        node_id,
+        store_id: 1,
+        timers: RaftTimers::FAST,
+        scan_filters: std::sync::Arc::new(shoal_api::scan_filter::NoScanFilters),
+    };
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let node =
         Node::start(config, listen, engine.clone(), Arc::new(Clock::system().0)).await.unwrap();

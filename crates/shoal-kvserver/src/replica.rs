@@ -42,13 +42,15 @@ use crate::eval::{self, Effects};
 use crate::latch::{LatchManager, Latches};
 use crate::lock_table::{LOCK_WAIT, LockTable};
 use crate::metrics::StoreMetrics;
+use shoal_api::scan_filter::ScanFilters;
+
 use crate::replica_eval::push_waiter;
 use crate::replica_load::LoadTracker;
 use crate::tscache::TimestampCache;
 use crate::txn_wait::{PUSH_WAIT, TxnWaitQueue};
 
 /// Settings of a replica that come from its store.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ReplicaConfig {
     /// The node the replica is on (for transactions' observed timestamps).
     pub node_id: u64,
@@ -58,6 +60,8 @@ pub struct ReplicaConfig {
     /// next lease: the minimum election timeout (followers that confirmed a leader's lease
     /// vote for no one else for that long).
     pub lease_gap: Duration,
+    /// Compiles the filters that upper layers push into scans.
+    pub scan_filters: Arc<dyn ScanFilters>,
 }
 
 /// One replica of a range on this store.
@@ -223,6 +227,7 @@ impl RangeReplica {
             for txn_id in &effects.records_changed {
                 self.txn_wait.changed(*txn_id);
             }
+            self.metrics.scan_rows_filtered.inc_by(effects.rows_filtered);
             return Ok(BatchResponse {
                 responses: evaluated.responses,
                 timestamp: evaluated.write_ts,

@@ -156,6 +156,7 @@ impl RangeReplica {
             txn_expiry: shoal_api::txn::TXN_EXPIRY,
             one_phase: false,
             dependents: &dependents,
+            scan_filters: &*self.config.scan_filters,
         };
         let Some(txn) = &batch.txn else {
             let ts = now.max(self.required_write_ts(batch, None)).max(resolution_ts(batch));

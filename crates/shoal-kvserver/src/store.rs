@@ -29,6 +29,9 @@ pub struct StoreConfig {
     pub store_id: u64,
     /// Raft timers.
     pub timers: RaftTimers,
+    /// Compiles the filters that upper layers push into scans
+    /// ([`shoal_api::scan_filter::NoScanFilters`] for a node without SQL).
+    pub scan_filters: Arc<dyn shoal_api::scan_filter::ScanFilters>,
 }
 
 /// The ranges' descriptors, shared with the applier (which needs spans for snapshots).
@@ -480,6 +483,7 @@ impl Store {
                 node_id: self.config.node_id,
                 request_timeout,
                 lease_gap: Duration::from_millis(self.config.timers.election_min_ms),
+                scan_filters: self.config.scan_filters.clone(),
             },
             self.metrics.clone(),
         ));

@@ -31,7 +31,12 @@ impl Cluster {
         let net = LocalNet::new();
         let mut stores = Vec::new();
         for node_id in 1..=3 {
-            let config = StoreConfig { node_id, store_id: 1, timers };
+            let config = StoreConfig {
+                node_id,
+                store_id: 1,
+                timers,
+                scan_filters: std::sync::Arc::new(shoal_api::scan_filter::NoScanFilters),
+            };
             let clock = Arc::new(Clock::system().0);
             let store =
                 Store::new(config, Arc::new(MemoryEngine::new()), clock, net.transport(node_id));
@@ -107,8 +112,10 @@ async fn batches_read_and_write_through_the_leaseholder() {
     let responses = cluster.send(vec![get("a"), get("zz")]).await.unwrap();
     assert_eq!(responses, vec![Response::Get(Some(b"1".to_vec())), Response::Get(None)]);
 
-    let scan =
-        cluster.send(vec![Request::Scan { span: Span::new("a", "c"), limit: None }]).await.unwrap();
+    let scan = cluster
+        .send(vec![Request::Scan { span: Span::new("a", "c"), limit: None, filter: None }])
+        .await
+        .unwrap();
     let rows = vec![(key("a"), b"1".to_vec()), (key("b"), b"2".to_vec())];
     assert_eq!(scan, vec![Response::Scan { rows, resume: None }]);
     let reverse = cluster
@@ -125,8 +132,10 @@ async fn batches_read_and_write_through_the_leaseholder() {
         cluster.send(vec![Request::DeleteRange { span: Span::new("b", "z") }]).await.unwrap();
     assert_eq!(deleted, vec![Response::DeleteRange(2)]);
     cluster.send(vec![Request::Delete { key: key("a") }]).await.unwrap();
-    let empty =
-        cluster.send(vec![Request::Scan { span: Span::new("a", "z"), limit: None }]).await.unwrap();
+    let empty = cluster
+        .send(vec![Request::Scan { span: Span::new("a", "z"), limit: None, filter: None }])
+        .await
+        .unwrap();
     assert_eq!(empty, vec![Response::Scan { rows: vec![], resume: None }]);
 }
 

@@ -10,7 +10,8 @@
 //!   409 {"error": {"code": "40001", "message": "restart transaction: …"}, "statement": 1}
 //! ```
 //!
-//! A request is a session: statements outside BEGIN … COMMIT are implicit transactions
+//! A request may name its session's current database (`"database": "shop"`, else
+//! `defaultdb`); a request is a session: statements outside BEGIN … COMMIT are implicit transactions
 //! (retried by the server on 40001), and an explicit transaction must end within the request;
 //! one left open is rolled back and the request fails with 25000. The first failing statement
 //! stops the request; its error carries its SQLSTATE and the statement's position.
@@ -45,6 +46,8 @@ pub const MAX_RESULT_ROWS: usize = 100_000;
 #[serde(deny_unknown_fields)]
 struct SqlRequest {
     sql: String,
+    /// The session's current database (`defaultdb` if absent), as `USE` would set it.
+    database: Option<String>,
 }
 
 /// Runs a request's statements.
@@ -53,6 +56,9 @@ pub(crate) async fn sql(State(server): State<Server>, body: Bytes) -> ApiResult 
     let cluster = server.require_cluster()?;
     let statements = shoal_sql::syntax::parse(&request.sql).map_err(|e| sql_error(e, 0))?;
     let mut session = cluster.sql.session();
+    if let Some(database) = &request.database {
+        session.set_database(database);
+    }
     let mut results = Vec::with_capacity(statements.len());
     for (i, statement) in statements.iter().enumerate() {
         match session.execute_parsed(statement).await {

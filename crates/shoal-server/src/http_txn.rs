@@ -143,7 +143,7 @@ fn to_request(op: &Op, enc: Encoding) -> Result<Request, ApiError> {
                     "limit must be between 1 and {MAX_SCAN_LIMIT}"
                 )));
             }
-            Request::Scan { span: Span { start, end }, limit: Some(limit) }
+            Request::Scan { span: Span { start, end }, limit: Some(limit), filter: None }
         }
     })
 }

@@ -315,6 +315,7 @@ impl Server {
             node_id: ident.node_id,
             store_id: ident.store_id,
             timers: inner.config.timers,
+            scan_filters: Arc::new(shoal_sql::pushdown::SqlScanFilters),
         };
         let transport = Arc::new(RpcTransport::new(inner.rpc.clone()));
         let store = Store::new(store_config, inner.engine.clone(), inner.clock.clone(), transport);

@@ -51,7 +51,7 @@ pub async fn alter_table(
         return Err(SqlError::NotSupported("this ALTER TABLE form".into()));
     }
     let name = object_name(&alter.name)?;
-    let Some(table) = d.catalog.tables.get(&name).cloned() else {
+    let Some(table) = d.catalog.lookup(&name)? else {
         if alter.if_exists {
             return Ok(Output::Done("ALTER TABLE"));
         }

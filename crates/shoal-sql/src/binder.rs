@@ -67,19 +67,22 @@ pub fn ident(id: &ast::Ident) -> String {
     if id.quote_style.is_some() { id.value.clone() } else { id.value.to_lowercase() }
 }
 
-/// The last part of an object name (schemas are not supported: `public.t` is `t`).
+/// An object name as the catalog looks it up: `t`, or `db.t` for a table of another
+/// database. `public.t` is `t` and `db.public.t` is `db.t`; other schemas are not supported.
 pub fn object_name(name: &ast::ObjectName) -> Result<String> {
     let parts: Vec<String> = name
         .0
         .iter()
         .map(|p| match p {
-            ast::ObjectNamePart::Identifier(id) => Ok(ident(id)),
+            ast::ObjectNamePart::Identifier(id) if !id.value.contains('.') => Ok(ident(id)),
             other => Err(SqlError::NotSupported(format!("name {other}"))),
         })
         .collect::<Result<_>>()?;
     match parts.as_slice() {
         [name] => Ok(name.clone()),
         [schema, name] if schema == "public" => Ok(name.clone()),
+        [database, name] => Ok(format!("{database}.{name}")),
+        [database, schema, name] if schema == "public" => Ok(format!("{database}.{name}")),
         _ => Err(SqlError::NotSupported(format!("qualified name {name}"))),
     }
 }

@@ -1,12 +1,17 @@
-//! The catalog: table descriptors stored in system keys, read in each transaction, cached on
-//! each node.
+//! The catalog: database and table descriptors stored in system keys, read in each
+//! transaction, cached on each node.
 //!
 //! ```text
-//!   /System/sql/version              catalog version: incremented by every schema change
-//!   /System/sql/seq                  descriptor id generator
-//!   /System/sql/desc/<id>            TableDescriptor (postcard)
-//!   /System/sql/ns/<name>            the table id of <name>
+//!   /System/sql/version                  catalog version: incremented by every schema change
+//!   /System/sql/seq                      descriptor id generator
+//!   /System/sql/desc/<id>                Descriptor: a database or a table (postcard)
+//!   /System/sql/ns/<parent id>/<name>    the id of <name>: databases under parent 0,
+//!                                        tables under their database's id
 //! ```
+//!
+//! `defaultdb` (id 1) always exists and has no descriptor; `CREATE DATABASE` adds others.
+//! Each session has a current database ([`Snapshot`] is the catalog seen from it): a bare
+//! table name means a table of that database, `db.t` (or `db.public.t`) one of database `db`.
 //!
 //! # Consistency
 //!
@@ -19,7 +24,7 @@
 //!
 //! # Out of scope
 //!
-//! Several databases and schemas (there is one, `defaultdb`, schema `public`); online schema
+//! Schemas other than `public`; table names containing a dot; online schema
 //! changes (adding an index or a NOT NULL column to a populated table backfills inside the
 //! statement's transaction); descriptor leases (the version read costs one round trip per
 //! transaction to the system range).
@@ -37,6 +42,28 @@ use crate::types::DataType;
 
 /// The id of the first table; lower ids are reserved.
 const FIRST_TABLE_ID: u64 = 100;
+
+/// The database every session starts in.
+pub const DEFAULT_DATABASE: &str = "defaultdb";
+
+/// The id of [`DEFAULT_DATABASE`], which has no stored descriptor.
+pub const DEFAULT_DATABASE_ID: u64 = 1;
+
+/// A database: a namespace of tables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatabaseDescriptor {
+    /// Id, from the same sequence as table ids.
+    pub id: u64,
+    /// Name.
+    pub name: String,
+}
+
+/// What `/System/sql/desc/<id>` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Descriptor {
+    Database(DatabaseDescriptor),
+    Table(TableDescriptor),
+}
 
 /// A column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,7 +112,9 @@ pub struct CheckConstraint {
 pub struct TableDescriptor {
     /// Id: the table's keys start with `/Table/<id>`.
     pub id: u64,
-    /// Name.
+    /// The id of the database holding the table.
+    pub parent_id: u64,
+    /// Name, unqualified.
     pub name: String,
     /// Columns, in declaration order.
     pub columns: Vec<ColumnDescriptor>,
@@ -148,28 +177,105 @@ fn desc_span() -> Span {
     Span::new(system_key(b"sql/desc/"), system_key(b"sql/desc0"))
 }
 
-fn name_key(name: &str) -> Key {
+fn name_key(parent_id: u64, name: &str) -> Key {
     let mut k = system_key(b"sql/ns/").into_bytes();
+    k.extend_from_slice(&parent_id.to_be_bytes());
     k.extend_from_slice(name.as_bytes());
     Key::new(k)
 }
 
-/// The tables as of one catalog version.
+/// Every database and table as of one catalog version.
 #[derive(Debug, Clone, Default)]
+pub struct Contents {
+    /// The catalog version.
+    pub version: i64,
+    /// Databases by name, `defaultdb` included.
+    pub databases: BTreeMap<String, Arc<DatabaseDescriptor>>,
+    /// Tables by database id and name.
+    pub tables: BTreeMap<(u64, String), Arc<TableDescriptor>>,
+}
+
+impl Contents {
+    fn with_default_database(version: i64) -> Self {
+        let default =
+            DatabaseDescriptor { id: DEFAULT_DATABASE_ID, name: DEFAULT_DATABASE.to_string() };
+        Contents {
+            version,
+            databases: BTreeMap::from([(default.name.clone(), Arc::new(default))]),
+            tables: BTreeMap::new(),
+        }
+    }
+
+    /// The catalog seen from database `database`: its tables are the ones bare names mean.
+    pub fn view(self: &Arc<Self>, database: &str) -> Snapshot {
+        let database_id = self.databases.get(database).map(|d| d.id);
+        let tables = match database_id {
+            Some(id) => self
+                .tables
+                .range((id, String::new())..(id + 1, String::new()))
+                .map(|((_, name), t)| (name.clone(), t.clone()))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        Snapshot {
+            version: self.version,
+            database: database.to_string(),
+            database_id,
+            tables,
+            contents: self.clone(),
+        }
+    }
+}
+
+/// The catalog as of one version, seen from a session's current database.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The catalog version.
     pub version: i64,
-    /// Tables by name.
+    /// The current database's name.
+    pub database: String,
+    /// Its id, or None if it does not exist (another session dropped it).
+    pub database_id: Option<u64>,
+    /// The current database's tables, by name.
     pub tables: BTreeMap<String, Arc<TableDescriptor>>,
+    /// Every database and table.
+    pub contents: Arc<Contents>,
+}
+
+impl Default for Snapshot {
+    /// An empty catalog seen from `defaultdb`.
+    fn default() -> Self {
+        Arc::new(Contents::with_default_database(0)).view(DEFAULT_DATABASE)
+    }
 }
 
 impl Snapshot {
-    /// Returns the table `name` or a 42P01 error.
+    /// Returns the table `name` (bare, or `db.t`) or a 42P01 error.
     pub fn table(&self, name: &str) -> Result<Arc<TableDescriptor>> {
-        self.tables.get(name).cloned().ok_or_else(|| SqlError::UndefinedTable(name.to_string()))
+        self.lookup(name)?.ok_or_else(|| SqlError::UndefinedTable(name.to_string()))
     }
 
-    /// Returns the table holding index `name`.
+    /// Returns the table `name` (bare, or `db.t`) if it exists; an error if its database
+    /// does not.
+    pub fn lookup(&self, name: &str) -> Result<Option<Arc<TableDescriptor>>> {
+        let (parent_id, bare) = self.resolve(name)?;
+        Ok(self.contents.tables.get(&(parent_id, bare)).cloned())
+    }
+
+    /// Returns the database id and unqualified name that `name` (bare, or `db.t`) means;
+    /// 3D000 if the database does not exist.
+    pub fn resolve(&self, name: &str) -> Result<(u64, String)> {
+        let (database, bare) = name.split_once('.').unwrap_or((&self.database, name));
+        let id = self
+            .contents
+            .databases
+            .get(database)
+            .map(|d| d.id)
+            .ok_or_else(|| SqlError::UndefinedDatabase(database.to_string()))?;
+        Ok((id, bare.to_string()))
+    }
+
+    /// Returns the table of the current database holding index `name`.
     pub fn table_of_index(&self, name: &str) -> Option<Arc<TableDescriptor>> {
         self.tables.values().find(|t| t.indexes.iter().any(|i| i.name == name)).cloned()
     }
@@ -178,7 +284,7 @@ impl Snapshot {
 /// One node's catalog cache.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    cached: Mutex<Option<Arc<Snapshot>>>,
+    cached: Mutex<Option<Arc<Contents>>>,
 }
 
 impl Catalog {
@@ -187,9 +293,9 @@ impl Catalog {
         Catalog::default()
     }
 
-    /// Returns the catalog as `txn` sees it: the cached snapshot if its version is the one the
-    /// transaction reads, else every descriptor read again through `txn`.
-    pub async fn snapshot(&self, txn: &impl KvOps) -> Result<Arc<Snapshot>> {
+    /// Returns the catalog as `txn` sees it: the cached contents if their version is the one
+    /// the transaction reads, else every descriptor read again through `txn`.
+    pub async fn contents(&self, txn: &impl KvOps) -> Result<Arc<Contents>> {
         let version = match txn.get(version_key()).await? {
             Some(bytes) => decode_counter(&bytes)?,
             None => 0,
@@ -199,26 +305,33 @@ impl Catalog {
         {
             return Ok(cached.clone());
         }
-        let mut tables = BTreeMap::new();
+        let mut contents = Contents::with_default_database(version);
         let mut start = desc_span().start;
         loop {
             let page = txn.scan(Span::new(start.clone(), desc_span().end), Some(256)).await?;
             for (_, bytes) in &page {
-                let table: TableDescriptor = postcard::from_bytes(bytes)
-                    .map_err(|e| SqlError::Internal(format!("corrupt table descriptor: {e}")))?;
-                tables.insert(table.name.clone(), Arc::new(table));
+                match postcard::from_bytes(bytes)
+                    .map_err(|e| SqlError::Internal(format!("corrupt descriptor: {e}")))?
+                {
+                    Descriptor::Database(d) => {
+                        contents.databases.insert(d.name.clone(), Arc::new(d));
+                    }
+                    Descriptor::Table(t) => {
+                        contents.tables.insert((t.parent_id, t.name.clone()), Arc::new(t));
+                    }
+                }
             }
             match page.last() {
                 Some((key, _)) if page.len() == 256 => start = key.next(),
                 _ => break,
             }
         }
-        let snapshot = Arc::new(Snapshot { version, tables });
+        let contents = Arc::new(contents);
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if cached.as_ref().is_none_or(|c| c.version <= version) {
-            *cached = Some(snapshot.clone());
+            *cached = Some(contents.clone());
         }
-        Ok(snapshot)
+        Ok(contents)
     }
 
     /// Allocates a new table id.
@@ -236,21 +349,46 @@ impl Catalog {
 
     /// Creates or replaces a table's descriptor and name, and bumps the catalog version.
     pub async fn write_table(&self, txn: &impl KvOps, table: &TableDescriptor) -> Result<()> {
-        let bytes = postcard::to_allocvec(table)
-            .map_err(|e| SqlError::Internal(format!("encoding a descriptor: {e}")))?;
-        txn.put(desc_key(table.id), bytes).await?;
-        txn.put(name_key(&table.name), table.id.to_be_bytes().to_vec()).await?;
-        txn.increment(version_key(), 1).await?;
-        Ok(())
+        let name = name_key(table.parent_id, &table.name);
+        write_descriptor(txn, table.id, name, &Descriptor::Table(table.clone())).await
     }
 
     /// Removes a table's descriptor and name, and bumps the catalog version.
     pub async fn drop_table(&self, txn: &impl KvOps, table: &TableDescriptor) -> Result<()> {
-        txn.delete(desc_key(table.id)).await?;
-        txn.delete(name_key(&table.name)).await?;
-        txn.increment(version_key(), 1).await?;
-        Ok(())
+        drop_descriptor(txn, table.id, name_key(table.parent_id, &table.name)).await
     }
+
+    /// Creates a database's descriptor and name, and bumps the catalog version.
+    pub async fn write_database(&self, txn: &impl KvOps, db: &DatabaseDescriptor) -> Result<()> {
+        let name = name_key(0, &db.name);
+        write_descriptor(txn, db.id, name, &Descriptor::Database(db.clone())).await
+    }
+
+    /// Removes a database's descriptor and name (not its tables), and bumps the version.
+    pub async fn drop_database(&self, txn: &impl KvOps, db: &DatabaseDescriptor) -> Result<()> {
+        drop_descriptor(txn, db.id, name_key(0, &db.name)).await
+    }
+}
+
+async fn write_descriptor(
+    txn: &impl KvOps,
+    id: u64,
+    name: Key,
+    descriptor: &Descriptor,
+) -> Result<()> {
+    let bytes = postcard::to_allocvec(descriptor)
+        .map_err(|e| SqlError::Internal(format!("encoding a descriptor: {e}")))?;
+    txn.put(desc_key(id), bytes).await?;
+    txn.put(name, id.to_be_bytes().to_vec()).await?;
+    txn.increment(version_key(), 1).await?;
+    Ok(())
+}
+
+async fn drop_descriptor(txn: &impl KvOps, id: u64, name: Key) -> Result<()> {
+    txn.delete(desc_key(id)).await?;
+    txn.delete(name).await?;
+    txn.increment(version_key(), 1).await?;
+    Ok(())
 }
 
 /// Reads a counter written by `Increment` (decimal text).

@@ -17,7 +17,7 @@
 
 use sqlparser::ast;
 
-use crate::binder::{ident, object_name};
+use crate::binder::ident;
 use crate::catalog::{CheckConstraint, ColumnDescriptor, IndexDescriptor, TableDescriptor};
 use crate::error::{Result, SqlError};
 use crate::rowcodec::is_key_type;
@@ -36,8 +36,14 @@ fn refuse(present: bool, what: &str) -> Result<()> {
     if present { Err(SqlError::NotSupported(format!("CREATE TABLE with {what}"))) } else { Ok(()) }
 }
 
-/// Builds the descriptor of table `id` from a `CREATE TABLE`.
-pub fn table_from_create(create: &ast::CreateTable, id: u64) -> Result<TableDescriptor> {
+/// Builds the descriptor of table `id`, named `name` in database `parent_id`, from a
+/// `CREATE TABLE`.
+pub fn table_from_create(
+    create: &ast::CreateTable,
+    id: u64,
+    parent_id: u64,
+    name: &str,
+) -> Result<TableDescriptor> {
     refuse(create.or_replace, "OR REPLACE")?;
     refuse(create.temporary || create.unlogged || create.external, "TEMPORARY/UNLOGGED/EXTERNAL")?;
     refuse(create.query.is_some(), "AS SELECT")?;
@@ -48,10 +54,10 @@ pub fn table_from_create(create: &ast::CreateTable, id: u64) -> Result<TableDesc
         create.primary_key.is_some() || create.order_by.is_some(),
         "PRIMARY KEY/ORDER BY expressions",
     )?;
-    let name = object_name(&create.name)?;
     let mut table = TableDescriptor {
         id,
-        name: name.clone(),
+        parent_id,
+        name: name.to_string(),
         columns: Vec::new(),
         primary: IndexDescriptor {
             id: 1,

@@ -26,6 +26,19 @@ pub enum SqlError {
     /// A function that does not exist (42883).
     #[error("function {0} does not exist")]
     UndefinedFunction(String),
+    /// A database that does not exist (3D000).
+    #[error("database \"{0}\" does not exist")]
+    UndefinedDatabase(String),
+    /// A database that already exists (42P04).
+    #[error("database \"{0}\" already exists")]
+    DuplicateDatabase(String),
+    /// An object others depend on, such as a database with tables dropped with RESTRICT
+    /// (2BP01).
+    #[error("{0}")]
+    DependentObjects(String),
+    /// An object in use, such as the session's current database (55006).
+    #[error("{0}")]
+    ObjectInUse(String),
     /// A table or index that already exists (42P07).
     #[error("relation \"{0}\" already exists")]
     DuplicateTable(String),
@@ -142,6 +155,10 @@ impl SqlError {
             SqlError::UndefinedColumn(_) => "42703",
             SqlError::UndefinedObject(_) => "42704",
             SqlError::UndefinedFunction(_) => "42883",
+            SqlError::UndefinedDatabase(_) => "3D000",
+            SqlError::DuplicateDatabase(_) => "42P04",
+            SqlError::DependentObjects(_) => "2BP01",
+            SqlError::ObjectInUse(_) => "55006",
             SqlError::DuplicateTable(_) => "42P07",
             SqlError::InvalidTableDefinition(_) => "42P16",
             SqlError::DuplicateColumn(_) => "42701",

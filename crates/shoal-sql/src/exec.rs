@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use rust_decimal::Decimal;
+use shoal_api::scan_filter::ScanFilter;
 use shoal_api::{Request, Response};
 use shoal_keys::{Key, Span};
 use shoal_kvclient::KvOps;
@@ -169,7 +170,8 @@ fn scan(
     ctx: EvalContext,
 ) -> Rows {
     let codec = RowCodec::default();
-    pages(spans, txn)
+    let pushed = filter.as_ref().map(|f| crate::pushdown::scan_filter(&table, f, &ctx));
+    pages(spans, pushed, txn)
         .and_then(move |page| {
             let rows: Result<Vec<Row>> = page
                 .into_iter()
@@ -190,24 +192,26 @@ fn scan(
         .boxed()
 }
 
-/// Reads `spans` in order, a page at a time.
-fn pages(spans: Vec<Span>, txn: Txn) -> Pages {
+/// Reads `spans` in order, a page at a time; with a filter, the ranges return only the rows
+/// it keeps ([`crate::pushdown`]).
+fn pages(spans: Vec<Span>, filter: Option<ScanFilter>, txn: Txn) -> Pages {
     let mut spans = std::collections::VecDeque::from(spans);
     let current = spans.pop_front();
-    stream::try_unfold((current, spans, txn), |(current, mut rest, txn)| async move {
-        let Some(span) = current else { return Ok(None) };
-        if span.is_empty() {
-            let next = rest.pop_front();
-            return Ok(Some((Vec::new(), (next, rest, txn))));
-        }
-        let page = txn.scan(span.clone(), Some(PAGE)).await?;
-        let next = match page.last() {
-            Some((key, _)) if page.len() as u64 == PAGE => {
-                Some(Span { start: key.next(), end: span.end })
+    stream::try_unfold((current, spans, txn), move |(current, mut rest, txn)| {
+        let filter = filter.clone();
+        async move {
+            let Some(span) = current else { return Ok(None) };
+            if span.is_empty() {
+                let next = rest.pop_front();
+                return Ok(Some((Vec::new(), (next, rest, txn))));
             }
-            _ => rest.pop_front(),
-        };
-        Ok(Some((page, (next, rest, txn))))
+            let request = Request::Scan { span, limit: Some(PAGE), filter };
+            let Some(Response::Scan { rows, resume }) = txn.send(vec![request]).await?.pop() else {
+                return Err(SqlError::Internal("a scan was answered with another response".into()));
+            };
+            let next = resume.or_else(|| rest.pop_front());
+            Ok(Some((rows, (next, rest, txn))))
+        }
     })
     .boxed()
 }
@@ -223,7 +227,7 @@ fn index_scan(
     let _ = index;
     let fetch = txn.clone();
     let codec = RowCodec::default();
-    pages(spans, txn)
+    pages(spans, None, txn)
         .and_then(move |entries| {
             let fetch = fetch.clone();
             let table = table.clone();

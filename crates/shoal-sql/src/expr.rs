@@ -31,7 +31,7 @@ pub use crate::expr_function::Function;
 use crate::expr_function::call;
 
 /// A binary operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinaryOp {
     /// `+`
     Add,
@@ -63,8 +63,9 @@ pub enum BinaryOp {
     Or,
 }
 
-/// A bound expression.
-#[derive(Debug, Clone, PartialEq)]
+/// A bound expression. Serializable, so that a scan's filter can travel to the ranges
+/// ([`crate::pushdown`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Expr {
     /// A constant.
     Literal(Value),
@@ -111,7 +112,7 @@ pub enum Expr {
 }
 
 /// What evaluation needs besides the row.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct EvalContext {
     /// The transaction's timestamp in microseconds since the epoch, for `now()`.
     pub now_micros: i64,

@@ -21,7 +21,7 @@ use crate::expr::{BinaryOp, EvalContext, Expr, binary, overflow};
 use crate::types::Value;
 
 /// A scalar function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Function {
     /// `lower(text)`
     Lower,

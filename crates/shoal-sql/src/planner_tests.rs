@@ -15,7 +15,7 @@ use goldenscript::{Command, Context};
 use sqlparser::ast::Statement;
 use test_each_file::test_each_path;
 
-use crate::catalog::Snapshot;
+use crate::catalog::{DEFAULT_DATABASE, DEFAULT_DATABASE_ID, Snapshot};
 use crate::ddl::table_from_create;
 use crate::expr::EvalContext;
 use crate::planner::Planner;
@@ -41,9 +41,14 @@ impl goldenscript::Runner for Runner {
         for statement in statements {
             match statement {
                 Statement::CreateTable(create) => {
-                    let table = table_from_create(&create, self.next_id).map_err(with_code)?;
+                    let name = crate::binder::object_name(&create.name).map_err(with_code)?;
+                    let table =
+                        table_from_create(&create, self.next_id, DEFAULT_DATABASE_ID, &name)
+                            .map_err(with_code)?;
                     self.next_id += 1;
-                    self.snapshot.tables.insert(table.name.clone(), Arc::new(table));
+                    let mut contents = (*self.snapshot.contents).clone();
+                    contents.tables.insert((table.parent_id, name), Arc::new(table));
+                    self.snapshot = Arc::new(contents).view(DEFAULT_DATABASE);
                 }
                 Statement::Query(query) => {
                     let planner = Planner {

@@ -79,7 +79,12 @@ impl SqlEngine {
 
     /// Opens a session.
     pub fn session(self: &Arc<Self>) -> Session {
-        Session { engine: self.clone(), txn: TxnState::None, catalog: Default::default() }
+        Session {
+            engine: self.clone(),
+            txn: TxnState::None,
+            catalog: Default::default(),
+            database: std::sync::Mutex::new(crate::catalog::DEFAULT_DATABASE.to_string()),
+        }
     }
 
     /// A new row id: the transaction's time in microseconds shifted left 15 bits, with the
@@ -112,7 +117,9 @@ pub struct Session {
     /// per transaction is enough: it stays in the read set, so a schema change committed
     /// meanwhile still fails the refresh and restarts the transaction (a new epoch rereads).
     /// A schema statement of the transaction itself clears it.
-    catalog: std::sync::Mutex<Option<(u128, u32, Arc<crate::catalog::Snapshot>)>>,
+    catalog: std::sync::Mutex<Option<(u128, u32, Arc<crate::catalog::Contents>)>>,
+    /// The current database: where bare table names are looked up.
+    database: std::sync::Mutex<String>,
 }
 
 impl Drop for Session {
@@ -130,6 +137,17 @@ impl Session {
         {
             txn.rollback_in_background();
         }
+    }
+
+    /// The session's current database.
+    pub fn database(&self) -> String {
+        self.database.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes `name` the current database, as `USE name` does without checking that it exists:
+    /// if it does not, statements naming its tables fail with 3D000.
+    pub fn set_database(&mut self, name: &str) {
+        *self.database.lock().unwrap_or_else(|p| p.into_inner()) = name.to_string();
     }
 
     /// Whether an explicit transaction is open (or aborted, waiting for ROLLBACK).
@@ -257,19 +275,21 @@ impl Session {
         }
     }
 
-    /// The catalog `txn` sees: read once per transaction and epoch.
+    /// The catalog `txn` sees, from the current database: read once per transaction and
+    /// epoch.
     async fn catalog_for(&self, txn: &Txn) -> Result<Arc<crate::catalog::Snapshot>> {
         let meta = txn.meta();
         let cached = self.catalog.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some((id, epoch, snapshot)) = cached
-            && (id, epoch) == (meta.id, meta.epoch)
-        {
-            return Ok(snapshot);
-        }
-        let snapshot = self.engine.catalog.snapshot(txn).await?;
-        *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((meta.id, meta.epoch, snapshot.clone()));
-        Ok(snapshot)
+        let contents = match cached {
+            Some((id, epoch, contents)) if (id, epoch) == (meta.id, meta.epoch) => contents,
+            _ => {
+                let contents = self.engine.catalog.contents(txn).await?;
+                *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((meta.id, meta.epoch, contents.clone()));
+                contents
+            }
+        };
+        Ok(Arc::new(contents.view(&self.database())))
     }
 
     /// Runs a parsed statement in `txn`, after running its subqueries.
@@ -279,6 +299,7 @@ impl Session {
             && matches!(
                 statement.as_ref(),
                 Statement::CreateTable(_)
+                    | Statement::CreateDatabase { .. }
                     | Statement::CreateIndex(_)
                     | Statement::AlterTable(_)
                     | Statement::Drop { .. }
@@ -343,14 +364,15 @@ impl Session {
             }
             Statement::CreateTable(create) => {
                 let name = crate::binder::object_name(&create.name)?;
-                if catalog.tables.contains_key(&name) {
+                if catalog.lookup(&name)?.is_some() {
                     if create.if_not_exists {
                         return Ok(Output::Done("CREATE TABLE"));
                     }
                     return Err(SqlError::DuplicateTable(name));
                 }
+                let (parent_id, bare) = catalog.resolve(&name)?;
                 let id = self.engine.catalog.next_id(txn).await?;
-                let table = crate::ddl::table_from_create(create, id)?;
+                let table = crate::ddl::table_from_create(create, id, parent_id, &bare)?;
                 self.engine.catalog.write_table(txn, &table).await?;
                 Ok(Output::Done("CREATE TABLE"))
             }
@@ -365,17 +387,48 @@ impl Session {
             } => {
                 for name in names {
                     let name = crate::binder::object_name(name)?;
-                    let Some(table) = catalog.tables.get(&name) else {
+                    let Some(table) = catalog.lookup(&name)? else {
                         if *if_exists {
                             continue;
                         }
                         return Err(SqlError::UndefinedTable(name));
                     };
-                    let span = crate::rowcodec::RowCodec::default().table_span(table);
+                    let span = crate::rowcodec::RowCodec::default().table_span(&table);
                     txn.send(vec![shoal_api::Request::DeleteRange { span }]).await?;
-                    self.engine.catalog.drop_table(txn, table).await?;
+                    self.engine.catalog.drop_table(txn, &table).await?;
                 }
                 Ok(Output::Done("DROP TABLE"))
+            }
+            Statement::CreateDatabase { .. } => {
+                crate::database::create(txn, &self.engine.catalog, catalog, statement).await
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::Database,
+                if_exists,
+                names,
+                restrict,
+                purge: false,
+                temporary: false,
+                table: None,
+                ..
+            } => {
+                let catalog_cache = &self.engine.catalog;
+                crate::database::drop(txn, catalog_cache, catalog, names, *if_exists, *restrict)
+                    .await
+            }
+            Statement::ShowDatabases { terse: false, history: false, show_options }
+                if plain_show(show_options) =>
+            {
+                Ok(crate::database::show(catalog))
+            }
+            Statement::Use(_) | Statement::Set(_) => {
+                match crate::database::target(statement, catalog)? {
+                    Some(database) => {
+                        *self.database.lock().unwrap_or_else(|p| p.into_inner()) = database;
+                        Ok(Output::Done("SET"))
+                    }
+                    None => Err(SqlError::NotSupported(format!("statement {statement}"))),
+                }
             }
             Statement::CreateIndex(create) => {
                 crate::schema::create_index(txn, &self.engine.catalog, catalog, create, ctx).await

@@ -278,6 +278,18 @@ fn the_http_api_answers_bad_input_with_json_errors() {
             ("/v1/sql", br#"{"sql": "BEGIN; SELECT 1"}"#.to_vec(), 400, "25000"),
             (
                 "/v1/sql",
+                br#"{"sql": "SHOW TABLES", "database": "x", "y": 1}"#.to_vec(),
+                400,
+                "bad_request",
+            ),
+            (
+                "/v1/sql",
+                br#"{"sql": "SELECT * FROM t", "database": "nowhere"}"#.to_vec(),
+                400,
+                "3D000",
+            ),
+            (
+                "/v1/sql",
                 serde_json::json!({"sql": "SELECT '\u{1F600}' ; \u{0}"}).to_string().into_bytes(),
                 400,
                 "42601",
@@ -459,6 +471,16 @@ fn sql_over_http_and_workload_tpcb_keep_the_balances_in_agreement() {
         assert_eq!(answer["statement"], 2);
         let (_, answer) = sql(0, "SELECT v FROM kv WHERE k = 1").await;
         assert_eq!(answer["results"][0]["rows"], serde_json::json!([["one"]]));
+        // A request names its database; bare names are that database's tables.
+        let (status, answer) =
+            sql(1, "CREATE DATABASE shop; CREATE TABLE shop.kv (k INT PRIMARY KEY)").await;
+        assert_eq!(status, 200, "{answer}");
+        let url = format!("http://{}/v1/sql", nodes[2].http);
+        let body = serde_json::json!({"sql": "INSERT INTO kv VALUES (7); SELECT k FROM kv; SELECT count(*) FROM defaultdb.kv", "database": "shop"});
+        let answer: serde_json::Value =
+            http.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["results"][1]["rows"], serde_json::json!([[7]]), "{answer}");
+        assert_eq!(answer["results"][2]["rows"], serde_json::json!([[2]]), "{answer}");
     });
     let hosts = nodes.iter().map(|n| n.http.clone()).collect::<Vec<_>>().join(",");
     let output = shoal(&[

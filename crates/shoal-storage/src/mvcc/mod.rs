@@ -85,7 +85,7 @@ mod tests;
 use shoal_hlc::Timestamp;
 use shoal_keys::{Key, Span};
 
-pub use read::{RefreshConflict, get, refresh_conflict, scan, scan_locks};
+pub use read::{RefreshConflict, get, refresh_conflict, scan, scan_filtered, scan_locks};
 pub use value::LockRecord;
 pub use write::{GcStats, Resolution, delete, gc, put, resolve_intent};
 

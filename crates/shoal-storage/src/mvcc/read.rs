@@ -50,6 +50,19 @@ pub fn scan<R: Reader + ?Sized>(
     ts: Timestamp,
     opts: ScanOptions<'_>,
 ) -> Result<ScanResult> {
+    scan_filtered(reader, span, ts, opts, &mut |_, _| true)
+}
+
+/// Scans `span` at `ts` like [`scan`], returning only the live rows `keep` accepts: the limit
+/// counts those, and the resume span starts after the last one returned. Rows left out are
+/// still read (their intents conflict and their values are uncertain like any other's).
+pub fn scan_filtered<R: Reader + ?Sized>(
+    reader: &R,
+    span: &Span,
+    ts: Timestamp,
+    opts: ScanOptions<'_>,
+    keep: &mut dyn FnMut(&Key, &[u8]) -> bool,
+) -> Result<ScanResult> {
     check_read(ts, &opts.read)?;
     let mut result = ScanResult { rows: Vec::new(), resume: None };
     if span.is_empty() {
@@ -84,6 +97,7 @@ pub fn scan<R: Reader + ?Sized>(
         let lock = locks.get(&key);
         if let Some(found) =
             read_key(iter.as_mut(), key.as_bytes(), lock, ts, &opts.read, &mut conflicts)?
+            && keep(&key, &found.value)
         {
             result.rows.push((key.clone(), found));
         }

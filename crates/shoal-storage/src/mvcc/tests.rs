@@ -316,13 +316,21 @@ impl<E: Engine> Runner<E> {
         }
         let span = span_arg(&mut args)?;
         let limit: Option<usize> = args.lookup_parse("limit")?;
+        // keep=<text>: a pushed filter keeping only values that contain <text>.
+        let keep: Option<String> = args.lookup("keep").map(str::to_string);
         let reverse = match args.next_pos() {
             Some("reverse") => true,
             Some(other) => return Err(format!("unexpected argument {other}").into()),
             None => false,
         };
         args.reject_rest()?;
-        let result = scan(&self.engine, &span, ts, ScanOptions { read, limit, reverse })?;
+        let opts = ScanOptions { read, limit, reverse };
+        let result = match keep {
+            Some(text) => scan_filtered(&self.engine, &span, ts, opts, &mut |_, value| {
+                value.windows(text.len()).any(|w| w == text.as_bytes())
+            })?,
+            None => scan(&self.engine, &span, ts, opts)?,
+        };
         for (key, v) in &result.rows {
             writeln!(out, "{} → {} @{}", show(key.as_bytes()), show(&v.value), show_ts(v.ts))?;
         }
