@@ -95,6 +95,8 @@ pub struct Effects {
     pub push_blocked: Option<u128>,
     /// Rows that scans' pushed filters left out.
     pub rows_filtered: u64,
+    /// Rows that scans returned.
+    pub rows_scanned: u64,
 }
 
 /// Evaluates `requests`, appending writes to `batch`.
@@ -182,6 +184,7 @@ fn evaluate_one(
                 }
                 None => mvcc::scan(ctx.engine, span, ctx.read_ts, opts)?,
             };
+            effects.rows_scanned += result.rows.len() as u64;
             let rows = result.rows.into_iter().map(|(k, v)| (k, v.value)).collect();
             Response::Scan { rows, resume: result.resume }
         }

@@ -6,7 +6,8 @@
 //!   RangeReplica::replicate ─── raft_proposal_duration_seconds (propose → committed, applied)
 //!   apply of one entry ──────── raft_apply_duration_seconds
 //!   snapshot installed ──────── snapshots_installed_total
-//!   scan with a pushed filter ─ scan_rows_filtered_total (rows left out at the range)
+//!   scans ───────────────────── scan_rows_returned_total, and with a pushed filter
+//!                               scan_rows_filtered_total (rows left out at the range)
 //! ```
 //!
 //! Histograms and counters are cheap to update from any task (atomics behind an `Arc`); a
@@ -36,6 +37,8 @@ pub struct StoreMetrics {
     pub snapshots_installed: Counter,
     /// Rows that filters pushed into scans left out ([`shoal_api::scan_filter`]).
     pub scan_rows_filtered: Counter,
+    /// Rows that scans returned.
+    pub scan_rows_returned: Counter,
 }
 
 impl Default for StoreMetrics {
@@ -47,6 +50,7 @@ impl Default for StoreMetrics {
             apply_duration: latency_histogram(),
             snapshots_installed: Counter::default(),
             scan_rows_filtered: Counter::default(),
+            scan_rows_returned: Counter::default(),
         }
     }
 }
@@ -59,6 +63,11 @@ impl StoreMetrics {
             "scan_rows_filtered",
             "Rows that filters pushed into scans left out on this store",
             self.scan_rows_filtered.clone(),
+        );
+        registry.register(
+            "scan_rows_returned",
+            "Rows that scans returned on this store",
+            self.scan_rows_returned.clone(),
         );
         registry.register(
             "kv_request_duration_seconds",

@@ -228,6 +228,7 @@ impl RangeReplica {
                 self.txn_wait.changed(*txn_id);
             }
             self.metrics.scan_rows_filtered.inc_by(effects.rows_filtered);
+            self.metrics.scan_rows_returned.inc_by(effects.rows_scanned);
             return Ok(BatchResponse {
                 responses: evaluated.responses,
                 timestamp: evaluated.write_ts,

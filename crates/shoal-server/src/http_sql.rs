@@ -110,6 +110,9 @@ fn output_json(output: Output) -> Result<Json, SqlError> {
         }
         Output::Affected { tag, count } => json!({"tag": tag, "rows_affected": count}),
         Output::Done(tag) => json!({"tag": tag}),
+        Output::Streamed { .. } => {
+            return Err(SqlError::Internal("rows were streamed, not collected".into()));
+        }
     })
 }
 

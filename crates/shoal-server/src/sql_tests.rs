@@ -77,7 +77,9 @@ impl AsyncDB for Db {
                     .collect(),
             },
             Some(Output::Affected { count, .. }) => DBOutput::StatementComplete(count),
-            Some(Output::Done(_)) | None => DBOutput::StatementComplete(0),
+            Some(Output::Done(_) | Output::Streamed { .. }) | None => {
+                DBOutput::StatementComplete(0)
+            }
         })
     }
 
@@ -342,6 +344,14 @@ fn rows_filtered(nodes: &[crate::server::Server]) -> u64 {
     nodes.iter().map(filtered).sum()
 }
 
+/// The rows that scans returned on every node's store.
+fn rows_returned(nodes: &[crate::server::Server]) -> u64 {
+    let returned = |n: &crate::server::Server| {
+        n.require_cluster().unwrap().store.metrics().scan_rows_returned.get()
+    };
+    nodes.iter().map(returned).sum()
+}
+
 /// A WHERE clause on a table scan runs on the ranges: they ship only the rows that pass, the
 /// answers stay the same (across pages and ranges), and evaluation errors still reach the
 /// client with their SQLSTATE.
@@ -377,4 +387,70 @@ async fn filters_run_on_the_ranges_and_rows_that_fail_them_stay_there() {
     // now() on the ranges is the transaction's time, as at the gateway.
     let all = "SELECT count(*) FROM t WHERE now() > '2000-01-01'::TIMESTAMPTZ AND k > 0";
     assert_eq!(rows(&mut reader, all).await, [["3000"]]);
+}
+
+/// A client's end of a streamed result: the size of each batch it received; it goes away
+/// (fails) after `stop_after` batches if set.
+#[derive(Default)]
+struct Batches {
+    sizes: Vec<usize>,
+    stop_after: Option<usize>,
+}
+
+impl shoal_sql::RowSink for Batches {
+    async fn send(
+        &mut self,
+        _: &[shoal_sql::plan::Column],
+        rows: Vec<shoal_sql::exec::Row>,
+    ) -> shoal_sql::Result<()> {
+        self.sizes.push(rows.len());
+        if Some(self.sizes.len()) == self.stop_after {
+            return Err(SqlError::Cancelled("the client went away".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A large result reaches the client in batches while the scan is still reading: a client
+/// that goes away after the first batch leaves most of the table unread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn results_stream_to_the_client_while_the_scan_reads() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (nodes, engines) = sql_cluster(&dirs).await;
+    split_ahead(&nodes[0], &engines[0], &mut 0).await;
+    let mut session = engines[0].session();
+    session.execute("CREATE TABLE t (k INT PRIMARY KEY, v TEXT)").await.unwrap();
+    for chunk in (1..=5000).collect::<Vec<i64>>().chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|k| format!("({k}, 'row {k}')")).collect();
+        session.execute(&format!("INSERT INTO t VALUES {}", values.join(", "))).await.unwrap();
+    }
+    let query = shoal_sql::syntax::parse("SELECT k, v FROM t").unwrap().remove(0);
+    let mut reader = engines[2].session();
+    reader.set_result_buffer_rows(100);
+
+    let mut all = Batches::default();
+    match reader.execute_into(&query, &mut all).await.unwrap() {
+        Output::Streamed { count, columns } => {
+            assert_eq!((count, columns.len()), (5000, 2));
+        }
+        other => panic!("not streamed: {other:?}"),
+    }
+    assert_eq!(all.sizes.iter().sum::<usize>(), 5000);
+    assert!(all.sizes.len() >= 40, "5,000 rows came in {} batches", all.sizes.len());
+    assert!(all.sizes.iter().all(|&n| n <= 101), "a batch held more than the buffer");
+
+    let before = rows_returned(&nodes);
+    let mut gone = Batches { stop_after: Some(1), ..Batches::default() };
+    let error = reader.execute_into(&query, &mut gone).await.unwrap_err();
+    assert_eq!(error.sqlstate(), "57014", "{error}");
+    let read = rows_returned(&nodes) - before;
+    assert!(read < 2500, "{read} rows were read for a client that took 101");
+    // A LIMIT over a scan asks the ranges for that many rows.
+    let before = rows_returned(&nodes);
+    assert_eq!(rows(&mut reader, "SELECT k FROM t LIMIT 3 OFFSET 2").await, [["3"], ["4"], ["5"]]);
+    let read = rows_returned(&nodes) - before;
+    assert!(read < 100, "{read} rows were read for LIMIT 3 OFFSET 2");
+    // The session is usable afterwards: the statement's transaction was rolled back.
+    assert_eq!(rows(&mut reader, "SELECT count(*) FROM t").await, [["5000"]]);
 }

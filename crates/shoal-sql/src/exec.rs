@@ -5,7 +5,9 @@
 //! ```
 //!
 //! Scans read their spans a page at a time through the transaction, so a `LIMIT` stops the
-//! reading early and a large table is never held in memory by a scan. Sort, aggregation,
+//! reading early and a large table is never held in memory by a scan. A LIMIT right above a
+//! scan (through projections only) also shrinks the page to what it wants, so `LIMIT 5`
+//! asks the ranges for five rows, not a thousand. Sort, aggregation,
 //! DISTINCT and the right side of a join must see all their input, and buffer it.
 //!
 //! Every read goes through the statement's transaction ([`Txn`]): the rows a statement sees
@@ -47,10 +49,17 @@ const PAGE: u64 = 1000;
 
 /// Returns the rows of `plan`, read through `txn`.
 pub fn execute(plan: Plan, txn: Txn, ctx: EvalContext) -> Rows {
+    execute_wanting(plan, txn, ctx, None)
+}
+
+/// Returns the rows of `plan`, of which the consumer wants at most `wanted` (a LIMIT above
+/// it): a scan right below asks the ranges for no more than that.
+fn execute_wanting(plan: Plan, txn: Txn, ctx: EvalContext, wanted: Option<u64>) -> Rows {
+    let page = wanted.map_or(PAGE, |n| n.clamp(1, PAGE));
     match plan {
-        Plan::Scan { table, spans, filter } => scan(table, spans, filter, txn, ctx),
+        Plan::Scan { table, spans, filter } => scan(table, spans, filter, page, txn, ctx),
         Plan::IndexScan { table, index, spans, filter } => {
-            index_scan(table, index, spans, filter, txn, ctx)
+            index_scan(table, index, spans, filter, page, txn, ctx)
         }
         Plan::Values { rows, .. } => {
             let evaluated: Vec<Result<Row>> = rows
@@ -65,14 +74,15 @@ pub fn execute(plan: Plan, txn: Txn, ctx: EvalContext) -> Rows {
                 futures::future::ready(keep.map(|k| k.then_some(row)))
             })
             .boxed(),
-        Plan::Project { source, exprs } => execute(*source, txn, ctx)
+        Plan::Project { source, exprs } => execute_wanting(*source, txn, ctx, wanted)
             .and_then(move |row| {
                 futures::future::ready(exprs.iter().map(|e| e.eval(&row, &ctx)).collect())
             })
             .boxed(),
         Plan::Limit { source, limit, offset } => {
             let mut seen = 0u64;
-            let skipped = execute(*source, txn, ctx).try_filter_map(move |row| {
+            let wanted = limit.map(|l| l.saturating_add(offset));
+            let skipped = execute_wanting(*source, txn, ctx, wanted).try_filter_map(move |row| {
                 seen += 1;
                 futures::future::ready(Ok((seen > offset).then_some(row)))
             });
@@ -166,12 +176,13 @@ fn scan(
     table: Arc<TableDescriptor>,
     spans: Vec<Span>,
     filter: Option<Expr>,
+    page: u64,
     txn: Txn,
     ctx: EvalContext,
 ) -> Rows {
     let codec = RowCodec::default();
     let pushed = filter.as_ref().map(|f| crate::pushdown::scan_filter(&table, f, &ctx));
-    pages(spans, pushed, txn)
+    pages(spans, pushed, page, txn)
         .and_then(move |page| {
             let rows: Result<Vec<Row>> = page
                 .into_iter()
@@ -192,9 +203,9 @@ fn scan(
         .boxed()
 }
 
-/// Reads `spans` in order, a page at a time; with a filter, the ranges return only the rows
-/// it keeps ([`crate::pushdown`]).
-fn pages(spans: Vec<Span>, filter: Option<ScanFilter>, txn: Txn) -> Pages {
+/// Reads `spans` in order, `page` rows at a time; with a filter, the ranges return only the
+/// rows it keeps ([`crate::pushdown`]).
+fn pages(spans: Vec<Span>, filter: Option<ScanFilter>, page: u64, txn: Txn) -> Pages {
     let mut spans = std::collections::VecDeque::from(spans);
     let current = spans.pop_front();
     stream::try_unfold((current, spans, txn), move |(current, mut rest, txn)| {
@@ -205,7 +216,7 @@ fn pages(spans: Vec<Span>, filter: Option<ScanFilter>, txn: Txn) -> Pages {
                 let next = rest.pop_front();
                 return Ok(Some((Vec::new(), (next, rest, txn))));
             }
-            let request = Request::Scan { span, limit: Some(PAGE), filter };
+            let request = Request::Scan { span, limit: Some(page), filter };
             let Some(Response::Scan { rows, resume }) = txn.send(vec![request]).await?.pop() else {
                 return Err(SqlError::Internal("a scan was answered with another response".into()));
             };
@@ -221,13 +232,14 @@ fn index_scan(
     index: IndexDescriptor,
     spans: Vec<Span>,
     filter: Option<Expr>,
+    page: u64,
     txn: Txn,
     ctx: EvalContext,
 ) -> Rows {
     let _ = index;
     let fetch = txn.clone();
     let codec = RowCodec::default();
-    pages(spans, None, txn)
+    pages(spans, None, page, txn)
         .and_then(move |entries| {
             let fetch = fetch.clone();
             let table = table.clone();

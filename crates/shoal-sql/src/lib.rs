@@ -49,6 +49,7 @@ pub mod pushdown;
 pub mod rowcodec;
 pub mod schema;
 pub mod session;
+pub mod session_results;
 pub mod subquery;
 pub mod syntax;
 pub mod types;
@@ -57,7 +58,7 @@ pub mod types;
 mod planner_tests;
 
 pub use error::{Result, SqlError};
-pub use session::{Output, Session, SqlEngine};
+pub use session::{Output, RowSink, Session, SqlEngine};
 pub use types::{DataType, Value};
 
 /// Parses SQL text into statements (PostgreSQL dialect); a parse failure is 42601.

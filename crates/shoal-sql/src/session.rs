@@ -11,6 +11,9 @@
 //! [`MAX_ATTEMPTS`] times, so clients rarely see 40001 for single statements. Inside BEGIN the
 //! client owns the transaction: a retryable error is returned (40001) and, as in PostgreSQL,
 //! any error leaves the transaction aborted until ROLLBACK (25P02 for other statements).
+//!
+//! Rows stream to the client as they are produced ([`Session::execute_into`]); a statement
+//! whose first rows already went out is no longer retried ([`crate::session_results`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -26,6 +29,8 @@ use crate::exec::{self, Row};
 use crate::expr::EvalContext;
 use crate::plan::Column;
 use crate::planner::Planner;
+use crate::session_results::{CollectRows, Executed, deliver, finish};
+pub use crate::session_results::{RESULT_BUFFER_ROWS, RowSink};
 use crate::syntax::Parsed;
 use crate::types::DataType;
 
@@ -51,6 +56,13 @@ pub enum Output {
     },
     /// A statement without rows: its tag (`CREATE TABLE`, `BEGIN`...).
     Done(&'static str),
+    /// Rows sent to a [`RowSink`] ([`Session::execute_into`]): their columns and number.
+    Streamed {
+        /// The columns.
+        columns: Vec<Column>,
+        /// How many rows were sent.
+        count: u64,
+    },
 }
 
 /// The SQL layer of one node: the catalog cache and the KV client statements run through.
@@ -84,6 +96,7 @@ impl SqlEngine {
             txn: TxnState::None,
             catalog: Default::default(),
             database: std::sync::Mutex::new(crate::catalog::DEFAULT_DATABASE.to_string()),
+            result_buffer_rows: RESULT_BUFFER_ROWS,
         }
     }
 
@@ -120,6 +133,8 @@ pub struct Session {
     catalog: std::sync::Mutex<Option<(u128, u32, Arc<crate::catalog::Contents>)>>,
     /// The current database: where bare table names are looked up.
     database: std::sync::Mutex<String>,
+    /// How many rows [`Session::execute_into`] holds back before streaming.
+    result_buffer_rows: usize,
 }
 
 impl Drop for Session {
@@ -150,6 +165,12 @@ impl Session {
         *self.database.lock().unwrap_or_else(|p| p.into_inner()) = name.to_string();
     }
 
+    /// Sets how many rows [`Session::execute_into`] holds back before it streams them (and
+    /// can no longer retry the statement on 40001); [`RESULT_BUFFER_ROWS`] by default.
+    pub fn set_result_buffer_rows(&mut self, rows: usize) {
+        self.result_buffer_rows = rows;
+    }
+
     /// Whether an explicit transaction is open (or aborted, waiting for ROLLBACK).
     pub fn in_transaction(&self) -> bool {
         !matches!(self.txn, TxnState::None)
@@ -169,8 +190,31 @@ impl Session {
         self.execute_parsed(&Parsed::Statement(Box::new(statement.clone()))).await
     }
 
-    /// Runs one parsed statement.
+    /// Runs one parsed statement, collecting its rows.
     pub async fn execute_parsed(&mut self, parsed: &Parsed) -> Result<Output> {
+        let mut sink = CollectRows::default();
+        match self.execute_with(parsed, &mut sink, usize::MAX).await? {
+            Output::Streamed { columns, .. } => Ok(Output::Rows { columns, rows: sink.rows }),
+            output => Ok(output),
+        }
+    }
+
+    /// Runs one parsed statement, streaming its rows (if it has any) into `sink` as they are
+    /// produced ([`crate::session_results`]); such a result is [`Output::Streamed`].
+    pub async fn execute_into<S: RowSink>(
+        &mut self,
+        parsed: &Parsed,
+        sink: &mut S,
+    ) -> Result<Output> {
+        self.execute_with(parsed, sink, self.result_buffer_rows).await
+    }
+
+    async fn execute_with<S: RowSink>(
+        &mut self,
+        parsed: &Parsed,
+        sink: &mut S,
+        buffer_rows: usize,
+    ) -> Result<Output> {
         match parsed {
             Parsed::Statement(statement) => match statement.as_ref() {
                 Statement::StartTransaction { .. } => {
@@ -220,7 +264,7 @@ impl Session {
                 let client = &self.engine.client;
                 let txn =
                     client.begin_historical(crate::syntax::as_of_timestamp(at, client.now())?);
-                let result = self.run(&txn, parsed).await;
+                let result = self.run_and_send(&txn, parsed, sink, buffer_rows).await;
                 txn.rollback_in_background();
                 return result;
             }
@@ -233,29 +277,57 @@ impl Session {
             }),
             TxnState::Open(txn) => {
                 let txn = txn.clone();
-                let result = self.run(&txn, parsed).await;
+                let result = self.run_and_send(&txn, parsed, sink, buffer_rows).await;
                 if result.is_err() {
                     self.txn = TxnState::Aborted(txn);
                 }
                 result
             }
-            TxnState::None => self.run_implicit(parsed).await,
+            TxnState::None => self.run_implicit(parsed, sink, buffer_rows).await,
         }
     }
 
-    /// Runs a statement in its own transaction, restarting it on retryable errors.
-    async fn run_implicit(&self, parsed: &Parsed) -> Result<Output> {
+    /// Runs a statement in `txn` and sends all its rows.
+    async fn run_and_send<S: RowSink>(
+        &self,
+        txn: &Txn,
+        parsed: &Parsed,
+        sink: &mut S,
+        buffer_rows: usize,
+    ) -> Result<Output> {
+        let mut streamed = false;
+        let executed = self.run(txn, parsed).await?;
+        let (output, held) = deliver(executed, sink, buffer_rows, &mut streamed).await?;
+        finish(sink, &output, held, streamed).await?;
+        Ok(output)
+    }
+
+    /// Runs a statement in its own transaction, restarting it on retryable errors unless some
+    /// of its rows already went to the client.
+    async fn run_implicit<S: RowSink>(
+        &self,
+        parsed: &Parsed,
+        sink: &mut S,
+        buffer_rows: usize,
+    ) -> Result<Output> {
         let client = &self.engine.client;
         let mut txn = client.begin();
         let mut attempt = 1;
+        let mut streamed = false;
         loop {
-            let result = match self.run(&txn, parsed).await {
-                Ok(output) => txn.commit().await.map(|()| output).map_err(SqlError::from),
-                Err(e) => Err(e),
-            };
+            let result = async {
+                let executed = self.run(&txn, parsed).await?;
+                let delivered = deliver(executed, sink, buffer_rows, &mut streamed).await?;
+                txn.commit().await?;
+                Ok::<_, SqlError>(delivered)
+            }
+            .await;
             match result {
-                Ok(output) => return Ok(output),
-                Err(SqlError::Retry { reason, .. }) if attempt < MAX_ATTEMPTS => {
+                Ok((output, held)) => {
+                    finish(sink, &output, held, streamed).await?;
+                    return Ok(output);
+                }
+                Err(SqlError::Retry { reason, .. }) if attempt < MAX_ATTEMPTS && !streamed => {
                     attempt += 1;
                     if reason.is_abort() {
                         let priority = txn.meta().priority.saturating_add(1);
@@ -292,8 +364,9 @@ impl Session {
         Ok(Arc::new(contents.view(&self.database())))
     }
 
-    /// Runs a parsed statement in `txn`, after running its subqueries.
-    async fn run(&self, txn: &Txn, parsed: &Parsed) -> Result<Output> {
+    /// Runs a parsed statement in `txn`, after running its subqueries; a query's rows are
+    /// left to be pulled.
+    async fn run(&self, txn: &Txn, parsed: &Parsed) -> Result<Executed> {
         let catalog = self.catalog_for(txn).await?;
         if let Parsed::Statement(statement) = parsed
             && matches!(
@@ -319,18 +392,29 @@ impl Session {
         } else {
             parsed
         };
+        let query = match parsed {
+            Parsed::Statement(statement) => match statement.as_ref() {
+                Statement::Query(query) => Some(query),
+                _ => None,
+            },
+            Parsed::AsOf { query, .. } => Some(query),
+            _ => None,
+        };
+        if let Some(query) = query {
+            let planned = Planner { catalog: &catalog, ctx }.query(query)?;
+            let rows = exec::execute(planned.plan, txn.clone(), ctx);
+            return Ok(Executed::Rows { columns: planned.columns, rows });
+        }
         let rowids = || self.engine.rowid(now_micros);
         let d = DmlContext { txn, catalog: &catalog, ctx, rowids: &rowids };
         let client = &self.engine.client;
-        match parsed {
+        let output = match parsed {
             Parsed::Statement(statement) => self.run_statement(&d, statement).await,
             Parsed::Upsert(statement) => match statement.as_ref() {
                 Statement::Insert(insert) => dml::upsert(&d, insert).await,
                 _ => Err(SqlError::Internal("UPSERT parsed as something else".into())),
             },
-            Parsed::AsOf { query, .. } => {
-                self.run_statement(&d, &Statement::Query(query.clone())).await
-            }
+            Parsed::AsOf { .. } => Err(SqlError::Internal("a query was not planned".into())),
             Parsed::ShowIndexes(table) => {
                 let table = catalog.table(table)?;
                 Ok(crate::schema::show_indexes(&table))
@@ -339,23 +423,14 @@ impl Session {
             Parsed::SplitAt { table, rows } => {
                 crate::alter::split_at(client, txn, &catalog, table, rows, ctx).await
             }
-        }
+        };
+        output.map(Executed::Output)
     }
 
     /// Runs a standard statement.
     async fn run_statement(&self, d: &DmlContext<'_>, statement: &Statement) -> Result<Output> {
         let (txn, catalog, ctx) = (d.txn, d.catalog, d.ctx);
         match statement {
-            Statement::Query(query) => {
-                let planned = Planner { catalog, ctx }.query(query)?;
-                let rows: Vec<Row> = futures::TryStreamExt::try_collect(exec::execute(
-                    planned.plan,
-                    txn.clone(),
-                    ctx,
-                ))
-                .await?;
-                Ok(Output::Rows { columns: planned.columns, rows })
-            }
             Statement::Insert(insert) => dml::insert(d, insert).await,
             Statement::Update(update) => dml::update(d, update).await,
             Statement::Delete(delete) => dml::delete(d, delete).await,
