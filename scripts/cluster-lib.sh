@@ -32,7 +32,8 @@ start_shoal() {
   local join=127.0.0.1:${rpc}7,127.0.0.1:${rpc}8,127.0.0.1:${rpc}9
   for i in 1 2 3; do
     "$SHOAL" start --store "$dir/$name$i" --listen-addr "127.0.0.1:${rpc}$((6 + i))" \
-      --http-addr "127.0.0.1:${http}$i" --join "$join" > "$dir/$name$i.log" 2>&1 &
+      --http-addr "127.0.0.1:${http}$i" --pg-addr 127.0.0.1:0 --join "$join" \
+      > "$dir/$name$i.log" 2>&1 &
     pids+=($!)
   done
   for i in 1 2 3; do wait_port "${http}$i"; done

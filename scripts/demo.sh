@@ -4,8 +4,8 @@
 #   scripts/demo.sh          start (what `make demo` runs)
 #   scripts/demo.sh stop     stop the cluster and delete its stores (`make demo-stop`)
 #
-# Ports: node-to-node 26257-26259, HTTP 8080-8082 on 127.0.0.1. The cluster's directory is
-# recorded in $STATE so `stop` finds it.
+# Ports: node-to-node 26257-26259, HTTP 8080-8082, PostgreSQL 15432-15434 on 127.0.0.1. The
+# cluster's directory is recorded in $STATE so `stop` finds it.
 set -euo pipefail
 
 STATE=${TMPDIR:-/tmp}/shoal-demo.current
@@ -30,9 +30,9 @@ if [ -f "$STATE" ]; then
   echo "a demo cluster is already running (stores in $(cat "$STATE")); stop it with: make demo-stop" >&2
   exit 1
 fi
-for port in 26257 26258 26259 8080 8081 8082; do
+for port in 26257 26258 26259 8080 8081 8082 15432 15433 15434; do
   if listening "$port"; then
-    echo "port $port on 127.0.0.1 is in use; the demo needs 26257-26259 and 8080-8082" >&2
+    echo "port $port on 127.0.0.1 is in use; the demo needs 26257-26259, 8080-8082 and 15432-15434" >&2
     exit 1
   fi
 done
@@ -42,7 +42,8 @@ echo "$dir" > "$STATE"
 join=127.0.0.1:26257,127.0.0.1:26258,127.0.0.1:26259
 for i in 1 2 3; do
   nohup "$SHOAL" start --store "$dir/n$i" --listen-addr "127.0.0.1:2625$((6 + i))" \
-    --http-addr "127.0.0.1:808$((i - 1))" --join "$join" > "$dir/n$i.log" 2>&1 &
+    --http-addr "127.0.0.1:808$((i - 1))" --pg-addr "127.0.0.1:1543$((1 + i))" \
+    --join "$join" > "$dir/n$i.log" 2>&1 &
   echo $! >> "$dir/pids"
 done
 for port in 8080 8081 8082; do
@@ -65,6 +66,7 @@ A 3-node Shoal cluster is running (stores and logs in $dir).
   curl -s -XPOST localhost:8080/v1/kv/get -d '{"key": "hello"}'
   curl -s localhost:8080/v1/sql -d '{"sql": "CREATE TABLE t (k INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 42)"}'
   curl -s localhost:8081/v1/sql -d '{"sql": "SELECT * FROM t; EXPLAIN SELECT * FROM t WHERE k = 1"}'
+  psql 'postgresql://root@127.0.0.1:15433/defaultdb?sslmode=disable' -c 'SELECT * FROM t'
 
 Any node serves any key. Stop the cluster with: make demo-stop
 MSG

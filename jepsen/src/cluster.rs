@@ -206,6 +206,7 @@ impl Cluster {
             .args(["start", "--store"])
             .arg(&node.store)
             .args(["--listen-addr", &node.rpc, "--http-addr", &node.http, "--join", &self.join])
+            .args(["--pg-addr", "127.0.0.1:0"])
             .arg("--enable-test-hooks")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)

@@ -37,6 +37,7 @@ pub mod kv_sender;
 pub mod liveness;
 pub mod membership;
 pub mod metrics;
+pub mod pgwire;
 mod replicate_queue;
 mod server;
 pub mod settings;

@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub advertise_addr: Option<SocketAddr>,
     /// The HTTP API address.
     pub http_addr: SocketAddr,
+    /// The PostgreSQL wire protocol address; None serves no pgwire.
+    pub pg_addr: Option<SocketAddr>,
     /// Nodes to contact to find the cluster, as `host:port` of their `--listen-addr`.
     pub join: Vec<String>,
     /// How long an empty store waits for any `--join` address to answer before giving up.
@@ -85,6 +87,7 @@ impl ServerConfig {
             listen_addr,
             advertise_addr: None,
             http_addr,
+            pg_addr: None,
             join: Vec::new(),
             join_timeout: Duration::from_secs(60),
             timers: RaftTimers::PRODUCTION,
@@ -128,6 +131,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Arc<dyn Engine>,
     pub(crate) rpc: Rpc,
     pub(crate) http_addr: SocketAddr,
+    pub(crate) pg_addr: Option<SocketAddr>,
     pub(crate) started_at: Timestamp,
     /// The cluster named by the store's ident when the node started, before its replicas run.
     pub(crate) stored_cluster_id: Option<String>,
@@ -175,6 +179,19 @@ impl Server {
             addr: config.http_addr.to_string(),
             reason: e.to_string(),
         })?;
+        let pg = match config.pg_addr {
+            Some(addr) => {
+                let listen_error = |e: std::io::Error| Error::Listen {
+                    flag: "--pg-addr",
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                };
+                let listener = tokio::net::TcpListener::bind(addr).await.map_err(listen_error)?;
+                let bound = listener.local_addr().map_err(listen_error)?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let handler = Arc::new(ServerHandler::default());
         let node_id = ident.as_ref().map_or(shoal_rpc::wire::ANY_NODE, |i| i.node_id);
         let rpc =
@@ -196,6 +213,7 @@ impl Server {
             engine,
             rpc,
             http_addr,
+            pg_addr: pg.as_ref().map(|(_, addr)| *addr),
             cluster: OnceLock::new(),
             forming: tokio::sync::Mutex::new(()),
             initialized: Notify::new(),
@@ -212,6 +230,10 @@ impl Server {
         if let Some(ident) = ident {
             server.check_join_addresses(&ident).await?;
             server.activate(ident, Vec::new(), Vec::new()).await?;
+        }
+        if let Some((listener, _)) = pg {
+            let stop = server.inner.http_stop.subscribe();
+            tokio::spawn(crate::pgwire::serve(listener, server.clone(), stop));
         }
         let serving = crate::http::serve(http, server.clone(), server.inner.http_stop.subscribe());
         *server.inner.http_task.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -256,6 +278,11 @@ impl Server {
     /// Returns the node-to-node address.
     pub fn rpc_addr(&self) -> SocketAddr {
         self.inner.config.advertise_addr.unwrap_or_else(|| self.inner.rpc.local_addr())
+    }
+
+    /// Returns the PostgreSQL wire protocol address, if this node serves it.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.inner.pg_addr
     }
 
     /// Returns the HTTP address.

@@ -171,6 +171,12 @@ impl Session {
         self.result_buffer_rows = rows;
     }
 
+    /// Whether the explicit transaction failed and waits for ROLLBACK (PostgreSQL's `E`
+    /// transaction status).
+    pub fn transaction_failed(&self) -> bool {
+        matches!(self.txn, TxnState::Aborted(_))
+    }
+
     /// Whether an explicit transaction is open (or aborted, waiting for ROLLBACK).
     pub fn in_transaction(&self) -> bool {
         !matches!(self.txn, TxnState::None)

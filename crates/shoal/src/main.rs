@@ -80,6 +80,9 @@ pub struct StartArgs {
     /// The HTTP API address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub http_addr: String,
+    /// The PostgreSQL wire protocol address (psql, drivers); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:15432")]
+    pub pg_addr: String,
     /// Nodes to contact to find the cluster: their --listen-addr, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub join: Vec<String>,

@@ -30,6 +30,7 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     let listen_addr = resolve("--listen-addr", &args.listen_addr)?;
     let http_addr = resolve("--http-addr", &args.http_addr)?;
     let mut config = ServerConfig::new(args.store.clone(), listen_addr, http_addr);
+    config.pg_addr = Some(resolve("--pg-addr", &args.pg_addr)?);
     config.join = args.join.clone();
     config.advertise_addr =
         args.advertise_addr.as_deref().map(|a| resolve("--advertise-addr", a)).transpose()?;
@@ -69,6 +70,9 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     println!("  cluster: {}", cluster.ident.cluster_id);
     println!("  rpc:     {}", server.rpc_addr());
     println!("  http:    http://{}", server.http_addr());
+    if let Some(pg) = server.pg_addr() {
+        println!("  sql:     postgresql://root@{pg}/defaultdb?sslmode=disable");
+    }
     println!("  store:   {}", args.store.display());
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -7,6 +7,7 @@
 //! - `shoal start` refuses, with a message naming the cause, a port in use and `--join`
 //!   addresses that never answer; `shoal debug kv` against a stopped node says so.
 //! - The HTTP API answers bad input with JSON errors and statuses, never a crash.
+//! - The real `psql` runs statements and transactions over the PostgreSQL wire protocol.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -60,6 +61,7 @@ struct Node {
     store: PathBuf,
     rpc: String,
     http: String,
+    pg: String,
     join: String,
     log: PathBuf,
     child: Option<Child>,
@@ -73,6 +75,7 @@ impl Node {
             store: dir.join(name),
             rpc: format!("127.0.0.1:{}", free_port()),
             http: format!("127.0.0.1:{}", free_port()),
+            pg: format!("127.0.0.1:{}", free_port()),
             join: String::new(),
             log: dir.join(format!("{name}.log")),
             child: None,
@@ -83,7 +86,14 @@ impl Node {
     fn command(&self) -> Command {
         let mut command = Command::new(SHOAL);
         command.args(["start", "--store", self.store.to_str().unwrap()]);
-        command.args(["--listen-addr", &self.rpc, "--http-addr", &self.http]);
+        command.args([
+            "--listen-addr",
+            &self.rpc,
+            "--http-addr",
+            &self.http,
+            "--pg-addr",
+            &self.pg,
+        ]);
         if !self.join.is_empty() {
             command.args(["--join", &self.join]);
         }
@@ -573,4 +583,87 @@ fn operators_list_ranges_decommission_a_node_and_drain_another() {
     let bad = shoal(&["debug", "settings", "replication_factor", "99", "--host", &nodes[2].http]);
     assert!(!bad.status.success() && stderr(&bad).contains("between 1 and 7"), "{}", stderr(&bad));
     nodes.push(n4);
+}
+
+/// Runs the real `psql` against `node`'s PostgreSQL port with `args`, feeding it `stdin`.
+fn psql(node: &Node, database: &str, args: &[&str], stdin: &str) -> Output {
+    let (host, port) = node.pg.split_once(':').unwrap();
+    let mut child = Command::new("psql")
+        .args(["-X", "-h", host, "-p", port, "-U", "root", "-d", database])
+        .args(["-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-A", "-t"])
+        .args(args)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env("PGSSLMODE", "disable")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql runs (Debian's postgresql-client; .ci/install-deps installs it)");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn psql_runs_statements_and_transactions_over_the_wire_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = cluster(dir.path(), 3);
+    let setup =
+        "CREATE TABLE accounts (id INT PRIMARY KEY, owner TEXT, balance DECIMAL, opened DATE);
+                 INSERT INTO accounts VALUES (1, 'ada', 10.50, '2024-01-02'), (2, NULL, 0, NULL);";
+    let output = psql(&nodes[0], "defaultdb", &[], setup);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "CREATE TABLE\nINSERT 0 2\n", "psql prints each tag");
+
+    // Another node reads it; NULLs print empty, values in PostgreSQL's text format.
+    let query = "SELECT id, owner, balance, opened, balance > 1 FROM accounts ORDER BY id";
+    let output = psql(&nodes[1], "defaultdb", &["-c", query], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "1|ada|10.50|2024-01-02|t\n2||0||f\n");
+
+    // A transaction spans statements of one connection; an error aborts it until ROLLBACK.
+    let script = "BEGIN;
+                  UPDATE accounts SET balance = balance - 5 WHERE id = 1;
+                  UPDATE accounts SET balance = balance + 5 WHERE id = 2;
+                  SELECT sum(balance) FROM accounts;
+                  COMMIT;
+                  SELECT balance FROM accounts ORDER BY id;";
+    let output = psql(&nodes[2], "defaultdb", &[], script);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "BEGIN\nUPDATE 1\nUPDATE 1\n10.50\nCOMMIT\n5.50\n5\n");
+    let script = "BEGIN; INSERT INTO accounts VALUES (1, 'dup', 0, NULL);\nSELECT 1;\n";
+    let output = psql(&nodes[1], "defaultdb", &["-v", "ON_ERROR_STOP=0"], script);
+    let errors = stderr(&output);
+    assert!(errors.contains("ERROR:  23505"), "{errors}");
+    assert!(errors.contains("ERROR:  25P02"), "{errors}");
+
+    // Errors carry their SQLSTATE; psql exits non-zero.
+    let output = psql(&nodes[0], "defaultdb", &["-c", "SELECT * FROM nowhere"], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("ERROR:  42P01: relation \"nowhere\" does not exist"));
+    let output = psql(&nodes[0], "defaultdb", &["-c", "SELEC 1"], "");
+    assert!(stderr(&output).contains("ERROR:  42601"), "{}", stderr(&output));
+    // An unknown database is refused at connection, as PostgreSQL does.
+    let output = psql(&nodes[0], "nowhere", &["-c", "SELECT 1"], "");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let refused = "FATAL:  database \"nowhere\" does not exist";
+    assert!(stderr(&output).contains(refused), "{}", stderr(&output));
+
+    // A client that disconnects inside a transaction leaves nothing behind: its write is
+    // rolled back, and the row it wrote can be written at once by someone else.
+    let script = "BEGIN; INSERT INTO accounts VALUES (3, 'gone', 1, NULL);\n";
+    let output = psql(&nodes[0], "defaultdb", &[], script);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let script = "INSERT INTO accounts VALUES (3, 'kept', 1, NULL); SELECT owner FROM accounts WHERE id = 3;";
+    let output = psql(&nodes[1], "defaultdb", &[], script);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "INSERT 0 1\nkept\n");
+
+    // Garbage on the socket closes that connection only.
+    let mut garbage = TcpStream::connect(&nodes[0].pg).unwrap();
+    garbage.write_all(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 8, 1, 2, 3, 4]).unwrap();
+    garbage.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = std::io::Read::read(&mut garbage, &mut [0u8; 256]);
+    let output = psql(&nodes[0], "defaultdb", &["-c", "SELECT count(*) FROM accounts"], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "3\n");
 }

@@ -1,0 +1,330 @@
+//! The PostgreSQL wire protocol: `psql` and PostgreSQL drivers talk to any node.
+//!
+//! ```text
+//!   psql -h 127.0.0.1 -p 26258 -d defaultdb
+//!     Startup{user, database} ─▶ AuthenticationOk, ParameterStatus…, BackendKeyData, ReadyForQuery I
+//!     Query "BEGIN; SELECT …"  ─▶ CommandComplete BEGIN
+//!                                 RowDescription, DataRow… (streamed), CommandComplete SELECT n
+//!                                 ReadyForQuery T
+//! ```
+//!
+//! Each connection is one [`Session`]: it lives as long as the connection, so a transaction
+//! may span many queries, and a connection that goes away rolls its transaction back (the
+//! session's drop). The startup's `database` becomes the session's current database; one that
+//! does not exist is refused with FATAL 3D000, as PostgreSQL does. There is no
+//! authentication yet: any user is accepted.
+//!
+//! A simple query may hold several statements; they run in order and the first error stops
+//! the rest. Rows go out as the plan produces them (the session's [`RowSink`]), behind the
+//! session's held-back buffer, so a large result never sits whole in this node's memory.
+//! Values are sent in PostgreSQL's text format; the column types in RowDescription are the
+//! PostgreSQL types a driver expects (INT8, NUMERIC, TIMESTAMPTZ …). ReadyForQuery reports
+//! the session's transaction state: idle, in a transaction, or failed.
+//!
+//! # Out of scope (for now)
+//!
+//! The extended query protocol (Parse/Bind/Execute: placeholders and binary values) answers
+//! 0A000; TLS (an SSLRequest gets `N`, so clients fall back to plain text), authentication,
+//! COPY and cancel requests. A simple query's statements each run in their own implicit
+//! transaction (PostgreSQL runs a multi-statement query in one).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{Sink, SinkExt};
+use pgwire::api::auth::{
+    DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
+    save_startup_parameters_to_metadata,
+};
+use pgwire::api::query::SimpleQueryHandler;
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, Response, Tag};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, METADATA_DATABASE, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::RowDescription;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use shoal_sql::exec::Row;
+use shoal_sql::plan::Column;
+use shoal_sql::{DataType, Output, RowSink, Session, SqlEngine, SqlError};
+use tokio::net::TcpListener;
+use tokio::sync::Mutex;
+
+use crate::server::Server;
+
+/// The server version reported to clients: the PostgreSQL whose behaviour Shoal follows
+/// (psql adapts its catalog queries to it).
+const SERVER_VERSION: &str = "15.0 (Shoal)";
+
+/// Accepts PostgreSQL connections on `listener` until `stop` turns true.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    server: Server,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        };
+        let Ok((socket, _)) = accepted else { continue };
+        let _ = socket.set_nodelay(true);
+        let engine = server.cluster().map(|c| c.sql.clone());
+        tokio::spawn(async move {
+            let handlers = Arc::new(Handlers { connection: Arc::new(Connection::new(engine)) });
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                tracing::debug!(error = %e, "pgwire connection ended with an error");
+            }
+        });
+    }
+}
+
+/// What one connection's handlers share.
+struct Handlers {
+    connection: Arc<Connection>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.connection.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.connection.clone()
+    }
+}
+
+/// One client connection: its session, once started up.
+struct Connection {
+    /// None while this node has not joined a cluster: connections are refused.
+    engine: Option<Arc<SqlEngine>>,
+    session: Mutex<Option<Session>>,
+    parameters: DefaultServerParameterProvider,
+    keys: RandomPidSecretKeyGenerator,
+}
+
+impl Connection {
+    fn new(engine: Option<Arc<SqlEngine>>) -> Self {
+        let mut parameters = DefaultServerParameterProvider::default();
+        parameters.server_version = SERVER_VERSION.to_string();
+        parameters.date_style = "ISO, MDY".to_string();
+        Connection {
+            engine,
+            session: Mutex::new(None),
+            parameters,
+            keys: RandomPidSecretKeyGenerator::default(),
+        }
+    }
+}
+
+/// A FATAL error: the connection closes after it.
+fn fatal(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+}
+
+/// A statement's error as PostgreSQL sends it.
+fn error_info(error: &SqlError) -> ErrorInfo {
+    ErrorInfo::new("ERROR".into(), error.sqlstate().into(), error.to_string())
+}
+
+#[async_trait]
+impl StartupHandler for Connection {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let PgWireFrontendMessage::Startup(startup) = message else { return Ok(()) };
+        protocol_negotiation(client, &startup).await?;
+        save_startup_parameters_to_metadata(client, &startup);
+        let Some(engine) = &self.engine else {
+            return Err(fatal("57P03", "this node has not joined a cluster yet".into()));
+        };
+        let mut session = engine.session();
+        if let Some(database) = client.metadata().get(METADATA_DATABASE).cloned() {
+            let quoted = database.replace('\'', "''");
+            if let Err(e) = session.execute(&format!("SET DATABASE = '{quoted}'")).await {
+                return Err(fatal(e.sqlstate(), e.to_string()));
+            }
+        }
+        *self.session.lock().await = Some(session);
+        let (pid, key) = self.keys.generate(client);
+        client.set_pid_and_secret_key(pid, key);
+        finish_authentication(client, &self.parameters).await
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    /// Runs the query's statements in the connection's session, streaming rows as they come.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let mut guard = self.session.lock().await;
+        let Some(session) = guard.as_mut() else {
+            return Err(fatal("08P01", "query before startup".into()));
+        };
+        match shoal_sql::syntax::parse(&query.query) {
+            Err(e) => {
+                client.feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into())).await?
+            }
+            Ok(statements) if statements.is_empty() => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(EmptyQueryResponse::new()))
+                    .await?
+            }
+            Ok(statements) => {
+                for statement in &statements {
+                    let mut sink = ClientSink { client: &mut *client, described: false };
+                    let result = session.execute_into(statement, &mut sink).await;
+                    let described = sink.described;
+                    match result {
+                        Ok(output) => complete(client, output, described).await?,
+                        Err(e) => {
+                            let error = error_info(&e).into();
+                            client.feed(PgWireBackendMessage::ErrorResponse(error)).await?;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let status = if session.transaction_failed() {
+            TransactionStatus::Error
+        } else if session.in_transaction() {
+            TransactionStatus::Transaction
+        } else {
+            TransactionStatus::Idle
+        };
+        drop(guard);
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client.send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(status))).await?;
+        Ok(())
+    }
+
+    /// Never called: [`SimpleQueryHandler::on_query`] above runs queries itself.
+    async fn do_query<C>(&self, _: &mut C, _: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Err(PgWireError::ApiError("queries run through on_query".into()))
+    }
+}
+
+/// Sends a statement's CommandComplete (and a RowDescription if no rows described it).
+async fn complete<C>(client: &mut C, output: Output, described: bool) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let tag = match output {
+        Output::Streamed { columns, count } => {
+            if !described {
+                let description = row_description(&columns);
+                client.feed(PgWireBackendMessage::RowDescription(description)).await?;
+            }
+            Tag::new("SELECT").with_rows(count as usize)
+        }
+        // `execute_into` streams every result; a collected one would be a bug.
+        Output::Rows { .. } => {
+            return Err(PgWireError::ApiError("a result was collected, not streamed".into()));
+        }
+        Output::Affected { tag: "INSERT", count } => {
+            Tag::new("INSERT").with_oid(0).with_rows(count as usize)
+        }
+        Output::Affected { tag, count } => Tag::new(tag).with_rows(count as usize),
+        Output::Done(tag) => Tag::new(tag),
+    };
+    client.feed(PgWireBackendMessage::CommandComplete(tag.into())).await?;
+    Ok(())
+}
+
+/// Writes a result's rows to the client as the session produces them.
+struct ClientSink<'a, C> {
+    client: &'a mut C,
+    described: bool,
+}
+
+impl<C> RowSink for ClientSink<'_, C>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+{
+    async fn send(&mut self, columns: &[Column], rows: Vec<Row>) -> shoal_sql::Result<()> {
+        let gone = |e: C::Error| SqlError::Cancelled(format!("the client went away: {e:?}"));
+        if !self.described {
+            self.described = true;
+            let description = row_description(columns);
+            self.client
+                .feed(PgWireBackendMessage::RowDescription(description))
+                .await
+                .map_err(gone)?;
+        }
+        let mut encoder = DataRowEncoder::new(Arc::new(field_infos(columns)));
+        for row in rows {
+            for value in &row {
+                encoder.encode_field(&value.to_text()).map_err(|e| {
+                    SqlError::Internal(format!("encoding a value for the client: {e}"))
+                })?;
+            }
+            self.client
+                .feed(PgWireBackendMessage::DataRow(encoder.take_row()))
+                .await
+                .map_err(gone)?;
+        }
+        Ok(())
+    }
+}
+
+fn field_infos(columns: &[Column]) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .map(|c| {
+            FieldInfo::new(c.name.clone(), None, None, pg_type(c.data_type), FieldFormat::Text)
+        })
+        .collect()
+}
+
+fn row_description(columns: &[Column]) -> RowDescription {
+    RowDescription::new(field_infos(columns).iter().map(Into::into).collect())
+}
+
+/// The PostgreSQL type of a column (TEXT when unknown, as for a NULL literal).
+fn pg_type(data_type: Option<DataType>) -> Type {
+    match data_type {
+        Some(DataType::Int(2)) => Type::INT2,
+        Some(DataType::Int(4)) => Type::INT4,
+        Some(DataType::Int(_)) => Type::INT8,
+        Some(DataType::Float(4)) => Type::FLOAT4,
+        Some(DataType::Float(_)) => Type::FLOAT8,
+        Some(DataType::Decimal(_)) => Type::NUMERIC,
+        Some(DataType::Text) | None => Type::TEXT,
+        Some(DataType::Varchar(_)) => Type::VARCHAR,
+        Some(DataType::Char(_)) => Type::BPCHAR,
+        Some(DataType::Bool) => Type::BOOL,
+        Some(DataType::Bytes) => Type::BYTEA,
+        Some(DataType::Timestamp) => Type::TIMESTAMP,
+        Some(DataType::TimestampTz) => Type::TIMESTAMPTZ,
+        Some(DataType::Date) => Type::DATE,
+    }
+}
