@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv bench-bank bench-tpcb demo demo-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv bench-bank bench-tpcb bench-pgbench demo demo-stop jepsen jepsen-smoke
 
 all: build
 
@@ -57,6 +57,11 @@ bench-bank: deps
 bench-tpcb: deps
 	$(CARGO) build --release -p shoal
 	scripts/bench-tpcb.sh
+
+## bench-pgbench: pgbench's own client over pgwire: Shoal (3 nodes) and PostgreSQL, same data
+bench-pgbench: deps
+	$(CARGO) build --release -p shoal
+	scripts/bench-pgbench.sh
 
 ## jepsen-smoke: ten nemeses against the register workload on 3 nodes, 30 s each, plus the
 ## unsafe canary that must be reported invalid (about 6 minutes; CI runs it)

@@ -24,15 +24,18 @@ stop_all() {
   pids=()
 }
 
-# start_shoal NAME RPC HTTP: starts nodes 1-3 with stores $dir/NAME1..3, node i listening on
-# 127.0.0.1:${RPC}$((6 + i)) for peers and 127.0.0.1:${HTTP}$i for HTTP (RPC=2725 gives
-# 27257-27259), waits for them and initializes the cluster through node 1.
+# start_shoal NAME RPC HTTP [PG]: starts nodes 1-3 with stores $dir/NAME1..3, node i listening
+# on 127.0.0.1:${RPC}$((6 + i)) for peers, 127.0.0.1:${HTTP}$i for HTTP and, given PG,
+# 127.0.0.1:${PG}$i for PostgreSQL clients (RPC=2725 gives 27257-27259), waits for them and
+# initializes the cluster through node 1.
 start_shoal() {
-  local name=$1 rpc=$2 http=$3 i
+  local name=$1 rpc=$2 http=$3 pg=${4:-} i pg_addr
   local join=127.0.0.1:${rpc}7,127.0.0.1:${rpc}8,127.0.0.1:${rpc}9
   for i in 1 2 3; do
+    pg_addr=127.0.0.1:0
+    if [ -n "$pg" ]; then pg_addr=127.0.0.1:${pg}$i; fi
     "$SHOAL" start --store "$dir/$name$i" --listen-addr "127.0.0.1:${rpc}$((6 + i))" \
-      --http-addr "127.0.0.1:${http}$i" --pg-addr 127.0.0.1:0 --join "$join" \
+      --http-addr "127.0.0.1:${http}$i" --pg-addr "$pg_addr" --join "$join" \
       > "$dir/$name$i.log" 2>&1 &
     pids+=($!)
   done

@@ -352,6 +352,25 @@ fn rows_returned(nodes: &[crate::server::Server]) -> u64 {
     nodes.iter().map(returned).sum()
 }
 
+/// A three-node cluster with table `t (k INT PRIMARY KEY, <value>)` split over several ranges,
+/// holding rows 1..=`rows` written as `row(k)`.
+async fn table_t(
+    dirs: &[TempDir],
+    value: &str,
+    rows: i64,
+    row: impl Fn(i64) -> String,
+) -> (Vec<crate::server::Server>, Vec<Arc<SqlEngine>>) {
+    let (nodes, engines) = sql_cluster(dirs).await;
+    split_ahead(&nodes[0], &engines[0], &mut 0).await;
+    let mut session = engines[0].session();
+    session.execute(&format!("CREATE TABLE t (k INT PRIMARY KEY, {value})")).await.unwrap();
+    for chunk in (1..=rows).collect::<Vec<i64>>().chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|&k| row(k)).collect();
+        session.execute(&format!("INSERT INTO t VALUES {}", values.join(", "))).await.unwrap();
+    }
+    (nodes, engines)
+}
+
 /// A WHERE clause on a table scan runs on the ranges: they ship only the rows that pass, the
 /// answers stay the same (across pages and ranges), and evaluation errors still reach the
 /// client with their SQLSTATE.
@@ -359,14 +378,7 @@ fn rows_returned(nodes: &[crate::server::Server]) -> u64 {
 async fn filters_run_on_the_ranges_and_rows_that_fail_them_stay_there() {
     let _serial = SERIAL.lock().await;
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (nodes, engines) = sql_cluster(&dirs).await;
-    split_ahead(&nodes[0], &engines[0], &mut 0).await;
-    let mut session = engines[0].session();
-    session.execute("CREATE TABLE t (k INT PRIMARY KEY, v INT)").await.unwrap();
-    for chunk in (1..=3000).collect::<Vec<i64>>().chunks(500) {
-        let values: Vec<String> = chunk.iter().map(|k| format!("({k}, {})", k % 100)).collect();
-        session.execute(&format!("INSERT INTO t VALUES {}", values.join(", "))).await.unwrap();
-    }
+    let (nodes, engines) = table_t(&dirs, "v INT", 3000, |k| format!("({k}, {})", k % 100)).await;
 
     let before = rows_filtered(&nodes);
     let mut reader = engines[1].session();
@@ -417,14 +429,7 @@ impl shoal_sql::RowSink for Batches {
 async fn results_stream_to_the_client_while_the_scan_reads() {
     let _serial = SERIAL.lock().await;
     let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let (nodes, engines) = sql_cluster(&dirs).await;
-    split_ahead(&nodes[0], &engines[0], &mut 0).await;
-    let mut session = engines[0].session();
-    session.execute("CREATE TABLE t (k INT PRIMARY KEY, v TEXT)").await.unwrap();
-    for chunk in (1..=5000).collect::<Vec<i64>>().chunks(500) {
-        let values: Vec<String> = chunk.iter().map(|k| format!("({k}, 'row {k}')")).collect();
-        session.execute(&format!("INSERT INTO t VALUES {}", values.join(", "))).await.unwrap();
-    }
+    let (nodes, engines) = table_t(&dirs, "v TEXT", 5000, |k| format!("({k}, 'row {k}')")).await;
     let query = shoal_sql::syntax::parse("SELECT k, v FROM t").unwrap().remove(0);
     let mut reader = engines[2].session();
     reader.set_result_buffer_rows(100);

@@ -23,6 +23,9 @@ pub enum SqlError {
     /// An index that does not exist (42704).
     #[error("index \"{0}\" does not exist")]
     UndefinedObject(String),
+    /// A configuration parameter that does not exist (42704).
+    #[error("unrecognized configuration parameter \"{0}\"")]
+    UndefinedParameter(String),
     /// A function that does not exist (42883).
     #[error("function {0} does not exist")]
     UndefinedFunction(String),
@@ -154,6 +157,7 @@ impl SqlError {
             SqlError::UndefinedTable(_) => "42P01",
             SqlError::UndefinedColumn(_) => "42703",
             SqlError::UndefinedObject(_) => "42704",
+            SqlError::UndefinedParameter(_) => "42704",
             SqlError::UndefinedFunction(_) => "42883",
             SqlError::UndefinedDatabase(_) => "3D000",
             SqlError::DuplicateDatabase(_) => "42P04",

@@ -50,6 +50,7 @@ pub mod rowcodec;
 pub mod schema;
 pub mod session;
 pub mod session_results;
+pub mod session_vars;
 pub mod subquery;
 pub mod syntax;
 pub mod types;

@@ -97,6 +97,7 @@ impl SqlEngine {
             catalog: Default::default(),
             database: std::sync::Mutex::new(crate::catalog::DEFAULT_DATABASE.to_string()),
             result_buffer_rows: RESULT_BUFFER_ROWS,
+            vars: Default::default(),
         }
     }
 
@@ -135,6 +136,8 @@ pub struct Session {
     database: std::sync::Mutex<String>,
     /// How many rows [`Session::execute_into`] holds back before streaming.
     result_buffer_rows: usize,
+    /// What `SET` changed.
+    vars: std::sync::Mutex<crate::session_vars::SessionVars>,
 }
 
 impl Drop for Session {
@@ -503,13 +506,33 @@ impl Session {
                 Ok(crate::database::show(catalog))
             }
             Statement::Use(_) | Statement::Set(_) => {
-                match crate::database::target(statement, catalog)? {
-                    Some(database) => {
+                match (crate::database::target(statement, catalog)?, statement) {
+                    (Some(database), _) => {
                         *self.database.lock().unwrap_or_else(|p| p.into_inner()) = database;
-                        Ok(Output::Done("SET"))
                     }
-                    None => Err(SqlError::NotSupported(format!("statement {statement}"))),
+                    (None, Statement::Set(set)) => {
+                        self.vars.lock().unwrap_or_else(|p| p.into_inner()).set(set)?;
+                    }
+                    (None, _) => {
+                        return Err(SqlError::NotSupported(format!("statement {statement}")));
+                    }
                 }
+                Ok(Output::Done("SET"))
+            }
+            Statement::ShowVariable { variable } => {
+                let name = variable.iter().map(crate::binder::ident).collect::<Vec<_>>().join(" ");
+                let value = match name.as_str() {
+                    "database" => self.database(),
+                    _ => self.vars.lock().unwrap_or_else(|p| p.into_inner()).show(&name)?,
+                };
+                let column = Column {
+                    table: None,
+                    name: name.replace(' ', "_"),
+                    data_type: Some(DataType::Text),
+                    hidden: false,
+                };
+                let rows = vec![vec![crate::Value::Text(value)]];
+                Ok(Output::Rows { columns: vec![column], rows })
             }
             Statement::CreateIndex(create) => {
                 crate::schema::create_index(txn, &self.engine.catalog, catalog, create, ctx).await
