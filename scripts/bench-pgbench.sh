@@ -37,7 +37,7 @@ SQL
     n = 100000 * scale
     for (a = 1; a <= n; a += 1000) {
       printf "INSERT INTO pgbench_accounts VALUES "
-      for (i = a; i < a + 1000 && i <= n; i++) printf "%s(%d, %d, 0, '')", (i > a ? ", " : ""), i, int((i - 1) / 100000) + 1
+      for (i = a; i < a + 1000 && i <= n; i++) printf "%s(%d, %d, 0, NULL)", (i > a ? ", " : ""), i, int((i - 1) / 100000) + 1
       printf ";\n"
     }
   }'
