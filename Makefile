@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc golden bench bench-kv bench-bank bench-tpcb bench-pgbench demo demo-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-kv bench-bank bench-tpcb bench-pgbench demo demo-stop jepsen jepsen-smoke
 
 all: build
 
@@ -18,7 +18,7 @@ deps:
 
 ## test: formatting, lints, docs and every test (what CI runs)
 test: deps
-	$(MAKE) fmt-check lint doc unit
+	$(MAKE) fmt-check lint doc openapi-check unit
 
 unit:
 	$(CARGO) test --workspace
@@ -34,6 +34,10 @@ lint:
 
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+## openapi-check: the HTTP API's OpenAPI document passes a schema validator
+openapi-check:
+	python3 -m openapi_spec_validator docs/openapi.json
 
 ## golden: regenerate goldenscript outputs; review the diff before committing
 golden:

@@ -15,7 +15,16 @@
 //!   POST /v1/cluster/init                                    → {"cluster_id", "nodes"}
 //!   GET  /v1/nodes                                           → {"nodes": [...]}
 //!   GET  /health                                             → {"node_id", "cluster_id", ..}
+//!   GET  /health?ready=1                                     → 200 {"ready": true} | 503
+//!   GET  /v1/openapi.json                                    → this API, as OpenAPI 3.0
 //! ```
+//!
+//! `/health` answers while the process runs (liveness); `/health?ready=1` only when the node
+//! can serve: it has joined a cluster, it can read the node-liveness records (so the system
+//! ranges have a quorum) within [`READY_TIMEOUT`], and it is neither draining nor
+//! decommissioned. Load balancers route by it. The OpenAPI document is `docs/openapi.json`.
+//!
+//! A request body may hold at most [`MAX_BODY_BYTES`]; a larger one gets 413.
 //!
 //! Ranges, metrics, settings, decommission and drain: see `http_cluster`.
 //!
@@ -48,6 +57,13 @@ use shoal_kvclient::KvOps;
 
 use crate::error::Error;
 use crate::server::Server;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// How long `/health?ready=1` waits for the node-liveness records.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+/// The API's OpenAPI document, served at `GET /v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 /// The most rows one scan returns when the request names no limit.
 pub const DEFAULT_SCAN_LIMIT: u64 = 1_000;
@@ -92,7 +108,10 @@ fn router(server: Server) -> Router {
         .route("/v1/txn", post(crate::http_txn::txn))
         .route("/v1/sql", post(crate::http_sql::sql))
         .route("/v1/admin/split", post(admin_split))
-        .merge(crate::http_cluster::routes());
+        .route("/v1/openapi.json", get(openapi))
+        .merge(crate::http_cluster::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(too_large_as_json));
     let router = match server.inner.config.test_hooks {
         Some(_) => router.merge(crate::test_hooks::routes()),
         None => router,
@@ -105,13 +124,20 @@ pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    sqlstate: Option<&'static str>,
     extra: Option<(&'static str, Json)>,
 }
 
 impl ApiError {
     /// An error with a status, a machine-readable code and a message.
     pub(crate) fn new(status: StatusCode, code: &'static str, message: String) -> Self {
-        ApiError { status, code, message, extra: None }
+        ApiError { status, code, message, sqlstate: None, extra: None }
+    }
+
+    /// Adds the SQLSTATE of a SQL error to the error object.
+    pub(crate) fn with_sqlstate(mut self, sqlstate: &'static str) -> Self {
+        self.sqlstate = Some(sqlstate);
+        self
     }
 
     /// Adds a field next to `error` in the answer.
@@ -125,6 +151,7 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
             message: message.into(),
+            sqlstate: None,
             extra: None,
         }
     }
@@ -134,6 +161,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
             message: message.into(),
+            sqlstate: None,
             extra: None,
         }
     }
@@ -142,6 +170,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(sqlstate) = self.sqlstate {
+            body["error"]["sqlstate"] = Json::from(sqlstate);
+        }
         if let Some((name, value)) = self.extra {
             body[name] = value;
         }
@@ -170,7 +201,7 @@ pub(crate) fn kv_error(error: KvError, encoding: Encoding) -> ApiError {
         KvError::TxnRetry { reason, .. } => Some(("reason", Json::String(reason.name().into()))),
         _ => None,
     };
-    ApiError { status, code, message: error.to_string(), extra }
+    ApiError { status, code, message: error.to_string(), sqlstate: None, extra }
 }
 
 impl From<Error> for ApiError {
@@ -182,7 +213,7 @@ impl From<Error> for ApiError {
             Error::Peer(_) => (StatusCode::BAD_GATEWAY, "peer_failed"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
-        ApiError { status, code, message: error.to_string(), extra: None }
+        ApiError { status, code, message: error.to_string(), sqlstate: None, extra: None }
     }
 }
 
@@ -380,12 +411,89 @@ async fn nodes(State(server): State<Server>) -> ApiResult {
     Ok(axum::Json(json!({"cluster_id": cluster.ident.cluster_id, "nodes": cluster.gossip.view()})))
 }
 
-async fn health(State(server): State<Server>) -> ApiResult {
+/// `413` from the body limit comes as plain text: make it the API's JSON error.
+async fn too_large_as_json(response: Response) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let message = format!("the request body is larger than {MAX_BODY_BYTES} bytes");
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message).into_response()
+}
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+#[derive(Deserialize)]
+struct HealthQuery {
+    /// Present (`ready=1`): answer whether the node can serve, not only whether it runs.
+    ready: Option<String>,
+}
+
+async fn health(
+    State(server): State<Server>,
+    query: axum::extract::Query<HealthQuery>,
+) -> Response {
     let cluster_id = server.cluster().map(|c| c.ident.cluster_id.clone());
-    Ok(axum::Json(json!({
+    let mut body = json!({
         "node_id": server.node_id(),
         "cluster_id": cluster_id,
         "rpc_addr": server.rpc_addr().to_string(),
         "http_addr": server.http_addr().to_string(),
-    })))
+    });
+    if query.ready.as_deref().is_none_or(|r| r == "0" || r == "false") {
+        return axum::Json(body).into_response();
+    }
+    let not_ready = readiness(&server).await.err();
+    body["ready"] = Json::Bool(not_ready.is_none());
+    match not_ready {
+        None => axum::Json(body).into_response(),
+        Some(reason) => {
+            body["reason"] = Json::String(reason);
+            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+        }
+    }
+}
+
+/// Why the node cannot serve, if it cannot.
+async fn readiness(server: &Server) -> Result<(), String> {
+    let cluster = server.cluster().ok_or("the node has not joined a cluster")?;
+    let records = tokio::time::timeout(READY_TIMEOUT, crate::liveness::read_all(&cluster.kv))
+        .await
+        .map_err(|_| format!("the node-liveness records did not answer within {READY_TIMEOUT:?}"))?
+        .map_err(|e| format!("the node-liveness records cannot be read: {e}"))?;
+    let own = records.iter().find(|r| r.node_id == server.node_id());
+    match own {
+        None => Err("the node has no liveness record yet".into()),
+        Some(record) if record.draining => Err("the node is draining".into()),
+        Some(record) if record.membership != crate::liveness::NodeMembership::Active => {
+            Err(format!("the node's membership is {:?}", record.membership))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// `docs/openapi.json` lists exactly the routes the router serves (test hooks aside).
+    /// `make openapi-check` runs a schema validator over it.
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: Json = serde_json::from_str(OPENAPI).expect("docs/openapi.json is JSON");
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
+        let documented: BTreeSet<String> =
+            doc["paths"].as_object().expect("paths").keys().cloned().collect();
+        let mut served = BTreeSet::new();
+        for source in [include_str!("http.rs"), include_str!("http_cluster.rs")] {
+            for (at, _) in source.match_indices(".route(\"") {
+                let path = &source[at + 8..];
+                served.insert(path[..path.find('"').expect("a closing quote")].to_string());
+            }
+        }
+        assert_eq!(documented, served);
+    }
 }

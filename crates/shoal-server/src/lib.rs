@@ -38,6 +38,7 @@ pub mod liveness;
 pub mod membership;
 pub mod metrics;
 pub mod pgwire;
+pub mod pgwire_extended;
 mod replicate_queue;
 mod server;
 pub mod settings;

@@ -21,13 +21,18 @@
 //! PostgreSQL types a driver expects (INT8, NUMERIC, TIMESTAMPTZ …). ReadyForQuery reports
 //! the session's transaction state: idle, in a transaction, or failed.
 //!
+//! The extended query protocol (placeholders, binary values) is in [`crate::pgwire_extended`].
+//!
 //! # Out of scope (for now)
 //!
-//! The extended query protocol (Parse/Bind/Execute: placeholders and binary values) answers
-//! 0A000; TLS (an SSLRequest gets `N`, so clients fall back to plain text), authentication,
-//! COPY and cancel requests. A simple query's statements each run in their own implicit
-//! transaction (PostgreSQL runs a multi-statement query in one).
+//! A cancel request (on a connection of its own, with the process id and secret key the
+//! connection got at startup) stops the statement that connection is running with 57014.
+//!
+//! TLS (an SSLRequest gets `N`, so clients fall back to plain text), authentication and COPY.
+//! A simple query's statements each run in their own implicit transaction (PostgreSQL runs a
+//! multi-statement query in one).
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -37,23 +42,28 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::query::SimpleQueryHandler;
-use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, Response, Tag};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::Format;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DataRowEncoder, FieldInfo, Response, Tag};
 use pgwire::api::{
     ClientInfo, ClientPortalStore, METADATA_DATABASE, PgWireConnectionState, PgWireServerHandlers,
     PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::RowDescription;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use pgwire::messages::startup::SecretKey;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use shoal_sql::exec::Row;
 use shoal_sql::plan::Column;
 use shoal_sql::{DataType, Output, RowSink, Session, SqlEngine, SqlError};
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
+use crate::pgwire_extended::{Parser, encode_row, field_infos};
 use crate::server::Server;
 
 /// The server version reported to clients: the PostgreSQL whose behaviour Shoal follows
@@ -66,6 +76,7 @@ pub(crate) async fn serve(
     server: Server,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let cancels = Arc::new(Cancels::default());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -74,11 +85,14 @@ pub(crate) async fn serve(
         let Ok((socket, _)) = accepted else { continue };
         let _ = socket.set_nodelay(true);
         let engine = server.cluster().map(|c| c.sql.clone());
+        let cancels = cancels.clone();
         tokio::spawn(async move {
-            let handlers = Arc::new(Handlers { connection: Arc::new(Connection::new(engine)) });
+            let connection = Arc::new(Connection::new(engine, cancels.clone()));
+            let handlers = Arc::new(Handlers { connection: connection.clone(), cancels });
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                 tracing::debug!(error = %e, "pgwire connection ended with an error");
             }
+            connection.unregister();
         });
     }
 }
@@ -86,6 +100,31 @@ pub(crate) async fn serve(
 /// What one connection's handlers share.
 struct Handlers {
     connection: Arc<Connection>,
+    cancels: Arc<Cancels>,
+}
+
+/// The node's connections by the process id and secret key each got at startup, so that a
+/// cancel request, which comes on a connection of its own, reaches the right session.
+#[derive(Default)]
+struct Cancels {
+    /// Node-wide, so process ids are unique on the node.
+    keys: RandomPidSecretKeyGenerator,
+    connections: std::sync::Mutex<HashMap<i32, (SecretKey, watch::Sender<u64>)>>,
+}
+
+#[async_trait]
+impl CancelHandler for Cancels {
+    /// Cancels the statement the connection runs, if the key matches (PostgreSQL, too, says
+    /// nothing back either way).
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        let connections = self.connections.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((key, signal)) = connections.get(&request.pid)
+            // The cancel connection may decode the same 4-byte key as bytes, not an i32.
+            && key.eq_value(&request.secret_key)
+        {
+            signal.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
 }
 
 impl PgWireServerHandlers for Handlers {
@@ -96,27 +135,49 @@ impl PgWireServerHandlers for Handlers {
     fn startup_handler(&self) -> Arc<impl StartupHandler> {
         self.connection.clone()
     }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.connection.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancels.clone()
+    }
 }
 
 /// One client connection: its session, once started up.
-struct Connection {
+pub(crate) struct Connection {
     /// None while this node has not joined a cluster: connections are refused.
     engine: Option<Arc<SqlEngine>>,
-    session: Mutex<Option<Session>>,
+    /// Shared with [`Connection::parser`], which prepares statements in it.
+    pub(crate) session: Arc<Mutex<Option<Session>>>,
+    pub(crate) parser: Arc<Parser>,
     parameters: DefaultServerParameterProvider,
-    keys: RandomPidSecretKeyGenerator,
+    cancels: Arc<Cancels>,
+    /// The process id it got at startup, under which [`Cancels`] knows it.
+    pid: std::sync::Mutex<Option<i32>>,
 }
 
 impl Connection {
-    fn new(engine: Option<Arc<SqlEngine>>) -> Self {
+    fn new(engine: Option<Arc<SqlEngine>>, cancels: Arc<Cancels>) -> Self {
         let mut parameters = DefaultServerParameterProvider::default();
         parameters.server_version = SERVER_VERSION.to_string();
         parameters.date_style = "ISO, MDY".to_string();
+        let session = Arc::new(Mutex::new(None));
         Connection {
             engine,
-            session: Mutex::new(None),
+            parser: Arc::new(Parser { session: session.clone() }),
+            session,
             parameters,
-            keys: RandomPidSecretKeyGenerator::default(),
+            cancels,
+            pid: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Forgets the connection's cancel key: it has closed.
+    fn unregister(&self) {
+        if let Some(pid) = self.pid.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            self.cancels.connections.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
         }
     }
 }
@@ -127,7 +188,7 @@ fn fatal(code: &str, message: String) -> PgWireError {
 }
 
 /// A statement's error as PostgreSQL sends it.
-fn error_info(error: &SqlError) -> ErrorInfo {
+pub(crate) fn error_info(error: &SqlError) -> ErrorInfo {
     ErrorInfo::new("ERROR".into(), error.sqlstate().into(), error.to_string())
 }
 
@@ -156,8 +217,16 @@ impl StartupHandler for Connection {
                 return Err(fatal(e.sqlstate(), e.to_string()));
             }
         }
+        let (pid, key) = self.cancels.keys.generate(client);
+        let (signal, cancelled) = watch::channel(0);
+        session.set_cancel_signal(cancelled);
         *self.session.lock().await = Some(session);
-        let (pid, key) = self.keys.generate(client);
+        self.cancels
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(pid, (key.clone(), signal));
+        *self.pid.lock().unwrap_or_else(|p| p.into_inner()) = Some(pid);
         client.set_pid_and_secret_key(pid, key);
         finish_authentication(client, &self.parameters).await
     }
@@ -191,7 +260,7 @@ impl SimpleQueryHandler for Connection {
             }
             Ok(statements) => {
                 for statement in &statements {
-                    let mut sink = ClientSink { client: &mut *client, described: false };
+                    let mut sink = ClientSink::new(&mut *client, None);
                     let result = session.execute_into(statement, &mut sink).await;
                     let described = sink.described;
                     match result {
@@ -205,13 +274,7 @@ impl SimpleQueryHandler for Connection {
                 }
             }
         }
-        let status = if session.transaction_failed() {
-            TransactionStatus::Error
-        } else if session.in_transaction() {
-            TransactionStatus::Transaction
-        } else {
-            TransactionStatus::Idle
-        };
+        let status = transaction_status(session);
         drop(guard);
         client.set_state(PgWireConnectionState::ReadyForQuery);
         client.set_transaction_status(status);
@@ -230,8 +293,19 @@ impl SimpleQueryHandler for Connection {
     }
 }
 
+/// The session's transaction state, as ReadyForQuery reports it.
+pub(crate) fn transaction_status(session: &Session) -> TransactionStatus {
+    if session.transaction_failed() {
+        TransactionStatus::Error
+    } else if session.in_transaction() {
+        TransactionStatus::Transaction
+    } else {
+        TransactionStatus::Idle
+    }
+}
+
 /// Sends a statement's CommandComplete (and a RowDescription if no rows described it).
-async fn complete<C>(client: &mut C, output: Output, described: bool) -> PgWireResult<()>
+pub(crate) async fn complete<C>(client: &mut C, output: Output, described: bool) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
     C::Error: Debug,
@@ -240,7 +314,7 @@ where
     let tag = match output {
         Output::Streamed { columns, count } => {
             if !described {
-                let description = row_description(&columns);
+                let description = row_description(&columns)?;
                 client.feed(PgWireBackendMessage::RowDescription(description)).await?;
             }
             Tag::new("SELECT").with_rows(count as usize)
@@ -260,9 +334,19 @@ where
 }
 
 /// Writes a result's rows to the client as the session produces them.
-struct ClientSink<'a, C> {
+pub(crate) struct ClientSink<'a, C> {
     client: &'a mut C,
-    described: bool,
+    /// Whether the rows were described already (the extended protocol's Describe did, or the
+    /// first batch sent a RowDescription).
+    pub(crate) described: bool,
+    /// The columns' descriptions with their formats; text ones from the first batch if None.
+    fields: Option<Arc<Vec<FieldInfo>>>,
+}
+
+impl<'a, C> ClientSink<'a, C> {
+    pub(crate) fn new(client: &'a mut C, fields: Option<Arc<Vec<FieldInfo>>>) -> Self {
+        ClientSink { client, described: false, fields }
+    }
 }
 
 impl<C> RowSink for ClientSink<'_, C>
@@ -272,21 +356,25 @@ where
 {
     async fn send(&mut self, columns: &[Column], rows: Vec<Row>) -> shoal_sql::Result<()> {
         let gone = |e: C::Error| SqlError::Cancelled(format!("the client went away: {e:?}"));
+        let fields = match &self.fields {
+            Some(fields) if fields.len() == columns.len() => fields.clone(),
+            _ => {
+                let text = field_infos(columns, &Format::UnifiedText)
+                    .map_err(|e| SqlError::Internal(format!("describing columns: {e}")))?;
+                self.fields.insert(Arc::new(text)).clone()
+            }
+        };
         if !self.described {
             self.described = true;
-            let description = row_description(columns);
+            let description = RowDescription::new(fields.iter().map(Into::into).collect());
             self.client
                 .feed(PgWireBackendMessage::RowDescription(description))
                 .await
                 .map_err(gone)?;
         }
-        let mut encoder = DataRowEncoder::new(Arc::new(field_infos(columns)));
+        let mut encoder = DataRowEncoder::new(fields.clone());
         for row in rows {
-            for value in &row {
-                encoder.encode_field(&value.to_text()).map_err(|e| {
-                    SqlError::Internal(format!("encoding a value for the client: {e}"))
-                })?;
-            }
+            encode_row(&mut encoder, &fields, row)?;
             self.client
                 .feed(PgWireBackendMessage::DataRow(encoder.take_row()))
                 .await
@@ -296,21 +384,13 @@ where
     }
 }
 
-fn field_infos(columns: &[Column]) -> Vec<FieldInfo> {
-    columns
-        .iter()
-        .map(|c| {
-            FieldInfo::new(c.name.clone(), None, None, pg_type(c.data_type), FieldFormat::Text)
-        })
-        .collect()
-}
-
-fn row_description(columns: &[Column]) -> RowDescription {
-    RowDescription::new(field_infos(columns).iter().map(Into::into).collect())
+fn row_description(columns: &[Column]) -> PgWireResult<RowDescription> {
+    let fields = field_infos(columns, &Format::UnifiedText)?;
+    Ok(RowDescription::new(fields.iter().map(Into::into).collect()))
 }
 
 /// The PostgreSQL type of a column (TEXT when unknown, as for a NULL literal).
-fn pg_type(data_type: Option<DataType>) -> Type {
+pub(crate) fn pg_type(data_type: Option<DataType>) -> Type {
     match data_type {
         Some(DataType::Int(2)) => Type::INT2,
         Some(DataType::Int(4)) => Type::INT4,

@@ -60,12 +60,13 @@ pub(crate) fn parse_expr(text: &str) -> Result<ast::Expr> {
 }
 
 /// Binds the RETURNING list over the table's columns.
-fn returning(
+pub(crate) fn returning(
     table: &Arc<TableDescriptor>,
     items: &[ast::SelectItem],
 ) -> Result<(Vec<Expr>, Vec<Column>)> {
     let scope = table_scope(table);
     let binder = Binder::new(&scope);
+    let types: Vec<_> = scope.columns.iter().map(|c| c.data_type).collect();
     let mut exprs = Vec::new();
     let mut columns = Vec::new();
     for item in items {
@@ -77,22 +78,17 @@ fn returning(
                 }
             }
             ast::SelectItem::UnnamedExpr(e) => {
-                exprs.push(binder.bind(e)?);
-                columns.push(Column {
-                    table: None,
-                    name: crate::binder::output_name(e),
-                    data_type: None,
-                    hidden: false,
-                });
+                let bound = binder.bind(e)?;
+                let data_type = bound.static_type(&types);
+                exprs.push(bound);
+                let name = crate::binder::output_name(e);
+                columns.push(Column { table: None, name, data_type, hidden: false });
             }
             ast::SelectItem::ExprWithAlias { expr, alias } => {
-                exprs.push(binder.bind(expr)?);
-                columns.push(Column {
-                    table: None,
-                    name: ident(alias),
-                    data_type: None,
-                    hidden: false,
-                });
+                let bound = binder.bind(expr)?;
+                let data_type = bound.static_type(&types);
+                exprs.push(bound);
+                columns.push(Column { table: None, name: ident(alias), data_type, hidden: false });
             }
             other => return Err(SqlError::NotSupported(format!("RETURNING {other}"))),
         }

@@ -26,6 +26,13 @@ pub enum SqlError {
     /// A configuration parameter that does not exist (42704).
     #[error("unrecognized configuration parameter \"{0}\"")]
     UndefinedParameter(String),
+    /// A placeholder that names no parameter, like `$0` (42P02).
+    #[error("{0}")]
+    UndefinedPlaceholder(String),
+    /// A message that breaks the wire protocol's rules, like a Bind with the wrong number of
+    /// values (08P01).
+    #[error("{0}")]
+    ProtocolViolation(String),
     /// A function that does not exist (42883).
     #[error("function {0} does not exist")]
     UndefinedFunction(String),
@@ -158,6 +165,8 @@ impl SqlError {
             SqlError::UndefinedColumn(_) => "42703",
             SqlError::UndefinedObject(_) => "42704",
             SqlError::UndefinedParameter(_) => "42704",
+            SqlError::UndefinedPlaceholder(_) => "42P02",
+            SqlError::ProtocolViolation(_) => "08P01",
             SqlError::UndefinedFunction(_) => "42883",
             SqlError::UndefinedDatabase(_) => "3D000",
             SqlError::DuplicateDatabase(_) => "42P04",

@@ -104,9 +104,11 @@ fn execute_wanting(plan: Plan, txn: Txn, ctx: EvalContext, wanted: Option<u64>) 
             buffered(execute(*source, txn, ctx), move |rows| sort(rows, &keys, &ctx))
         }
         Plan::Aggregate { source, group_by, aggregates } => {
-            buffered(execute(*source, txn, ctx), move |rows| {
-                aggregate(rows, &group_by, &aggregates, &ctx)
-            })
+            let input = execute(*source, txn, ctx);
+            stream::once(async move { aggregate(input, &group_by, &aggregates, &ctx).await })
+                .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+                .try_flatten()
+                .boxed()
         }
         Plan::Join { left, right, kind, on, right_width } => {
             let right_rows = execute(*right, txn.clone(), ctx);
@@ -312,6 +314,9 @@ fn sort(rows: Vec<Row>, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>>
     Ok(keyed.into_iter().map(|(_, row)| row).collect())
 }
 
+/// How many input rows an aggregation folds between yields to the runtime.
+const YIELD_EVERY_ROWS: u64 = 1024;
+
 /// The running state of one aggregate in one group.
 #[derive(Debug, Clone)]
 enum Accumulator {
@@ -338,8 +343,10 @@ fn add(sum: Option<Value>, v: Value) -> Result<Option<Value>> {
     }))
 }
 
-fn aggregate(
-    rows: Vec<Row>,
+/// Folds the input's rows into their groups as they arrive: memory holds one accumulator per
+/// group, never the input.
+async fn aggregate(
+    mut rows: Rows,
     group_by: &[Expr],
     aggregates: &[Aggregate],
     ctx: &EvalContext,
@@ -358,7 +365,15 @@ fn aggregate(
     // Groups in first-seen order, so output is deterministic before any ORDER BY.
     let mut order: Vec<Vec<Value>> = Vec::new();
     let mut groups: HashMap<Vec<Value>, GroupState> = HashMap::new();
-    for row in &rows {
+    let mut seen: u64 = 0;
+    while let Some(row) = rows.try_next().await? {
+        seen += 1;
+        if seen.is_multiple_of(YIELD_EVERY_ROWS) {
+            // Rows computed in memory (a join) never make the task wait: give way now and
+            // then, so the runtime's other tasks, and a cancel request, get their turn.
+            tokio::task::yield_now().await;
+        }
+        let row = &row;
         let key: Vec<Value> = group_by.iter().map(|e| e.eval(row, ctx)).collect::<Result<_>>()?;
         let entry = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key);

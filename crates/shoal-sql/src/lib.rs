@@ -43,6 +43,7 @@ pub mod exec;
 pub mod expr;
 pub mod expr_function;
 pub mod optimizer;
+pub mod params;
 pub mod plan;
 pub mod planner;
 pub mod pushdown;
@@ -59,6 +60,7 @@ pub mod types;
 mod planner_tests;
 
 pub use error::{Result, SqlError};
+pub use params::Prepared;
 pub use session::{Output, RowSink, Session, SqlEngine};
 pub use types::{DataType, Value};
 

@@ -64,6 +64,27 @@ pub struct Aggregate {
     pub distinct: bool,
 }
 
+impl Aggregate {
+    /// The type of the aggregate's values over rows of `input`, where evident: counts are
+    /// INT8; sum and avg are DECIMAL (integers add up exactly) or FLOAT8 over floats; min and
+    /// max keep their argument's type.
+    pub fn static_type(&self, input: &[Option<DataType>]) -> Option<DataType> {
+        let arg = self.arg.as_ref().and_then(|a| a.static_type(input));
+        match self.function {
+            AggregateFunction::CountRows | AggregateFunction::Count => Some(DataType::Int(8)),
+            AggregateFunction::Sum => arg.map(|t| match t {
+                DataType::Float(_) => DataType::Float(8),
+                _ => DataType::Decimal(None),
+            }),
+            AggregateFunction::Avg => arg.map(|t| match t {
+                DataType::Float(_) => DataType::Float(8),
+                _ => DataType::Decimal(None),
+            }),
+            AggregateFunction::Min | AggregateFunction::Max => arg,
+        }
+    }
+}
+
 /// A sort key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SortKey {

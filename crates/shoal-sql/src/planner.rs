@@ -153,6 +153,8 @@ impl Planner<'_> {
             !group_exprs.is_empty() || !aggregate_calls.is_empty() || select.having.is_some();
 
         let mut grouping = None;
+        // The types of a grouped row's columns: the group keys', then the aggregates'.
+        let mut grouped_types = Vec::new();
         if aggregating {
             let binder = Binder::new(&scope);
             let mut g = Grouping::default();
@@ -171,6 +173,12 @@ impl Planner<'_> {
                     .ok_or_else(|| SqlError::Internal(format!("{f} is no aggregate")))?;
                 g.calls.push((text, aggregate));
             }
+            let ungrouped: Vec<_> = scope.columns.iter().map(|c| c.data_type).collect();
+            grouped_types = group_by
+                .iter()
+                .map(|e| e.static_type(&ungrouped))
+                .chain(g.calls.iter().map(|(_, a)| a.static_type(&ungrouped)))
+                .collect();
             plan = Plan::Aggregate {
                 source: Box::new(plan),
                 group_by,
@@ -184,13 +192,13 @@ impl Planner<'_> {
         }
 
         let binder = Binder { scope: &scope, grouping: grouping.as_ref() };
-        // Output types are known for expressions over the ungrouped row (grouped rows hold
-        // aggregates, whose types depend on their inputs: left unknown).
+        // Output types are known for expressions over the row: the scanned one, or the
+        // grouped one (group keys, then aggregates).
         let input_types: Vec<Option<DataType>> = match grouping {
             None => scope.columns.iter().map(|c| c.data_type).collect(),
-            Some(_) => Vec::new(),
+            Some(_) => grouped_types,
         };
-        let typed = |e: &Expr| if grouping.is_none() { e.static_type(&input_types) } else { None };
+        let typed = |e: &Expr| e.static_type(&input_types);
         let mut items = Vec::new();
         for item in &select.projection {
             match item {

@@ -1,10 +1,14 @@
 //! Planner goldenscripts: each script in `testscripts/plan/` declares tables and shows the
-//! plans of queries over them, with the key spans the optimizer derived.
+//! plans of queries over them, with the key spans the optimizer derived. Scripts in
+//! `testscripts/params/` show what preparing a statement with placeholders infers
+//! ([`crate::params`]) and what binding values makes of it.
 //!
 //! ```text
 //!   > CREATE TABLE t (k INT PRIMARY KEY, v STRING)     declares a table (no output)
 //!   > SELECT v FROM t WHERE k = 1                      prints the plan and output columns
 //!   !> SELECT nope FROM t                              prints the error and its SQLSTATE
+//!   prepare "SELECT v FROM t WHERE k = $1"             prints parameter and column types
+//!   bind "SELECT v FROM t WHERE k = $1" 7              prints the statement run for values
 //! ```
 
 use std::error::Error as StdError;
@@ -21,6 +25,7 @@ use crate::expr::EvalContext;
 use crate::planner::Planner;
 
 test_each_path! { in "crates/shoal-sql/testscripts/plan" as scripts => run_script }
+test_each_path! { in "crates/shoal-sql/testscripts/params" as params => run_script }
 
 fn run_script(path: &std::path::Path) {
     let mut runner = Runner { snapshot: Snapshot::default(), next_id: 100 };
@@ -37,6 +42,54 @@ impl goldenscript::Runner for Runner {
 
     fn run(&mut self, command: &Command, _: &Context) -> Result<String, Box<dyn StdError>> {
         let mut out = String::new();
+        if matches!(command.name.as_str(), "prepare" | "bind") {
+            let mut args = command.args.iter().map(|a| match a {
+                goldenscript::Argument::Positional(v) => v.clone(),
+                goldenscript::Argument::KeyValue(k, v) => format!("{k}={v}"),
+                _ => String::new(),
+            });
+            let sql = args.next().ok_or("prepare and bind take the statement first")?;
+            let ctx = EvalContext::at(shoal_hlc::Timestamp::ZERO);
+            let parsed = crate::params::parse(&sql).map_err(with_code)?;
+            let prepared = crate::params::prepare(parsed, &[], Some(&self.snapshot), ctx)
+                .map_err(with_code)?;
+            if command.name == "bind" {
+                let values: Vec<_> = args
+                    .map(|a| match a.as_str() {
+                        "NULL" => crate::Value::Null,
+                        _ => crate::Value::Text(a),
+                    })
+                    .collect();
+                match prepared.bind(&values).map_err(with_code)? {
+                    Some(crate::syntax::Parsed::Statement(statement)) => {
+                        writeln!(out, "{statement}")?
+                    }
+                    other => writeln!(out, "{other:?}")?,
+                }
+                return Ok(out);
+            }
+            let params: Vec<String> = prepared
+                .param_types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("${} {t}", i + 1))
+                .collect();
+            writeln!(out, "params: {}", params.join(", "))?;
+            match &prepared.columns {
+                Some(columns) => {
+                    let columns: Vec<String> = columns
+                        .iter()
+                        .map(|c| match c.data_type {
+                            Some(t) => format!("{} {t}", c.name),
+                            None => format!("{} ?", c.name),
+                        })
+                        .collect();
+                    writeln!(out, "columns: {}", columns.join(", "))?;
+                }
+                None => writeln!(out, "no rows")?,
+            }
+            return Ok(out);
+        }
         let statements = crate::parse(&command.name).map_err(with_code)?;
         for statement in statements {
             match statement {

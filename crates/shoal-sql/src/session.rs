@@ -27,6 +27,7 @@ use crate::dml::{self, DmlContext};
 use crate::error::{Result, SqlError};
 use crate::exec::{self, Row};
 use crate::expr::EvalContext;
+use crate::params::Prepared;
 use crate::plan::Column;
 use crate::planner::Planner;
 use crate::session_results::{CollectRows, Executed, deliver, finish};
@@ -98,6 +99,7 @@ impl SqlEngine {
             database: std::sync::Mutex::new(crate::catalog::DEFAULT_DATABASE.to_string()),
             result_buffer_rows: RESULT_BUFFER_ROWS,
             vars: Default::default(),
+            cancel: None,
         }
     }
 
@@ -138,6 +140,8 @@ pub struct Session {
     result_buffer_rows: usize,
     /// What `SET` changed.
     vars: std::sync::Mutex<crate::session_vars::SessionVars>,
+    /// Bumped to cancel the running statement ([`Session::set_cancel_signal`]).
+    cancel: Option<tokio::sync::watch::Receiver<u64>>,
 }
 
 impl Drop for Session {
@@ -174,10 +178,44 @@ impl Session {
         self.result_buffer_rows = rows;
     }
 
+    /// Lets the running statement be cancelled: each change of the watched value stops the
+    /// statement running at that moment with 57014 (a PostgreSQL cancel request). A change
+    /// while no statement runs cancels nothing, as in PostgreSQL.
+    pub fn set_cancel_signal(&mut self, signal: tokio::sync::watch::Receiver<u64>) {
+        self.cancel = Some(signal);
+    }
+
+    /// Runs `work` until it finishes or the statement is cancelled. Dropping `work` midway is
+    /// safe for the callers: each holds its transaction outside `work` and rolls it back (or
+    /// marks it aborted) on the error.
+    async fn cancellable<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let Some(signal) = &self.cancel else { return work.await };
+        let mut signal = signal.clone();
+        signal.borrow_and_update();
+        let cancelled = async move {
+            if signal.changed().await.is_err() {
+                // The connection is gone: nobody can cancel any more.
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = work => result,
+            () = cancelled => Err(SqlError::Cancelled("canceling statement due to user request".into())),
+        }
+    }
+
     /// Whether the explicit transaction failed and waits for ROLLBACK (PostgreSQL's `E`
     /// transaction status).
     pub fn transaction_failed(&self) -> bool {
         matches!(self.txn, TxnState::Aborted(_))
+    }
+
+    /// The timestamp the open explicit transaction reads at, if one is open.
+    pub fn transaction_timestamp(&self) -> Option<shoal_hlc::Timestamp> {
+        match &self.txn {
+            TxnState::Open(txn) | TxnState::Aborted(txn) => Some(txn.read_ts()),
+            TxnState::None => None,
+        }
     }
 
     /// Whether an explicit transaction is open (or aborted, waiting for ROLLBACK).
@@ -216,6 +254,55 @@ impl Session {
         sink: &mut S,
     ) -> Result<Output> {
         self.execute_with(parsed, sink, self.result_buffer_rows).await
+    }
+
+    /// Prepares `sql` (one statement with placeholders `$1` …) for [`Session::execute_prepared_into`]:
+    /// its parameter types (`declared` by the client where given, else inferred) and the
+    /// columns of its rows, seen through the catalog of the session's transaction (or of a
+    /// fresh one outside a transaction). See [`crate::params`].
+    pub async fn prepare(&mut self, sql: &str, declared: &[Option<DataType>]) -> Result<Prepared> {
+        let parsed = crate::params::parse(sql)?;
+        if !crate::params::needs_catalog(&parsed) {
+            return crate::params::prepare(
+                parsed,
+                declared,
+                None,
+                EvalContext::at(Default::default()),
+            );
+        }
+        let (txn, own) = match &self.txn {
+            TxnState::Open(txn) => (txn.clone(), false),
+            TxnState::Aborted(_) => return Err(aborted()),
+            TxnState::None => (self.engine.client.begin(), true),
+        };
+        let result = async {
+            let catalog = self.catalog_for(&txn).await?;
+            crate::params::prepare(parsed, declared, Some(&catalog), EvalContext::at(txn.read_ts()))
+        }
+        .await;
+        if own {
+            // It only read the catalog: nothing to commit.
+            txn.rollback_in_background();
+        } else if result.is_err() {
+            // As in PostgreSQL, a statement that fails to prepare fails the transaction.
+            self.txn = TxnState::Aborted(txn);
+        }
+        result
+    }
+
+    /// Runs a prepared statement with `params`, one value per parameter (of its type, or
+    /// text to be read as that type), streaming its rows into `sink` as
+    /// [`Session::execute_into`] does. An empty statement is [`Output::Done`] with an empty tag.
+    pub async fn execute_prepared_into<S: RowSink>(
+        &mut self,
+        prepared: &Prepared,
+        params: &[crate::Value],
+        sink: &mut S,
+    ) -> Result<Output> {
+        match prepared.bind(params)? {
+            Some(parsed) => self.execute_into(&parsed, sink).await,
+            None => Ok(Output::Done("")),
+        }
     }
 
     async fn execute_with<S: RowSink>(
@@ -280,10 +367,7 @@ impl Session {
             _ => {}
         }
         match &self.txn {
-            TxnState::Aborted(_) => Err(SqlError::TransactionState {
-                code: "25P02",
-                message: "current transaction is aborted, commands ignored until end of transaction block".into(),
-            }),
+            TxnState::Aborted(_) => Err(aborted()),
             TxnState::Open(txn) => {
                 let txn = txn.clone();
                 let result = self.run_and_send(&txn, parsed, sink, buffer_rows).await;
@@ -305,10 +389,13 @@ impl Session {
         buffer_rows: usize,
     ) -> Result<Output> {
         let mut streamed = false;
-        let executed = self.run(txn, parsed).await?;
-        let (output, held) = deliver(executed, sink, buffer_rows, &mut streamed).await?;
-        finish(sink, &output, held, streamed).await?;
-        Ok(output)
+        self.cancellable(async {
+            let executed = self.run(txn, parsed).await?;
+            let (output, held) = deliver(executed, sink, buffer_rows, &mut streamed).await?;
+            finish(sink, &output, held, streamed).await?;
+            Ok(output)
+        })
+        .await
     }
 
     /// Runs a statement in its own transaction, restarting it on retryable errors unless some
@@ -325,8 +412,14 @@ impl Session {
         let mut streamed = false;
         loop {
             let result = async {
-                let executed = self.run(&txn, parsed).await?;
-                let delivered = deliver(executed, sink, buffer_rows, &mut streamed).await?;
+                let delivered = self
+                    .cancellable(async {
+                        let executed = self.run(&txn, parsed).await?;
+                        deliver(executed, sink, buffer_rows, &mut streamed).await
+                    })
+                    .await?;
+                // Not cancellable: a commit stopped midway might still commit, and the client
+                // would be told it did not.
                 txn.commit().await?;
                 Ok::<_, SqlError>(delivered)
             }
@@ -588,6 +681,15 @@ impl Session {
             }
             other => Err(SqlError::NotSupported(format!("statement {}", first_words(other)))),
         }
+    }
+}
+
+/// The error for statements in a transaction that failed (25P02).
+fn aborted() -> SqlError {
+    SqlError::TransactionState {
+        code: "25P02",
+        message: "current transaction is aborted, commands ignored until end of transaction block"
+            .into(),
     }
 }
 

@@ -207,7 +207,7 @@ fn rewrite(e: ast::Expr, outcome: Outcome) -> ast::Expr {
 }
 
 /// A literal for `value`: its text cast to the column's type.
-fn literal(value: &Value, data_type: Option<&DataType>) -> ast::Expr {
+pub(crate) fn literal(value: &Value, data_type: Option<&DataType>) -> ast::Expr {
     let text = match value.to_text() {
         Some(text) => ast::Expr::value(ast::Value::SingleQuotedString(text)),
         None => ast::Expr::value(ast::Value::Null),

@@ -9,148 +9,15 @@
 //! - The HTTP API answers bad input with JSON errors and statuses, never a crash.
 //! - The real `psql` runs statements and transactions over the PostgreSQL wire protocol.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
-const SHOAL: &str = env!("CARGO_BIN_EXE_shoal");
+use common::*;
+
 const KEYS: usize = 1_000;
-
-/// A port that was free a moment ago, never handed out twice by this process. Taken below
-/// Linux's ephemeral range (32768 and up), where outgoing connections take their ports: a port
-/// from that range can be grabbed by some connection between this check and the node's bind.
-fn free_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = 20_000 + (std::process::id() % 100) * 100;
-    loop {
-        let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let port = u16::try_from(base + offset % 2_700).expect("below 32768");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// Waits until something accepts connections at `addr`.
-fn wait_listening(addr: &str, child: &mut Child) {
-    let addr: SocketAddr = addr.parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "the node at {addr} exited early");
-        assert!(Instant::now() < deadline, "nothing listens at {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn shoal(args: &[&str]) -> Output {
-    Command::new(SHOAL).args(args).output().expect("run shoal")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// One `shoal start` process; killed when dropped.
-struct Node {
-    store: PathBuf,
-    rpc: String,
-    http: String,
-    pg: String,
-    join: String,
-    log: PathBuf,
-    child: Option<Child>,
-    /// More `shoal start` flags.
-    extra: Vec<String>,
-}
-
-impl Node {
-    fn new(dir: &Path, name: &str) -> Node {
-        Node {
-            store: dir.join(name),
-            rpc: format!("127.0.0.1:{}", free_port()),
-            http: format!("127.0.0.1:{}", free_port()),
-            pg: format!("127.0.0.1:{}", free_port()),
-            join: String::new(),
-            log: dir.join(format!("{name}.log")),
-            child: None,
-            extra: Vec::new(),
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut command = Command::new(SHOAL);
-        command.args(["start", "--store", self.store.to_str().unwrap()]);
-        command.args([
-            "--listen-addr",
-            &self.rpc,
-            "--http-addr",
-            &self.http,
-            "--pg-addr",
-            &self.pg,
-        ]);
-        if !self.join.is_empty() {
-            command.args(["--join", &self.join]);
-        }
-        command.args(&self.extra);
-        command
-    }
-
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let mut child = self
-            .command()
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn shoal start");
-        wait_listening(&self.http, &mut child);
-        self.child = Some(child);
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-        }
-    }
-
-    fn kv(&self, args: &[&str]) -> Output {
-        let mut all = vec!["debug", "kv"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["--host", &self.http]);
-        shoal(&all)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn cluster(dir: &Path, n: usize) -> Vec<Node> {
-    cluster_with(dir, n, &[])
-}
-
-fn cluster_with(dir: &Path, n: usize, extra: &[&str]) -> Vec<Node> {
-    let mut nodes: Vec<Node> = (1..=n).map(|i| Node::new(dir, &format!("n{i}"))).collect();
-    let join = nodes.iter().map(|n| n.rpc.clone()).collect::<Vec<_>>().join(",");
-    for node in &mut nodes {
-        node.join = join.clone();
-        node.extra = extra.iter().map(|s| s.to_string()).collect();
-        node.start();
-    }
-    let init = shoal(&["init", "--host", &nodes[0].http]);
-    assert!(init.status.success(), "init failed: {}", stderr(&init));
-    assert!(stdout(&init).contains("initialized"), "{}", stdout(&init));
-    nodes
-}
 
 /// Scans every `key-` key through `node` and checks all `KEYS` are there with their values.
 fn assert_all_keys(node: &Node) {
@@ -304,6 +171,40 @@ fn the_http_api_answers_bad_input_with_json_errors() {
                 400,
                 "42601",
             ),
+            ("/v1/sql", br#"{"statements": []}"#.to_vec(), 400, "bad_request"),
+            (
+                "/v1/sql",
+                br#"{"sql": "SELECT 1", "statements": [{"sql": "SELECT 1"}]}"#.to_vec(),
+                400,
+                "bad_request",
+            ),
+            (
+                "/v1/sql",
+                br#"{"statements": [{"sql": "SELECT 1", "x": 1}]}"#.to_vec(),
+                400,
+                "bad_request",
+            ),
+            (
+                "/v1/sql",
+                br#"{"statements": [{"sql": "SELECT $1", "args": [[1]]}]}"#.to_vec(),
+                400,
+                "42804",
+            ),
+            ("/v1/sql", br#"{"statements": [{"sql": "SELECT $1 + 1"}]}"#.to_vec(), 400, "08P01"),
+            (
+                "/v1/sql",
+                br#"{"statements": [{"sql": "SELECT $1::INT8", "args": ["x"]}]}"#.to_vec(),
+                400,
+                "22P02",
+            ),
+            ("/v1/sql", br#"{"statements": [{"sql": "BEGIN"}]}"#.to_vec(), 400, "25000"),
+            (
+                "/v1/sql",
+                br#"{"sql": "SELECT 1", "consistency": "stale"}"#.to_vec(),
+                400,
+                "bad_request",
+            ),
+            ("/v1/sql", br#"{"sql": "SELECT 1", "timeout_ms": 0}"#.to_vec(), 400, "bad_request"),
         ];
         for (path, body, status, code) in cases {
             let response = post(path, body.clone()).await.unwrap();
@@ -323,7 +224,7 @@ fn the_http_api_answers_bad_input_with_json_errors() {
         socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut writer = socket.try_clone().unwrap();
         let sender = std::thread::spawn(move || {
-            let size = 8 << 20;
+            let size = 9 << 20;
             let head = format!(
                 "POST /v1/kv/put HTTP/1.1\r\nHost: shoal\r\nContent-Length: {size}\r\n\r\n"
             );
@@ -467,10 +368,61 @@ fn sql_over_http_and_workload_tpcb_keep_the_balances_in_agreement() {
             answer["results"][0]["rows"],
             serde_json::json!([[1, "one", 1.5, "2.50", true], [2, null, "NaN", null, false]])
         );
+        assert_eq!(answer["results"][0]["columns"], serde_json::json!(["k", "v", "f", "d", "b"]));
         assert_eq!(
-            answer["results"][0]["columns"][3],
-            serde_json::json!({"name": "d", "type": "DECIMAL"})
+            answer["results"][0]["types"],
+            serde_json::json!(["INT8", "STRING", "FLOAT8", "DECIMAL", "BOOL"])
         );
+        assert_eq!(answer["node_id"], 3, "{answer}");
+        // Statements with args are one transaction: typed values, never pasted into the text.
+        let url = format!("http://{}/v1/sql", nodes[1].http);
+        let body = serde_json::json!({"statements": [
+            {"sql": "UPDATE kv SET v = $1, d = $2 WHERE k = $3", "args": ["it's; DROP TABLE kv", "0.10", 2]},
+            {"sql": "SELECT v, d, d + $1 FROM kv WHERE k = $2", "args": [1, 2]},
+        ]});
+        let answer: serde_json::Value =
+            http.post(&url).json(&body).send().await.unwrap().json().await.unwrap();
+        assert_eq!(answer["results"][0], serde_json::json!({"tag": "UPDATE", "rows_affected": 1}));
+        assert_eq!(answer["results"][1]["rows"], serde_json::json!([["it's; DROP TABLE kv", "0.10", "1.10"]]));
+        assert_eq!(answer["node_id"], 2);
+        assert!(answer["time_ms"].as_f64().is_some_and(|t| t > 0.0), "{answer}");
+        // The timestamp reads the past with AS OF SYSTEM TIME.
+        let at = answer["timestamp"].as_str().expect("a timestamp").to_string();
+        let (_, past) = sql(0, &format!("SELECT count(*) FROM kv AS OF SYSTEM TIME '{at}'")).await;
+        assert_eq!(past["results"][0]["rows"], serde_json::json!([[2]]), "{past}");
+        // A failing statement rolls back the ones before it.
+        let body = serde_json::json!({"statements": [
+            {"sql": "UPDATE kv SET v = 'lost' WHERE k = $1", "args": [1]},
+            {"sql": "INSERT INTO kv (k) VALUES ($1)", "args": [1]},
+        ]});
+        let response = http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["sqlstate"], "23505", "{answer}");
+        assert_eq!(answer["statement"], 1);
+        let (_, answer) = sql(0, "SELECT v FROM kv WHERE k = 1").await;
+        assert_eq!(answer["results"][0]["rows"], serde_json::json!([["one"]]));
+        // A statement past the request's timeout stops (57014); the node serves on.
+        let body = serde_json::json!({"timeout_ms": 300, "statements": [
+            {"sql": "SELECT count(*) FROM kv a, kv b, kv c, kv d, kv e, kv f, kv g, kv h, kv i, kv j, kv l, kv m, kv n, kv o, kv p, kv q, kv r, kv s, kv t, kv u, kv w, kv x, kv y, kv z"},
+        ]});
+        let response = http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 504);
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["sqlstate"], "57014", "{answer}");
+        // Readiness, and the API's own description.
+        let ready = http.get(format!("http://{}/health?ready=1", nodes[1].http)).send().await.unwrap();
+        assert_eq!(ready.status().as_u16(), 200);
+        assert_eq!(ready.json::<serde_json::Value>().await.unwrap()["ready"], true);
+        let openapi: serde_json::Value = http
+            .get(format!("http://{}/v1/openapi.json", nodes[1].http))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(openapi["paths"]["/v1/sql"]["post"].is_object(), "{openapi}");
         // A failed statement in a transaction rolls all of it back.
         let (status, answer) = sql(
             1,
@@ -583,24 +535,6 @@ fn operators_list_ranges_decommission_a_node_and_drain_another() {
     let bad = shoal(&["debug", "settings", "replication_factor", "99", "--host", &nodes[2].http]);
     assert!(!bad.status.success() && stderr(&bad).contains("between 1 and 7"), "{}", stderr(&bad));
     nodes.push(n4);
-}
-
-/// Runs the real `psql` against `node`'s PostgreSQL port with `args`, feeding it `stdin`.
-fn psql(node: &Node, database: &str, args: &[&str], stdin: &str) -> Output {
-    let (host, port) = node.pg.split_once(':').unwrap();
-    let mut child = Command::new("psql")
-        .args(["-X", "-h", host, "-p", port, "-U", "root", "-d", database])
-        .args(["-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose", "-A", "-t"])
-        .args(args)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .env("PGSSLMODE", "disable")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("psql runs (Debian's postgresql-client; .ci/install-deps installs it)");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]
