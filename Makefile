@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-kv bench-bank bench-tpcb bench-pgbench demo demo-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-kv bench-bank bench-tpcb bench-pgbench demo cluster cluster-stop jepsen jepsen-smoke
 
 all: build
 
@@ -79,10 +79,17 @@ jepsen: deps
 	$(CARGO) build --release -p shoal -p shoal-jepsen
 	$(CARGO_TARGET_DIR)/release/shoal-jepsen smoke --nodes 5 --time-limit 150s --interval 10s $(JEPSEN_FLAGS)
 
-## demo: build shoal and start a local 3-node cluster on temporary stores (stop: make demo-stop)
+## demo: build shoal and open its SQL shell on a 3-node cluster running in one process, with
+## sample data (`\q` ends it and deletes its stores)
 demo: deps
 	$(CARGO) build -p shoal
-	@scripts/demo.sh
+	$(CARGO_TARGET_DIR)/debug/shoal demo $(DEMO_FLAGS)
 
-demo-stop:
-	@scripts/demo.sh stop
+## cluster: a local 3-node cluster of separate `shoal start` processes on temporary stores
+## (stop: make cluster-stop)
+cluster: deps
+	$(CARGO) build -p shoal
+	@scripts/local-cluster.sh
+
+cluster-stop:
+	@scripts/local-cluster.sh stop

@@ -70,23 +70,27 @@ use crate::server::Server;
 /// (psql adapts its catalog queries to it).
 const SERVER_VERSION: &str = "15.0 (Shoal)";
 
-/// Accepts PostgreSQL connections on `listener` until `stop` turns true.
+/// Accepts PostgreSQL connections on `listener` until `stop` turns true, then ends every
+/// connection it accepted and returns once they are gone.
 pub(crate) async fn serve(
     listener: TcpListener,
     server: Server,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let cancels = Arc::new(Cancels::default());
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            // Reaps finished connections so the set does not grow.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stop.wait_for(|stopped| *stopped) => break,
         };
         let Ok((socket, _)) = accepted else { continue };
         let _ = socket.set_nodelay(true);
         let engine = server.cluster().map(|c| c.sql.clone());
         let cancels = cancels.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let connection = Arc::new(Connection::new(engine, cancels.clone()));
             let handlers = Arc::new(Handlers { connection: connection.clone(), cancels });
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
@@ -95,6 +99,9 @@ pub(crate) async fn serve(
             connection.unregister();
         });
     }
+    // Aborting a connection drops its session (an open transaction is abandoned, as when the
+    // client disconnects) and closes its socket.
+    connections.shutdown().await;
 }
 
 /// What one connection's handlers share.

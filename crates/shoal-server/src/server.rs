@@ -147,6 +147,8 @@ pub(crate) struct Inner {
     /// Tells the HTTP server to stop; its task, awaited on shutdown.
     http_stop: tokio::sync::watch::Sender<bool>,
     http_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The pgwire listener's task (it ends its connections when told to stop).
+    pg_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Server {
@@ -222,6 +224,7 @@ impl Server {
             stats: NodeStats::default(),
             http_stop: tokio::sync::watch::Sender::new(false),
             http_task: Mutex::new(None),
+            pg_task: Mutex::new(None),
         });
         let _ = handler.inner.set(Arc::downgrade(&inner));
         let server = Server { inner };
@@ -233,7 +236,8 @@ impl Server {
         }
         if let Some((listener, _)) = pg {
             let stop = server.inner.http_stop.subscribe();
-            tokio::spawn(crate::pgwire::serve(listener, server.clone(), stop));
+            let serving = tokio::spawn(crate::pgwire::serve(listener, server.clone(), stop));
+            *server.inner.pg_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(serving);
         }
         let serving = crate::http::serve(http, server.clone(), server.inner.http_stop.subscribe());
         *server.inner.http_task.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -304,6 +308,13 @@ impl Server {
             && tokio::time::timeout(Duration::from_secs(5), &mut http).await.is_err()
         {
             http.abort();
+        }
+        // pgwire sessions end with the node (the same stop signal): a session left running
+        // would go on serving through a stopped node and keep its store open. Their open
+        // transactions are abandoned, as when a client disconnects.
+        let pg = self.inner.pg_task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(pg) = pg {
+            let _ = pg.await;
         }
         let mut tasks =
             std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));

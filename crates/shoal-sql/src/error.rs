@@ -103,6 +103,9 @@ pub enum SqlError {
     /// A subquery returning several rows where one is wanted (21000).
     #[error("{0}")]
     Cardinality(String),
+    /// A statement beyond one of Shoal's limits, such as its length (54000).
+    #[error("{0}")]
+    ProgramLimit(String),
     /// A reference to an output column that is not there: `ORDER BY 5` over three columns,
     /// or a DISTINCT query ordered by something it does not select (42P10).
     #[error("{0}")]
@@ -188,6 +191,7 @@ impl SqlError {
             SqlError::InvalidParameter(_) => "22023",
             SqlError::Grouping(_) => "42803",
             SqlError::Cardinality(_) => "21000",
+            SqlError::ProgramLimit(_) => "54000",
             SqlError::InvalidReference(_) => "42P10",
             SqlError::NotNull { .. } => "23502",
             SqlError::Unique { .. } => "23505",

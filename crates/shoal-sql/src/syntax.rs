@@ -54,8 +54,20 @@ pub enum Parsed {
     },
 }
 
-/// Parses SQL text into statements; a parse failure is 42601.
+/// The longest SQL text Shoal parses at once, in bytes: as large as an HTTP request body may
+/// be. Longer text is refused (54000) before the tokenizer sees it, so a runaway script
+/// cannot make a node build a token list many times its size in memory.
+pub const MAX_STATEMENT_BYTES: usize = 8 << 20;
+
+/// Parses SQL text into statements; a parse failure is 42601, text over
+/// [`MAX_STATEMENT_BYTES`] is 54000.
 pub fn parse(sql: &str) -> Result<Vec<Parsed>> {
+    if sql.len() > MAX_STATEMENT_BYTES {
+        return Err(SqlError::ProgramLimit(format!(
+            "statement is {} bytes long; the limit is {MAX_STATEMENT_BYTES} bytes (8 MiB)",
+            sql.len()
+        )));
+    }
     let dialect = PostgreSqlDialect {};
     let tokens = Tokenizer::new(&dialect, sql).tokenize().map_err(syntax)?;
     let mut parsed = Vec::new();
@@ -265,6 +277,10 @@ mod tests {
         assert_eq!(one("SHOW INDEXES FROM Users"), Parsed::ShowIndexes("users".into()));
         assert_eq!(one("show index from \"T\";"), Parsed::ShowIndexes("T".into()));
         assert_eq!(one("SHOW RANGES FROM TABLE t"), Parsed::ShowRanges("t".into()));
+        let huge = format!("SELECT '{}'", "x".repeat(MAX_STATEMENT_BYTES));
+        assert_eq!(parse(&huge).unwrap_err().sqlstate(), "54000");
+        let largest = format!("SELECT '{}'", "x".repeat(MAX_STATEMENT_BYTES - 9));
+        assert_eq!(parse(&largest).unwrap().len(), 1);
         let Parsed::SplitAt { table, rows } = one("ALTER TABLE t SPLIT AT VALUES (5), (10)") else {
             panic!("not a split");
         };

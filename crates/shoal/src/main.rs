@@ -10,6 +10,8 @@
 //!   shoal workload kv --hosts HOST:PORT,... [--target etcd] --concurrency N --duration 30s ...
 //!   shoal workload bank --hosts HOST:PORT,... --accounts N --ranges R --concurrency N ...
 //!   shoal workload tpcb --hosts HOST:PORT,... --scale N --ranges R --concurrency N ...
+//!   shoal sql [--url postgres://root@HOST:PORT/DB] [-e SQL | -f FILE] [--format table|csv|json]
+//!   shoal demo [--nodes 3] [-e SQL | -f FILE]
 //! ```
 //!
 //! `--host` is always a node's HTTP address. Exit status: 0 success, 1 the operation failed
@@ -17,7 +19,11 @@
 
 mod client;
 mod commands;
+mod demo;
 mod ops;
+mod shell;
+mod shell_input;
+mod shell_output;
 mod start;
 mod workload;
 mod workload_bank;
@@ -29,7 +35,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Shoal: a distributed SQL database (the KV layer, for now).
+/// Shoal: a distributed SQL database.
 #[derive(Parser)]
 #[command(name = "shoal", version, about)]
 struct Cli {
@@ -52,6 +58,10 @@ enum Command {
     /// Load generators.
     #[command(subcommand)]
     Workload(WorkloadCommand),
+    /// An interactive SQL shell (psql-like) on a node's PostgreSQL port; also runs scripts.
+    Sql(shell::SqlArgs),
+    /// Starts a cluster in this process with sample data and opens the SQL shell on it.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Subcommand)]
@@ -265,12 +275,17 @@ fn main() -> ExitCode {
             Command::Workload(WorkloadCommand::Kv(args)) => workload::run(args).await,
             Command::Workload(WorkloadCommand::Bank(args)) => workload_bank::run(args).await,
             Command::Workload(WorkloadCommand::Tpcb(args)) => workload_tpcb::run(args).await,
+            Command::Sql(args) => shell::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            // The shell prints its own errors and returns an empty message.
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -29,15 +29,16 @@ async fn connect(node: &Node) -> Client {
     client
 }
 
+/// Starts a three-node cluster without blocking the test's runtime.
+async fn three_nodes(dir: &std::path::Path) -> Vec<Node> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || cluster(&dir, 3)).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_postgres_prepares_binds_and_reads_typed_values() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = tokio::task::spawn_blocking({
-        let path = dir.path().to_path_buf();
-        move || cluster(&path, 3)
-    })
-    .await
-    .unwrap();
+    let nodes = three_nodes(dir.path()).await;
     let client = connect(&nodes[0]).await;
     client
         .batch_execute(
@@ -318,12 +319,7 @@ fn protocol_violations_get_08p01_and_the_connection_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_request_stops_a_running_query() {
     let dir = tempfile::tempdir().unwrap();
-    let nodes = tokio::task::spawn_blocking({
-        let path = dir.path().to_path_buf();
-        move || cluster(&path, 3)
-    })
-    .await
-    .unwrap();
+    let nodes = three_nodes(dir.path()).await;
     let client = connect(&nodes[0]).await;
     client.batch_execute("CREATE TABLE n (i INT PRIMARY KEY)").await.unwrap();
     let values: Vec<String> = (0..2_000).map(|i| format!("({i})")).collect();
