@@ -60,6 +60,8 @@ pub struct ClusterOptions {
     pub nodes: usize,
     /// Start with `--unsafe-stale-reads`.
     pub unsafe_stale_reads: bool,
+    /// Start with `--unsafe-skip-refresh`.
+    pub unsafe_skip_refresh: bool,
     /// Where the nodes run.
     pub network: NetworkMode,
 }
@@ -213,6 +215,9 @@ impl Cluster {
             .stderr(log);
         if self.options.unsafe_stale_reads {
             command.arg("--unsafe-stale-reads");
+        }
+        if self.options.unsafe_skip_refresh {
+            command.arg("--unsafe-skip-refresh");
         }
         let child = command
             .spawn()

@@ -3,7 +3,8 @@
 //! history against a model of what the database promises.
 //!
 //! ```text
-//!   clients ──HTTP /v1/kv──▶ shoal n1..nN ◀── nemesis: partitions, kill -9, pause, clocks, splits
+//!   clients ──HTTP /v1/kv, /v1/sql──▶ shoal n1..nN ◀── nemesis: partitions, kill -9, pause,
+//!                                                   clocks, splits, lease transfers
 //!      │                                          │
 //!      └──────── history.jsonl (Jepsen format) ◀──┘
 //!                     │
@@ -15,7 +16,11 @@
 //! histories that are known to be wrong (and against a brute-force oracle on tiny ones): a
 //! checker that cannot fail proves nothing.
 //!
-//! Out of scope here: transactional workloads over SQL (a later part of the harness).
+//! Workloads: `register` (single keys, linearizability), `list-append` (multi-key SQL
+//! transactions, serializability anomalies found the way Elle finds them), `bank` and
+//! `bank-tables` (transfers over SQL: money conserved, never negative).
+//!
+//! Out of scope here, for now: the set, monotonic, sequential and g2 workloads.
 
 pub mod checker;
 pub mod cluster;
@@ -24,4 +29,7 @@ pub mod nemesis;
 pub mod net;
 pub mod report;
 pub mod run;
+pub mod sql;
 pub mod workload;
+pub mod workload_bank;
+pub mod workload_list_append;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!   shoal-jepsen run --nemesis partition --nodes 5 --time-limit 300s --seed 7
+//!   shoal-jepsen run --workload list-append --nemesis kill
 //!   shoal-jepsen smoke                 every nemesis on 3 nodes, plus the unsafe canary
 //!   shoal-jepsen check history.jsonl   re-check a saved history
 //! ```
@@ -14,9 +15,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use shoal_jepsen::checker::register;
+use shoal_jepsen::checker::{bank, list_append, register};
 use shoal_jepsen::cluster::NetworkMode;
-use shoal_jepsen::run::{self, RunOptions};
+use shoal_jepsen::run::{self, RunOptions, Workload};
+use shoal_jepsen::workload_bank::{ACCOUNTS, INITIAL};
 use shoal_jepsen::{history, nemesis};
 
 #[derive(Parser)]
@@ -28,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// One run: the register workload under one nemesis.
+    /// One run: one workload under one nemesis.
     Run {
         #[command(flatten)]
         common: Common,
@@ -38,19 +40,24 @@ enum Command {
         /// Start the nodes with --unsafe-stale-reads.
         #[arg(long)]
         unsafe_stale_reads: bool,
+        /// Start the nodes with --unsafe-skip-refresh.
+        #[arg(long)]
+        unsafe_skip_refresh: bool,
         /// Pass only if the checker reports a violation.
         #[arg(long)]
         expect_invalid: bool,
     },
-    /// A matrix of nemeses, then the unsafe canary, which must be reported invalid. On 5
+    /// A matrix of nemeses, then the unsafe canaries, which must be reported invalid. On 5
     /// nodes or more: every nemesis and some pairs; on fewer: one of each family and a pair.
+    /// The register workload runs the matrix; list-append and bank run a partition, a crash
+    /// and a clock nemesis (the whole matrix on 5 nodes, where bank-tables runs those three).
     Smoke {
         #[command(flatten)]
         common: Common,
     },
     /// Lists the nemeses.
     Nemeses,
-    /// Re-checks a saved register history.
+    /// Re-checks a saved history (register or list-append, told apart by its operations).
     Check {
         /// The history (JSON lines).
         history: PathBuf,
@@ -59,6 +66,9 @@ enum Command {
 
 #[derive(Args, Clone)]
 struct Common {
+    /// The workload of `run`.
+    #[arg(long, value_enum, default_value = "register")]
+    workload: Workload,
     /// Nodes per cluster.
     #[arg(long, default_value_t = 3)]
     nodes: usize,
@@ -110,6 +120,8 @@ impl Common {
         };
         nemesis::validate(nemesis, self.nodes)?;
         Ok(RunOptions {
+            workload: self.workload,
+            unsafe_skip_refresh: false,
             network,
             nemesis: nemesis.to_string(),
             nodes: self.nodes,
@@ -200,11 +212,22 @@ const SMOKE: &[&str] = &[
     "partition+kill",
 ];
 
+/// The SQL workloads' runs of the smoke matrix on fewer than 5 nodes: a partition, a crash and
+/// a clock nemesis.
+const SQL_SMOKE: &[&str] = &["partition", "kill", "clock-strobe"];
+
 fn plans(command: Command) -> Result<Plans, String> {
     Ok(match command {
-        Command::Run { common, nemesis, unsafe_stale_reads, expect_invalid } => {
+        Command::Run {
+            common,
+            nemesis,
+            unsafe_stale_reads,
+            unsafe_skip_refresh,
+            expect_invalid,
+        } => {
             let mut options = common.options(&nemesis)?;
             options.unsafe_stale_reads = unsafe_stale_reads;
+            options.unsafe_skip_refresh = unsafe_skip_refresh;
             options.expect_invalid = expect_invalid;
             Plans::Runs(vec![options])
         }
@@ -217,11 +240,34 @@ fn plans(command: Command) -> Result<Plans, String> {
             } else {
                 SMOKE.to_vec()
             };
-            for spec in matrix {
-                runs.push(common.options(spec)?);
+            let mut register = Common { workload: Workload::Register, ..common.clone() };
+            for spec in matrix.iter().copied() {
+                runs.push(register.options(spec)?);
             }
-            let mut canary = common.options("partition")?;
+            let lists = Common { workload: Workload::ListAppend, ..common.clone() };
+            let sql_matrix: Vec<&str> =
+                if common.nodes >= 5 { matrix.clone() } else { SQL_SMOKE.to_vec() };
+            for workload in [Workload::ListAppend, Workload::Bank] {
+                let sql = Common { workload, ..common.clone() };
+                for spec in sql_matrix.iter().copied() {
+                    runs.push(sql.options(spec)?);
+                }
+            }
+            if common.nodes >= 5 {
+                let tables = Common { workload: Workload::BankTables, ..common.clone() };
+                for spec in SQL_SMOKE {
+                    runs.push(tables.options(spec)?);
+                }
+            }
+            // The canaries: stale reads break linearizability, skipped refreshes break
+            // serializability; each checker must say so.
+            register.workload = Workload::Register;
+            let mut canary = register.options("partition")?;
             canary.unsafe_stale_reads = true;
+            canary.expect_invalid = true;
+            runs.push(canary);
+            let mut canary = lists.options("none")?;
+            canary.unsafe_skip_refresh = true;
             canary.expect_invalid = true;
             runs.push(canary);
             Plans::Runs(runs)
@@ -263,7 +309,22 @@ fn check(path: &PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verdict = register::check(&ops, Duration::from_secs(60));
-    println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
-    if verdict.valid() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let valid = match run::workload_of(&ops) {
+        Workload::Register => {
+            let verdict = register::check(&ops, Duration::from_secs(60));
+            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
+            verdict.valid()
+        }
+        Workload::ListAppend => {
+            let verdict = list_append::check(&ops);
+            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
+            verdict.valid()
+        }
+        Workload::Bank | Workload::BankTables => {
+            let verdict = bank::check(&ops, ACCOUNTS, INITIAL);
+            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
+            verdict.valid()
+        }
+    };
+    if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

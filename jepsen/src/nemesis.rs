@@ -293,14 +293,21 @@ async fn during(
         "split" => {
             while Instant::now() < until {
                 let Some(key) = recorder.last_key() else { break };
-                let key = key_name(key);
                 let i = rng.random_range(0..cluster.nodes.len());
-                let url = format!("http://{}/v1/admin/split", cluster.nodes[i].http);
+                let (path, body, key) = match recorder.key_space().sql_table(key) {
+                    None => ("admin/split", json!({"key": key_name(key)}), json!(key_name(key))),
+                    Some(table) => (
+                        "sql",
+                        json!({"sql": format!("ALTER TABLE {table} SPLIT AT VALUES ({key})")}),
+                        json!(key),
+                    ),
+                };
+                let url = format!("http://{}/v1/{path}", cluster.nodes[i].http);
                 // A split waits for every leaseholder it needs (the id counter's, the range's,
                 // the addressing records'): during a partition that includes failovers, so it
                 // gets longer than the harness's usual 5 s.
                 let request = cluster.http.post(&url).timeout(SPLIT_TIMEOUT);
-                match request.json(&json!({"key": key})).send().await {
+                match request.json(&body).send().await {
                     Ok(a) if a.status().is_success() => {
                         event(recorder, "split", json!(key));
                         done += 1;
@@ -399,7 +406,11 @@ fn last_event_node(recorder: &Recorder, f: &str) -> Option<usize> {
 
 /// The node holding the lease of the range that holds the key the workload used last.
 async fn leaseholder_of_current_key(cluster: &Cluster, recorder: &Recorder) -> Option<usize> {
-    let key = key_name(recorder.last_key()?);
+    let key = recorder.last_key()?;
+    if let Some(table) = recorder.key_space().sql_table(key) {
+        return sql_leaseholder(cluster, &table, key).await;
+    }
+    let key = key_name(key);
     for i in 0..cluster.nodes.len() {
         let url = format!("http://{}/v1/test/replicas?key={key}", cluster.nodes[i].http);
         let Ok(answer) = cluster.http.get(&url).send().await else { continue };
@@ -414,6 +425,35 @@ async fn leaseholder_of_current_key(cluster: &Cluster, recorder: &Recorder) -> O
         }
     }
     None
+}
+
+/// The leaseholder of the range of `table` holding primary key `key`, from `SHOW RANGES` as
+/// the first node that answers has it (its cache may lag a lease move by a moment).
+async fn sql_leaseholder(cluster: &Cluster, table: &str, key: u64) -> Option<usize> {
+    let body = json!({"sql": format!("SHOW RANGES FROM TABLE {table}")});
+    for node in &cluster.nodes {
+        let url = format!("http://{}/v1/sql", node.http);
+        let Ok(answer) = cluster.http.post(&url).json(&body).send().await else { continue };
+        let Ok(answer) = answer.json::<Value>().await else { continue };
+        let Some(rows) = answer["results"][0]["rows"].as_array() else { continue };
+        let holder = rows.iter().find_map(|row| {
+            let contains = bound(&row[0]).is_none_or(|start| start <= key)
+                && bound(&row[1]).is_none_or(|end| key < end);
+            if contains { row[4].as_u64() } else { None }
+        })?;
+        return cluster.nodes.iter().position(|n| n.node_id == holder);
+    }
+    None
+}
+
+/// The primary key a range bound of a one-integer-column table names (`/Table/104/1/12`), or
+/// None for a bound outside the primary index (`/Table/104`, `/Table/105`).
+fn bound(pretty: &Value) -> Option<u64> {
+    let parts: Vec<&str> = pretty.as_str()?.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["Table", _, "1", key] => key.parse().ok(),
+        _ => None,
+    }
 }
 
 /// A lease to move: (node holding it, range, node to move it to).
@@ -439,6 +479,14 @@ async fn transfer_candidate(cluster: &Cluster, rng: &mut SmallRng) -> Option<(us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_bounds_of_a_table_name_primary_keys() {
+        assert_eq!(bound(&json!("/Table/104/1/12")), Some(12));
+        assert_eq!(bound(&json!("/Table/104")), None);
+        assert_eq!(bound(&json!("/Table/104/2/5")), None);
+        assert_eq!(bound(&json!(null)), None);
+    }
 
     #[test]
     fn nemesis_specs_are_checked() {

@@ -158,8 +158,12 @@ impl Namespaces {
 
 impl Drop for Namespaces {
     fn drop(&mut self) {
-        // Deleting a namespace deletes its end of the veth pair, and with it the other end.
+        // The host end of each veth pair goes first, which removes both ends at once. Left to
+        // the namespace's deletion, the pair would go only when the kernel gets round to
+        // tearing the namespace down, after `ip netns del` returns, and the next run's
+        // `ip link add` of the same name could fail with "File exists" (seen in CI).
         for i in 0..self.created_namespaces {
+            let _ = sh("ip", &["link", "del", &format!("{}v{}", self.tag, i + 1)]);
             let _ = sh("ip", &["netns", "del", &self.namespace(i)]);
         }
         if self.bridge_created {

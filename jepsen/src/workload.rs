@@ -29,18 +29,55 @@ use crate::history::{Op, OpType, Process};
 pub const OPS_PER_KEY: u64 = 120;
 /// Keys in use at once.
 pub const ACTIVE_KEYS: u64 = 3;
+/// How long a worker waits after a node refused its connection.
+const CONNECT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Where a workload keeps its keys, so the nemesis can aim at them (split them, find their
+/// leaseholder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySpace {
+    /// KV keys named by [`key_name`].
+    Kv,
+    /// Rows of a SQL table whose primary key is the workload's key.
+    SqlTable(&'static str),
+    /// One SQL table per key, named by the prefix and the key, whose row has the key as its
+    /// primary key.
+    SqlTablePerKey(&'static str),
+}
+
+impl KeySpace {
+    /// The SQL table holding `key`, if the keys are rows.
+    pub fn sql_table(&self, key: u64) -> Option<String> {
+        match self {
+            KeySpace::Kv => None,
+            KeySpace::SqlTable(table) => Some(table.to_string()),
+            KeySpace::SqlTablePerKey(prefix) => Some(format!("{prefix}{key}")),
+        }
+    }
+}
 
 /// The history being recorded, shared by clients and the nemesis.
 #[derive(Clone)]
 pub struct Recorder {
     start: Instant,
     ops: Arc<Mutex<Vec<Op>>>,
+    keys: KeySpace,
 }
 
 impl Recorder {
-    /// Starts recording; times are measured from now.
+    /// Starts recording a workload over KV keys; times are measured from now.
     pub fn new() -> Self {
-        Recorder { start: Instant::now(), ops: Arc::default() }
+        Self::over(KeySpace::Kv)
+    }
+
+    /// Starts recording a workload whose keys live in `keys`.
+    pub fn over(keys: KeySpace) -> Self {
+        Recorder { start: Instant::now(), ops: Arc::default(), keys }
+    }
+
+    /// Where the workload's keys live.
+    pub fn key_space(&self) -> &KeySpace {
+        &self.keys
     }
 
     /// Appends an op and returns it.
@@ -71,11 +108,12 @@ impl Recorder {
         ops.push(op);
     }
 
-    /// The key of the newest client operation.
+    /// The key of the newest client operation: `[key, ...]` (register) or the first
+    /// micro-operation's `[f, key, ...]` (transactions).
     pub fn last_key(&self) -> Option<u64> {
         let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         ops.iter().rev().take(1000).find_map(|op| match op.process {
-            Process::Client(_) => op.value[0].as_u64(),
+            Process::Client(_) => op.value[0].as_u64().or_else(|| op.value[0][1].as_u64()),
             Process::Nemesis(_) => None,
         })
     }
@@ -144,14 +182,35 @@ pub struct WorkloadOptions {
 }
 
 /// What a request came to.
-enum Outcome {
+pub enum Outcome {
+    /// It happened; the completed value (reads filled in).
     Ok(Value),
+    /// It certainly did not happen.
     Fail(String),
+    /// Nobody knows.
     Info(String),
 }
 
-/// Runs the workload until `until`.
-pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
+/// Chooses a worker's next operation: its `f` and invocation value.
+pub type Generate = Arc<dyn Fn(&mut SmallRng) -> (String, Value) + Send + Sync>;
+
+/// Performs an operation against a node: (client, node's HTTP address, f, value) → outcome.
+pub type Perform = Arc<
+    dyn Fn(reqwest::Client, String, String, Value) -> futures::future::BoxFuture<'static, Outcome>
+        + Send
+        + Sync,
+>;
+
+/// Runs `options.concurrency` workers until `until`, each generating operations, performing
+/// them against its node and recording invocations and completions; a worker whose operation
+/// ended `info` continues as a new process.
+pub async fn drive(
+    options: &WorkloadOptions,
+    recorder: Recorder,
+    until: Instant,
+    generate: Generate,
+    perform: Perform,
+) {
     let client = reqwest::Client::builder()
         .timeout(options.timeout)
         .no_proxy()
@@ -159,54 +218,34 @@ pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
         .build()
         .expect("building an HTTP client");
     let next_process = Arc::new(AtomicU64::new(options.concurrency as u64));
-    let next_value = Arc::new(AtomicU64::new(1));
-    let key_ops = Arc::new(AtomicU64::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..options.concurrency {
         let host = options.hosts[worker % options.hosts.len()].clone();
-        let (client, recorder) = (client.clone(), recorder.clone());
-        let (next_process, next_value, key_ops) =
-            (next_process.clone(), next_value.clone(), key_ops.clone());
+        let (client, recorder, next_process) =
+            (client.clone(), recorder.clone(), next_process.clone());
+        let (generate, perform) = (generate.clone(), perform.clone());
         let mut rng =
             SmallRng::seed_from_u64(options.seed.wrapping_mul(1000).wrapping_add(worker as u64));
         workers.spawn(async move {
             let mut process = worker as u64;
             while Instant::now() < until {
-                // Keys advance as operations are spent: op n goes to one of the active keys
-                // of generation n / OPS_PER_KEY.
-                let n = key_ops.fetch_add(1, Ordering::Relaxed);
-                let key = (n / OPS_PER_KEY) * ACTIVE_KEYS + rng.random_range(0..ACTIVE_KEYS);
-                let (f, value) = match rng.random_range(0..4) {
-                    0 | 1 => ("read", json!([key, null])),
-                    2 => ("write", json!([key, next_value.fetch_add(1, Ordering::Relaxed)])),
-                    _ => {
-                        // Expect a recent value: unique values make most CAS fail, which is
-                        // fine; some must succeed, so guess among the last few written.
-                        let newest = next_value.load(Ordering::Relaxed).max(2);
-                        let old = newest - rng.random_range(1..newest.min(8));
-                        let new = next_value.fetch_add(1, Ordering::Relaxed);
-                        ("cas", json!([key, [old, new]]))
-                    }
-                };
-                recorder.record(
-                    Process::Client(process),
-                    OpType::Invoke,
-                    f,
-                    value.clone(),
-                    Some(host.clone()),
-                    None,
-                );
-                let outcome = call(&client, &host, f, key, &value).await;
+                let (f, value) = generate(&mut rng);
                 let p = Process::Client(process);
-                match outcome {
-                    Outcome::Ok(result) => {
-                        recorder.record(p, OpType::Ok, f, result, Some(host.clone()), None)
-                    }
+                let node = Some(host.clone());
+                recorder.record(p, OpType::Invoke, &f, value.clone(), node.clone(), None);
+                match perform(client.clone(), host.clone(), f.clone(), value.clone()).await {
+                    Outcome::Ok(result) => recorder.record(p, OpType::Ok, &f, result, node, None),
                     Outcome::Fail(e) => {
-                        recorder.record(p, OpType::Fail, f, value, Some(host.clone()), Some(e))
+                        // A node that refuses connections (killed) answers at once: without a
+                        // pause the worker would fill the history with thousands of failures.
+                        let refused = e.starts_with("connect");
+                        recorder.record(p, OpType::Fail, &f, value, node, Some(e));
+                        if refused {
+                            tokio::time::sleep(CONNECT_BACKOFF).await;
+                        }
                     }
                     Outcome::Info(e) => {
-                        recorder.record(p, OpType::Info, f, value, Some(host.clone()), Some(e));
+                        recorder.record(p, OpType::Info, &f, value, node, Some(e));
                         process = next_process.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -214,6 +253,38 @@ pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
         });
     }
     while workers.join_next().await.is_some() {}
+}
+
+/// Runs the register workload until `until`.
+pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
+    let next_value = Arc::new(AtomicU64::new(1));
+    let key_ops = Arc::new(AtomicU64::new(0));
+    let generate: Generate = Arc::new(move |rng: &mut SmallRng| {
+        // Keys advance as operations are spent: op n goes to one of the active keys of
+        // generation n / OPS_PER_KEY.
+        let n = key_ops.fetch_add(1, Ordering::Relaxed);
+        let key = (n / OPS_PER_KEY) * ACTIVE_KEYS + rng.random_range(0..ACTIVE_KEYS);
+        let (f, value) = match rng.random_range(0..4) {
+            0 | 1 => ("read", json!([key, null])),
+            2 => ("write", json!([key, next_value.fetch_add(1, Ordering::Relaxed)])),
+            _ => {
+                // Expect a recent value: unique values make most CAS fail, which is fine;
+                // some must succeed, so guess among the last few written.
+                let newest = next_value.load(Ordering::Relaxed).max(2);
+                let old = newest - rng.random_range(1..newest.min(8));
+                let new = next_value.fetch_add(1, Ordering::Relaxed);
+                ("cas", json!([key, [old, new]]))
+            }
+        };
+        (f.to_string(), value)
+    });
+    let perform: Perform = Arc::new(|client, host, f, value| {
+        Box::pin(async move {
+            let key = value[0].as_u64().unwrap_or_default();
+            call(&client, &host, &f, key, &value).await
+        })
+    });
+    drive(&options, recorder, until, generate, perform).await;
 }
 
 /// The Shoal key of register `key`.

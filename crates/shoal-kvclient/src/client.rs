@@ -13,12 +13,24 @@ use crate::DistSender;
 pub struct KvClient {
     pub(crate) sender: Arc<DistSender>,
     pub(crate) clock: Arc<Clock>,
+    /// TESTING ONLY, UNSAFE: transactions skip read refresh (see
+    /// [`KvClient::with_unsafe_skip_refresh`]).
+    pub(crate) unsafe_skip_refresh: bool,
 }
 
 impl KvClient {
     /// Wraps a [`DistSender`]; `clock` (the node's) gives transactions their timestamps.
     pub fn new(sender: DistSender, clock: Arc<Clock>) -> Self {
-        KvClient { sender: Arc::new(sender), clock }
+        KvClient { sender: Arc::new(sender), clock, unsafe_skip_refresh: false }
+    }
+
+    /// TESTING ONLY, UNSAFE: with `on`, a transaction whose timestamp moved commits at the
+    /// new timestamp without checking that what it read is unchanged there, which breaks
+    /// serializability (write skew, read skew). It exists so the Jepsen harness can show its
+    /// list-append checker catches exactly that.
+    pub fn with_unsafe_skip_refresh(mut self, on: bool) -> Self {
+        self.unsafe_skip_refresh = on;
+        self
     }
 
     /// Reads this node's clock.

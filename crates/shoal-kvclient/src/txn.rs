@@ -66,6 +66,8 @@ pub struct Txn {
 struct TxnInner {
     sender: Arc<DistSender>,
     clock: Arc<Clock>,
+    /// [`KvClient::with_unsafe_skip_refresh`].
+    skip_refresh: bool,
     state: Arc<Mutex<TxnState>>,
     heartbeat: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -124,6 +126,7 @@ impl KvClient {
             inner: Arc::new(TxnInner {
                 sender: self.sender.clone(),
                 clock: self.clock.clone(),
+                skip_refresh: self.unsafe_skip_refresh,
                 state: Arc::new(Mutex::new(TxnState {
                     txn,
                     read_spans: Vec::new(),
@@ -280,7 +283,8 @@ impl Txn {
             txn.meta.write_ts = txn.meta.write_ts.max(to);
             (txn, state.read_spans.clone())
         };
-        if !spans.is_empty() {
+        // UNSAFE when skipped: the reads are taken to be valid at `to` unchecked.
+        if !spans.is_empty() && !self.inner.skip_refresh {
             let from = txn.read_ts;
             let refreshes = spans.into_iter().map(|span| Request::Refresh { span, from }).collect();
             match self.inner.sender.send_txn(refreshes, Some(txn.clone())).await {

@@ -43,6 +43,9 @@ pub struct TestHooks {
     pub clock: Arc<SystemClock>,
     /// Serve `/v1/kv/get` from any local replica without a lease (stale reads on purpose).
     pub unsafe_stale_reads: bool,
+    /// Transactions started on this node skip read refresh (serializability broken on
+    /// purpose; see `KvClient::with_unsafe_skip_refresh`).
+    pub unsafe_skip_refresh: bool,
 }
 
 /// The test routes, added to the node's router when hooks are enabled.

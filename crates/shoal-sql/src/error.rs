@@ -217,6 +217,8 @@ impl From<KvError> for SqlError {
         match e {
             KvError::TxnRetry { reason, detail, .. } => SqlError::Retry { reason, detail },
             KvError::Ambiguous(msg) => SqlError::Ambiguous(msg),
+            // Not "unavailable: unavailable: ...".
+            KvError::Unavailable(msg) => SqlError::Unavailable(msg),
             KvError::InvalidArgument(msg) => SqlError::Internal(msg),
             other => match other.kind() {
                 shoal_api::ErrorKind::Route

@@ -117,6 +117,10 @@ pub struct StartArgs {
     /// reads may be stale (proves the Jepsen checker catches them).
     #[arg(long, requires = "enable_test_hooks")]
     pub unsafe_stale_reads: bool,
+    /// TESTING ONLY, UNSAFE: transactions coordinated by this node skip read refresh, so they
+    /// are not serializable (proves the Jepsen list-append checker catches it).
+    #[arg(long, requires = "enable_test_hooks")]
+    pub unsafe_skip_refresh: bool,
 }
 
 /// The node to talk to.

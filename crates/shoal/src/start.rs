@@ -42,10 +42,14 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
     if args.enable_test_hooks {
         tracing::warn!(
             unsafe_stale_reads = args.unsafe_stale_reads,
+            unsafe_skip_refresh = args.unsafe_skip_refresh,
             "test hooks are enabled: this node must not hold data anyone cares about"
         );
-        config.test_hooks =
-            Some(TestHooks { clock: physical, unsafe_stale_reads: args.unsafe_stale_reads });
+        config.test_hooks = Some(TestHooks {
+            clock: physical,
+            unsafe_stale_reads: args.unsafe_stale_reads,
+            unsafe_skip_refresh: args.unsafe_skip_refresh,
+        });
     }
     let server = Server::bind(config, Arc::new(clock)).await.map_err(|e| e.to_string())?;
     if server.cluster().is_none() {

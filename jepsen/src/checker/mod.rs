@@ -2,9 +2,15 @@
 //!
 //! - [`linear`]: the generic linearizability search (Wing–Gong with Lowe's memoisation).
 //! - [`register`]: the register workload's checker, one compare-and-set register per key.
+//! - [`list_append`]: Elle's dependency-cycle search over list-append transactions.
+//! - [`bank`]: money is conserved and never negative in every read.
 
+pub mod bank;
 pub mod linear;
+pub mod list_append;
 pub mod register;
 
+#[cfg(test)]
+mod list_append_tests;
 #[cfg(test)]
 mod tests;
