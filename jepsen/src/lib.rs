@@ -18,9 +18,10 @@
 //!
 //! Workloads: `register` (single keys, linearizability), `list-append` (multi-key SQL
 //! transactions, serializability anomalies found the way Elle finds them), `bank` and
-//! `bank-tables` (transfers over SQL: money conserved, never negative).
+//! `bank-tables` (transfers over SQL: money conserved, never negative) and `set` (unique
+//! inserts, then a final read: nothing acknowledged lost).
 //!
-//! Out of scope here, for now: the set, monotonic, sequential and g2 workloads.
+//! Out of scope here, for now: the monotonic, sequential and g2 workloads.
 
 pub mod checker;
 pub mod cluster;
@@ -33,3 +34,4 @@ pub mod sql;
 pub mod workload;
 pub mod workload_bank;
 pub mod workload_list_append;
+pub mod workload_set;

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use shoal_jepsen::checker::{bank, list_append, register};
+use shoal_jepsen::checker::{bank, list_append, register, set};
 use shoal_jepsen::cluster::NetworkMode;
 use shoal_jepsen::run::{self, RunOptions, Workload};
 use shoal_jepsen::workload_bank::{ACCOUNTS, INITIAL};
@@ -50,7 +50,8 @@ enum Command {
     /// A matrix of nemeses, then the unsafe canaries, which must be reported invalid. On 5
     /// nodes or more: every nemesis and some pairs; on fewer: one of each family and a pair.
     /// The register workload runs the matrix; list-append and bank run a partition, a crash
-    /// and a clock nemesis (the whole matrix on 5 nodes, where bank-tables runs those three).
+    /// and a clock nemesis (the whole matrix on 5 nodes, where bank-tables and set run those
+    /// three).
     Smoke {
         #[command(flatten)]
         common: Common,
@@ -254,9 +255,11 @@ fn plans(command: Command) -> Result<Plans, String> {
                 }
             }
             if common.nodes >= 5 {
-                let tables = Common { workload: Workload::BankTables, ..common.clone() };
-                for spec in SQL_SMOKE {
-                    runs.push(tables.options(spec)?);
+                for workload in [Workload::BankTables, Workload::Set] {
+                    let sql = Common { workload, ..common.clone() };
+                    for spec in SQL_SMOKE {
+                        runs.push(sql.options(spec)?);
+                    }
                 }
             }
             // The canaries: stale reads break linearizability, skipped refreshes break
@@ -322,6 +325,11 @@ fn check(path: &PathBuf) -> ExitCode {
         }
         Workload::Bank | Workload::BankTables => {
             let verdict = bank::check(&ops, ACCOUNTS, INITIAL);
+            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
+            verdict.valid()
+        }
+        Workload::Set => {
+            let verdict = set::check(&ops);
             println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
             verdict.valid()
         }

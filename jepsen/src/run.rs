@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::checker::register::{self, KeyResult};
-use crate::checker::{bank, list_append};
+use crate::checker::{bank, list_append, set};
 use crate::cluster::{Cluster, ClusterOptions, NetworkMode};
 use crate::history::Op;
 use crate::workload::{KeySpace, Recorder, WorkloadOptions};
 use crate::workload_bank::{self, Layout};
-use crate::{history, nemesis, report, sql, workload, workload_list_append};
+use crate::{history, nemesis, report, sql, workload, workload_list_append, workload_set};
 
 /// What the clients do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,6 +40,8 @@ pub enum Workload {
     Bank,
     /// The bank with one table per account.
     BankTables,
+    /// Unique inserts into a table, then one final read: nothing acknowledged lost.
+    Set,
 }
 
 impl Workload {
@@ -50,6 +52,7 @@ impl Workload {
             Workload::ListAppend => "list-append",
             Workload::Bank => "bank",
             Workload::BankTables => "bank-tables",
+            Workload::Set => "set",
         }
     }
 
@@ -115,7 +118,7 @@ impl Workload {
     /// reads yet), so a 30 s bank run completes fewer of them.
     fn min_ok_ops(self) -> usize {
         match self {
-            Workload::Register | Workload::ListAppend => 50,
+            Workload::Register | Workload::ListAppend | Workload::Set => 50,
             Workload::Bank | Workload::BankTables => 30,
         }
     }
@@ -155,6 +158,9 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
         Workload::Register => (Recorder::new(), Duration::from_secs(2)),
         workload => {
             let (statements, keys) = match workload.bank_layout() {
+                None if workload == Workload::Set => {
+                    (workload_set::setup_statements(), KeySpace::SqlTable(workload_set::TABLE))
+                }
                 None => (
                     workload_list_append::setup_statements(),
                     KeySpace::SqlTable(workload_list_append::TABLE),
@@ -174,8 +180,12 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
         }
     };
     let until = Instant::now() + options.time_limit;
-    let workload_options =
-        WorkloadOptions { concurrency: options.concurrency, hosts, timeout, seed: options.seed };
+    let workload_options = WorkloadOptions {
+        concurrency: options.concurrency,
+        hosts: hosts.clone(),
+        timeout,
+        seed: options.seed,
+    };
     let workload = match options.workload {
         Workload::Register => {
             tokio::spawn(workload::run(workload_options, recorder.clone(), until))
@@ -187,6 +197,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
             let layout = options.workload.bank_layout().unwrap_or(Layout::OneTable);
             tokio::spawn(workload_bank::run(layout, workload_options, recorder.clone(), until))
         }
+        Workload::Set => tokio::spawn(workload_set::run(workload_options, recorder.clone(), until)),
     };
     let report = nemesis::run(
         &options.nemesis,
@@ -198,6 +209,10 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     )
     .await;
     workload.await.map_err(|e| format!("the workload panicked: {e}"))?;
+    if options.workload == Workload::Set && report.is_ok() {
+        // After the heal, before the nodes go: a process number no worker reaches.
+        workload_set::final_read(&cluster.http, &hosts, &recorder, 1 << 40).await?;
+    }
     let network = if cluster.uses_namespaces() { "namespaces" } else { "loopback" };
     drop(cluster); // kills the nodes, removes the stores and the namespaces
     let report = report?;
@@ -210,6 +225,7 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
         Workload::Register => check_register(&ops, options.check_budget, &dir)?,
         Workload::ListAppend => check_list_append(&ops, &dir)?,
         Workload::Bank | Workload::BankTables => check_bank(&ops, &dir)?,
+        Workload::Set => check_set(&ops, &dir)?,
     };
 
     let mut problems = report.problems;
@@ -315,6 +331,26 @@ fn check_list_append(ops: &[Op], dir: &Path) -> Result<Checked, String> {
     })
 }
 
+fn check_set(ops: &[Op], dir: &Path) -> Result<Checked, String> {
+    let verdict = set::check(ops);
+    write_verdict(dir, &verdict)?;
+    let checker = if verdict.valid() {
+        format!("every acknowledged add present ({} recovered from unknown)", verdict.recovered)
+    } else if !verdict.lost.is_empty() || !verdict.unexpected.is_empty() {
+        format!("LOST {:?}, UNEXPECTED {:?}", verdict.lost, verdict.unexpected)
+    } else {
+        format!("malformed history: {:?}", verdict.malformed)
+    };
+    Ok(Checked {
+        valid: verdict.valid(),
+        violation: !verdict.lost.is_empty() || !verdict.unexpected.is_empty(),
+        ops: verdict.adds,
+        ok_ops: verdict.ok_adds,
+        scope: format!("{} in the final read", verdict.read),
+        checker,
+    })
+}
+
 fn check_bank(ops: &[Op], dir: &Path) -> Result<Checked, String> {
     let verdict = bank::check(ops, workload_bank::ACCOUNTS, workload_bank::INITIAL);
     write_verdict(dir, &verdict)?;
@@ -342,6 +378,8 @@ pub fn workload_of(ops: &[Op]) -> Workload {
         Workload::ListAppend
     } else if ops.iter().any(|op| op.f == "transfer") {
         Workload::Bank
+    } else if ops.iter().any(|op| op.f == "add") {
+        Workload::Set
     } else {
         Workload::Register
     }

@@ -108,12 +108,16 @@ impl Recorder {
         ops.push(op);
     }
 
-    /// The key of the newest client operation: `[key, ...]` (register) or the first
-    /// micro-operation's `[f, key, ...]` (transactions).
+    /// The key of the newest client operation: a number (set), `[key, ...]` (register,
+    /// bank) or the first micro-operation's `[f, key, ...]` (transactions).
     pub fn last_key(&self) -> Option<u64> {
         let ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         ops.iter().rev().take(1000).find_map(|op| match op.process {
-            Process::Client(_) => op.value[0].as_u64().or_else(|| op.value[0][1].as_u64()),
+            Process::Client(_) => op
+                .value
+                .as_u64()
+                .or_else(|| op.value[0].as_u64())
+                .or_else(|| op.value[0][1].as_u64()),
             Process::Nemesis(_) => None,
         })
     }
