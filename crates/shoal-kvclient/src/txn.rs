@@ -54,6 +54,9 @@ struct TxnState {
     finished: Option<TxnStatus>,
     /// The heartbeat found the record aborted.
     aborted: Option<KvError>,
+    /// [`Txn::fix_commit_timestamp`] was called in this epoch: the transaction commits at
+    /// `txn.read_ts` or restarts, never refreshes.
+    commit_ts_fixed: bool,
 }
 
 /// A transaction in progress. Clones are handles to the same transaction.
@@ -119,7 +122,12 @@ impl KvClient {
         let txn = Transaction {
             meta: TxnMeta { id, anchor: Key::MIN, epoch: 0, write_ts: now, priority },
             read_ts: now,
-            uncertainty_limit: now.add_duration(self.clock.max_offset()),
+            // UNSAFE when zero: values written by a node whose clock runs ahead are missed.
+            uncertainty_limit: if self.unsafe_no_uncertainty {
+                now
+            } else {
+                now.add_duration(self.clock.max_offset())
+            },
             observed: Vec::new(),
         };
         Txn {
@@ -133,6 +141,7 @@ impl KvClient {
                     lock_spans: Vec::new(),
                     finished: None,
                     aborted: None,
+                    commit_ts_fixed: false,
                 })),
                 heartbeat: Mutex::new(None),
             }),
@@ -203,6 +212,16 @@ impl Txn {
         self.lock().txn.read_ts
     }
 
+    /// Fixes the commit timestamp at the current read timestamp and returns it: from now on
+    /// (in this epoch) anything that would move the transaction's timestamp, which a refresh
+    /// would otherwise absorb, restarts it instead. `cluster_logical_timestamp()` uses it, so
+    /// the timestamp a transaction shows is the one it commits at (CockroachDB does the same).
+    pub fn fix_commit_timestamp(&self) -> Timestamp {
+        let mut state = self.lock();
+        state.commit_ts_fixed = true;
+        state.txn.read_ts
+    }
+
     /// Returns the transaction as it would be sent now.
     pub fn transaction(&self) -> Transaction {
         self.lock().txn.clone()
@@ -261,7 +280,7 @@ impl Txn {
                     if !self.refresh_to(to).await? {
                         return Err(KvError::TxnRetry {
                             reason: RetryReason::Uncertainty,
-                            detail: format!("{detail}, and earlier reads changed since"),
+                            detail: format!("{detail}, and it cannot read above it"),
                             txn: None,
                         });
                     }
@@ -278,6 +297,10 @@ impl Txn {
             let state = self.lock();
             if to <= state.txn.read_ts {
                 return Ok(true);
+            }
+            if state.commit_ts_fixed {
+                // The commit timestamp was shown to the client: it cannot move.
+                return Ok(false);
             }
             let mut txn = state.txn.clone();
             txn.meta.write_ts = txn.meta.write_ts.max(to);
@@ -460,12 +483,19 @@ impl Txn {
         state.txn.read_ts = ts;
         state.read_spans.clear();
         state.finished = None;
+        // Whatever the old epoch showed of its timestamp is discarded with its results.
+        state.commit_ts_fixed = false;
     }
 
     fn restart_error(&self, reason: RetryReason, detail: String) -> KvError {
         let reason =
             if reason == RetryReason::Pushed { RetryReason::RefreshFailed } else { reason };
-        KvError::TxnRetry { reason, detail: format!("{detail}; reads changed since"), txn: None }
+        let why = if self.lock().commit_ts_fixed {
+            "its commit timestamp was fixed (cluster_logical_timestamp())"
+        } else {
+            "reads changed since"
+        };
+        KvError::TxnRetry { reason, detail: format!("{detail}; {why}"), txn: None }
     }
 
     /// Waits, if needed, before acknowledging a commit at `commit_ts` ("commit wait").

@@ -5,6 +5,7 @@
 //!   t1: begin [priority=N]      t1: get k=a        t1: put k=a v=1     t1: del k=a
 //!   t1: scan k=a end=z          t1: inc k=a by=5   t1: commit          t1: rollback
 //!   t1: restart                 t1: crash (its coordinator dies: no heartbeat, no cleanup)
+//!   t1: fix-ts                  fixes the commit timestamp (as cluster_logical_timestamp())
 //!   t2: put k=a v=2 [async]     runs in the background; prints "blocked" while it waits for
 //!                               another transaction, or its result if it finishes first
 //!   t2: await                   waits for t2's background operation and prints its result
@@ -204,6 +205,15 @@ impl Runner {
             "restart" => {
                 self.txn(name)?.restart();
                 return Ok(String::new());
+            }
+            "fix-ts" => {
+                let txn = self.txn(name)?;
+                let fixed = txn.fix_commit_timestamp();
+                return Ok(if fixed == txn.read_ts() {
+                    String::new()
+                } else {
+                    "the fixed timestamp is not the read timestamp\n".into()
+                });
             }
             _ => {}
         }

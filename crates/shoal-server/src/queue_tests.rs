@@ -203,20 +203,36 @@ async fn a_dead_nodes_replicas_are_replaced_and_every_key_reads_back() {
                 .map(|d| format!("r{} gen {} {:?}", d.range_id, d.generation, d.replicas))
                 .collect();
             let mut hosted: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+            // What each replica of a short range sees, for the failure message.
+            let mut views: BTreeMap<u64, Vec<String>> = BTreeMap::new();
             for node in &survivors {
                 for replica in node.require_cluster().unwrap().store.replicas() {
-                    hosted.entry(replica.descriptor().range_id).or_default().push(node.node_id());
+                    let descriptor = replica.descriptor();
+                    hosted.entry(descriptor.range_id).or_default().push(node.node_id());
+                    let progress = replica.log_progress();
+                    views.entry(descriptor.range_id).or_default().push(format!(
+                        "n{} r{} gen {} {:?} membership {:?} log {progress:?}",
+                        node.node_id(),
+                        replica.replica_id(),
+                        descriptor.generation,
+                        descriptor.replicas,
+                        replica.membership(),
+                    ));
                 }
             }
             let odd: Vec<String> = ranges
                 .iter()
-                .filter(|d| hosted.get(&d.range_id).map_or(0, Vec::len) != 3)
+                .filter(|d| {
+                    hosted.get(&d.range_id).map_or(0, Vec::len) != 3
+                        || d.replicas.iter().any(|r| r.node_id == dead_id)
+                })
                 .map(|d| {
                     format!(
-                        "r{} hosted on {:?}, named {:?}",
+                        "r{} hosted on {:?}, named {:?}; replicas see {:?}",
                         d.range_id,
                         hosted.get(&d.range_id),
-                        d.replicas
+                        d.replicas,
+                        views.get(&d.range_id)
                     )
                 })
                 .collect();

@@ -225,6 +225,52 @@ async fn as_of_system_time_reads_the_past_and_show_ranges_lists_the_splits() {
     assert_eq!(rows(&mut session, "SELECT v FROM t WHERE k = 30").await, [["new"]]);
 }
 
+/// `cluster_logical_timestamp()` is the commit timestamp: a row written with it is visible as
+/// of exactly that time and not a moment before, and a transaction that showed it and then
+/// would have to commit later (another session read the key it writes in between) restarts
+/// with 40001 rather than refresh to a timestamp it did not show.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_logical_timestamp_is_the_commit_timestamp() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (_nodes, engines) = sql_cluster(&dirs).await;
+    let mut session = engines[0].session();
+    session.execute("CREATE TABLE m (k INT PRIMARY KEY, ts TEXT)").await.unwrap();
+    session.execute("INSERT INTO m VALUES (1, cluster_logical_timestamp())").await.unwrap();
+    let shown = rows(&mut session, "SELECT ts FROM m WHERE k = 1").await[0][0].clone();
+    let (wall, logical) = shown.split_once('.').unwrap();
+    let (wall, logical): (u64, u64) = (wall.parse().unwrap(), logical.parse().unwrap());
+    let before = if logical > 0 {
+        format!("{wall}.{:010}", logical - 1)
+    } else {
+        format!("{}.0000000000", wall - 1)
+    };
+    let mut other = engines[1].session();
+    let as_of = |at: &str| format!("SELECT k FROM m AS OF SYSTEM TIME '{at}'");
+    assert_eq!(rows(&mut other, &as_of(&shown)).await, [["1"]]);
+    assert!(rows(&mut other, &as_of(&before)).await.is_empty(), "visible before {shown}");
+
+    // Writing key 2 after another session read it moves the writer's timestamp up.
+    for (key, shows_timestamp) in [(2, false), (3, true)] {
+        session.execute("BEGIN").await.unwrap();
+        let first = if shows_timestamp { "SELECT cluster_logical_timestamp()" } else { "SELECT 1" };
+        rows(&mut session, first).await;
+        rows(&mut other, &format!("SELECT k FROM m WHERE k = {key}")).await;
+        let insert = session.execute(&format!("INSERT INTO m VALUES ({key}, 'x')")).await;
+        let result = match insert {
+            Ok(_) => session.execute("COMMIT").await,
+            Err(e) => Err(e),
+        };
+        if shows_timestamp {
+            assert_eq!(result.unwrap_err().sqlstate(), "40001", "a fixed timestamp moved");
+            let _ = session.execute("ROLLBACK").await;
+        } else {
+            result.expect("without the function the transaction refreshes and commits");
+        }
+    }
+    assert_eq!(rows(&mut other, "SELECT k FROM m ORDER BY k").await, [["1"], ["2"]]);
+}
+
 /// Inserts, updates of indexed columns, deletes and upserts from six sessions on three nodes;
 /// afterwards every index holds exactly the entries the rows call for: none missing (a row
 /// without its entry) and none extra (an entry pointing to a row that is gone or changed).

@@ -116,7 +116,8 @@ pub enum Expr {
 pub struct EvalContext {
     /// The transaction's timestamp in microseconds since the epoch, for `now()`.
     pub now_micros: i64,
-    /// The transaction's read timestamp, for `cluster_logical_timestamp()`.
+    /// The transaction's read timestamp, for `cluster_logical_timestamp()` (also its commit
+    /// timestamp when a statement calls that: see [`crate::expr_function`]).
     pub hlc: shoal_hlc::Timestamp,
 }
 

@@ -10,6 +10,12 @@
 //! Functions are looked up by name and argument count ([`Function::lookup`]); an unknown name
 //! or a wrong count is 42883. `now()`, `current_date` and `cluster_logical_timestamp()` read
 //! the transaction's timestamp from the [`EvalContext`], never a clock.
+//!
+//! `cluster_logical_timestamp()` is the transaction's *commit* timestamp, as in CockroachDB: a
+//! statement calling it ([`shows_commit_timestamp`]) first fixes the transaction's commit
+//! timestamp at its read timestamp, so a transaction that would have to move later restarts
+//! (40001) instead of refreshing. Histories can then be ordered by the timestamps they show
+//! (the Jepsen monotonic workload does).
 
 use std::cmp::Ordering;
 
@@ -19,6 +25,16 @@ use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use crate::error::{Result, SqlError};
 use crate::expr::{BinaryOp, EvalContext, Expr, binary, overflow};
 use crate::types::Value;
+
+/// Whether `parsed` calls `cluster_logical_timestamp()`, so its transaction must commit at the
+/// timestamp the call shows (see `shoal_kvclient::txn::Txn::fix_commit_timestamp`).
+pub fn shows_commit_timestamp(parsed: &crate::syntax::Parsed) -> bool {
+    parsed.any_expression(|e| match e {
+        sqlparser::ast::Expr::Function(f) => crate::binder::object_name(&f.name)
+            .is_ok_and(|name| name == "cluster_logical_timestamp"),
+        _ => false,
+    })
+}
 
 /// A scalar function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -75,7 +91,7 @@ pub enum Function {
     Now,
     /// `current_date`
     CurrentDate,
-    /// `cluster_logical_timestamp()`: the transaction's HLC read timestamp as text,
+    /// `cluster_logical_timestamp()`: the transaction's HLC commit timestamp as text,
     /// `<nanoseconds>.<logical, 10 digits>`, the form `AS OF SYSTEM TIME` takes
     ClusterLogicalTimestamp,
 }

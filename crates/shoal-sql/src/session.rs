@@ -483,6 +483,9 @@ impl Session {
             // This statement changes the catalog: the next one reads it again.
             *self.catalog.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
+        if crate::expr_function::shows_commit_timestamp(parsed) {
+            txn.fix_commit_timestamp();
+        }
         let ctx = EvalContext::at(txn.read_ts());
         let now_micros = ctx.now_micros;
         let inlined;

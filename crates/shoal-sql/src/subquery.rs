@@ -43,14 +43,6 @@ use crate::planner::Planner;
 use crate::syntax::Parsed;
 use crate::types::{DataType, Value};
 
-/// Whether `node` (a statement or query) has a subquery in an expression.
-pub fn has_subquery<V: ast::Visit>(node: &V) -> bool {
-    let found = ast::visit_expressions(node, |e| {
-        if subquery_of(e).is_some() { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-    });
-    found.is_break()
-}
-
 fn subquery_of(e: &ast::Expr) -> Option<&ast::Query> {
     match e {
         ast::Expr::Subquery(q)
@@ -62,13 +54,7 @@ fn subquery_of(e: &ast::Expr) -> Option<&ast::Query> {
 
 /// Whether a parsed statement has a subquery in an expression.
 pub fn parsed_has_subquery(parsed: &Parsed) -> bool {
-    match parsed {
-        Parsed::Statement(s) | Parsed::Upsert(s) => has_subquery(s.as_ref()),
-        Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
-            has_subquery(query.as_ref())
-        }
-        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => false,
-    }
+    parsed.any_expression(|e| subquery_of(e).is_some())
 }
 
 /// Runs the subqueries of a parsed statement, as [`inline`].

@@ -54,6 +54,27 @@ pub enum Parsed {
     },
 }
 
+impl Parsed {
+    /// Whether any expression of the statement (subqueries included) satisfies `test`.
+    pub fn any_expression(&self, mut test: impl FnMut(&ast::Expr) -> bool) -> bool {
+        let visit = |e: &ast::Expr| {
+            if test(e) {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        };
+        let found = match self {
+            Parsed::Statement(s) | Parsed::Upsert(s) => ast::visit_expressions(s.as_ref(), visit),
+            Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
+                ast::visit_expressions(query.as_ref(), visit)
+            }
+            Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => return false,
+        };
+        found.is_break()
+    }
+}
+
 /// The longest SQL text Shoal parses at once, in bytes: as large as an HTTP request body may
 /// be. Longer text is refused (54000) before the tokenizer sees it, so a runaway script
 /// cannot make a node build a token list many times its size in memory.
