@@ -58,12 +58,35 @@ pub struct ClusterOptions {
     pub shoal: PathBuf,
     /// How many nodes.
     pub nodes: usize,
-    /// Start with `--unsafe-stale-reads`.
-    pub unsafe_stale_reads: bool,
-    /// Start with `--unsafe-skip-refresh`.
-    pub unsafe_skip_refresh: bool,
+    /// The unsafe test hook the nodes start with, if any.
+    pub unsafe_mode: Option<Unsafe>,
     /// Where the nodes run.
     pub network: NetworkMode,
+}
+
+/// A test hook that breaks one of Shoal's guarantees on purpose, so that a canary run shows
+/// the checker catches exactly that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsafe {
+    /// `--unsafe-stale-reads`: `/v1/kv/get` answers from any replica (not linearizable).
+    StaleReads,
+    /// `--unsafe-skip-refresh`: transactions commit above their reads unchecked (not
+    /// serializable).
+    SkipRefresh,
+    /// `--unsafe-no-uncertainty`: transactions have no uncertainty window (under clock skew
+    /// they miss writes that finished before they began).
+    NoUncertainty,
+}
+
+impl Unsafe {
+    /// The `shoal start` flag.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Unsafe::StaleReads => "--unsafe-stale-reads",
+            Unsafe::SkipRefresh => "--unsafe-skip-refresh",
+            Unsafe::NoUncertainty => "--unsafe-no-uncertainty",
+        }
+    }
 }
 
 /// The nodes of one run.
@@ -213,11 +236,8 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
-        if self.options.unsafe_stale_reads {
-            command.arg("--unsafe-stale-reads");
-        }
-        if self.options.unsafe_skip_refresh {
-            command.arg("--unsafe-skip-refresh");
+        if let Some(mode) = self.options.unsafe_mode {
+            command.arg(mode.flag());
         }
         let child = command
             .spawn()

@@ -18,10 +18,11 @@
 //!
 //! Workloads: `register` (single keys, linearizability), `list-append` (multi-key SQL
 //! transactions, serializability anomalies found the way Elle finds them), `bank` and
-//! `bank-tables` (transfers over SQL: money conserved, never negative) and `set` (unique
-//! inserts, then a final read: nothing acknowledged lost).
-//!
-//! Out of scope here, for now: the monotonic, sequential and g2 workloads.
+//! `bank-tables` (transfers over SQL: money conserved, never negative), `set` (unique
+//! inserts, then a final read: nothing acknowledged lost), `monotonic` (increments stamped
+//! with their commit timestamps: values and timestamps rise together, in real-time order),
+//! `sequential` (subkeys written in order on different ranges and read back in reverse: no
+//! later one without the earlier) and `g2` (predicate reads guarding inserts: no write skew).
 
 pub mod checker;
 pub mod cluster;
@@ -30,8 +31,12 @@ pub mod nemesis;
 pub mod net;
 pub mod report;
 pub mod run;
+pub mod run_check;
 pub mod sql;
 pub mod workload;
 pub mod workload_bank;
+pub mod workload_g2;
 pub mod workload_list_append;
+pub mod workload_monotonic;
+pub mod workload_sequential;
 pub mod workload_set;

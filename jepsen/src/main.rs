@@ -3,7 +3,8 @@
 //! ```text
 //!   shoal-jepsen run --nemesis partition --nodes 5 --time-limit 300s --seed 7
 //!   shoal-jepsen run --workload list-append --nemesis kill
-//!   shoal-jepsen smoke                 every nemesis on 3 nodes, plus the unsafe canary
+//!   shoal-jepsen smoke                 every nemesis on 3 nodes, plus the unsafe canaries
+//!   shoal-jepsen smoke --nodes 5 --only g2,monotonic    a part of the full matrix
 //!   shoal-jepsen check history.jsonl   re-check a saved history
 //! ```
 //!
@@ -15,10 +16,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use shoal_jepsen::checker::{bank, list_append, register, set};
-use shoal_jepsen::cluster::NetworkMode;
+use shoal_jepsen::cluster::{NetworkMode, Unsafe};
 use shoal_jepsen::run::{self, RunOptions, Workload};
-use shoal_jepsen::workload_bank::{ACCOUNTS, INITIAL};
 use shoal_jepsen::{history, nemesis};
 
 #[derive(Parser)]
@@ -38,23 +37,29 @@ enum Command {
         #[arg(long, default_value = "partition")]
         nemesis: String,
         /// Start the nodes with --unsafe-stale-reads.
-        #[arg(long)]
+        #[arg(long, group = "unsafe")]
         unsafe_stale_reads: bool,
         /// Start the nodes with --unsafe-skip-refresh.
-        #[arg(long)]
+        #[arg(long, group = "unsafe")]
         unsafe_skip_refresh: bool,
+        /// Start the nodes with --unsafe-no-uncertainty.
+        #[arg(long, group = "unsafe")]
+        unsafe_no_uncertainty: bool,
         /// Pass only if the checker reports a violation.
         #[arg(long)]
         expect_invalid: bool,
     },
     /// A matrix of nemeses, then the unsafe canaries, which must be reported invalid. On 5
-    /// nodes or more: every nemesis and some pairs; on fewer: one of each family and a pair.
-    /// The register workload runs the matrix; list-append and bank run a partition, a crash
-    /// and a clock nemesis (the whole matrix on 5 nodes, where bank-tables and set run those
-    /// three).
+    /// nodes or more, every workload runs every nemesis and some pairs, and there is a g2
+    /// canary too. On fewer, the register workload runs one nemesis of each family and a
+    /// pair, and list-append and bank run a partition, a crash and a clock nemesis.
     Smoke {
         #[command(flatten)]
         common: Common,
+        /// Only these workloads (and their canaries), e.g. `--only monotonic,g2`, to run the
+        /// full matrix in parts.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<Workload>,
     },
     /// Lists the nemeses.
     Nemeses,
@@ -122,7 +127,6 @@ impl Common {
         nemesis::validate(nemesis, self.nodes)?;
         Ok(RunOptions {
             workload: self.workload,
-            unsafe_skip_refresh: false,
             network,
             nemesis: nemesis.to_string(),
             nodes: self.nodes,
@@ -130,7 +134,7 @@ impl Common {
             interval: self.interval,
             concurrency: self.concurrency,
             seed,
-            unsafe_stale_reads: false,
+            unsafe_mode: None,
             expect_invalid: false,
             shoal,
             store: self.store.clone().unwrap_or_else(run::default_store),
@@ -224,55 +228,62 @@ fn plans(command: Command) -> Result<Plans, String> {
             nemesis,
             unsafe_stale_reads,
             unsafe_skip_refresh,
+            unsafe_no_uncertainty,
             expect_invalid,
         } => {
             let mut options = common.options(&nemesis)?;
-            options.unsafe_stale_reads = unsafe_stale_reads;
-            options.unsafe_skip_refresh = unsafe_skip_refresh;
+            options.unsafe_mode = [
+                (unsafe_stale_reads, Unsafe::StaleReads),
+                (unsafe_skip_refresh, Unsafe::SkipRefresh),
+                (unsafe_no_uncertainty, Unsafe::NoUncertainty),
+            ]
+            .into_iter()
+            .find_map(|(on, mode)| on.then_some(mode));
             options.expect_invalid = expect_invalid;
             Plans::Runs(vec![options])
         }
         Command::Nemeses => Plans::List,
-        Command::Smoke { common } => {
-            let mut runs = Vec::new();
-            let matrix: Vec<&str> = if common.nodes >= 5 {
+        Command::Smoke { common, only } => {
+            let full = common.nodes >= 5;
+            let full_matrix: Vec<&str> = {
                 let singles = nemesis::KINDS.iter().copied().filter(|k| *k != "none");
                 singles.chain(FULL_PAIRS.iter().copied()).collect()
-            } else {
-                SMOKE.to_vec()
             };
-            let mut register = Common { workload: Workload::Register, ..common.clone() };
-            for spec in matrix.iter().copied() {
-                runs.push(register.options(spec)?);
-            }
-            let lists = Common { workload: Workload::ListAppend, ..common.clone() };
-            let sql_matrix: Vec<&str> =
-                if common.nodes >= 5 { matrix.clone() } else { SQL_SMOKE.to_vec() };
-            for workload in [Workload::ListAppend, Workload::Bank] {
-                let sql = Common { workload, ..common.clone() };
-                for spec in sql_matrix.iter().copied() {
-                    runs.push(sql.options(spec)?);
-                }
-            }
-            if common.nodes >= 5 {
-                for workload in [Workload::BankTables, Workload::Set] {
-                    let sql = Common { workload, ..common.clone() };
-                    for spec in SQL_SMOKE {
-                        runs.push(sql.options(spec)?);
-                    }
+            let workloads: Vec<Workload> = if full {
+                <Workload as clap::ValueEnum>::value_variants().to_vec()
+            } else {
+                vec![Workload::Register, Workload::ListAppend, Workload::Bank]
+            };
+            let wanted = |w: &Workload| only.is_empty() || only.contains(w);
+            let mut runs = Vec::new();
+            for workload in workloads.into_iter().filter(wanted) {
+                let matrix = match workload {
+                    _ if full => full_matrix.as_slice(),
+                    Workload::Register => SMOKE,
+                    _ => SQL_SMOKE,
+                };
+                let common = Common { workload, ..common.clone() };
+                for spec in matrix {
+                    runs.push(common.options(spec)?);
                 }
             }
             // The canaries: stale reads break linearizability, skipped refreshes break
-            // serializability; each checker must say so.
-            register.workload = Workload::Register;
-            let mut canary = register.options("partition")?;
-            canary.unsafe_stale_reads = true;
-            canary.expect_invalid = true;
-            runs.push(canary);
-            let mut canary = lists.options("none")?;
-            canary.unsafe_skip_refresh = true;
-            canary.expect_invalid = true;
-            runs.push(canary);
+            // serializability, a missing uncertainty window breaks real-time order under
+            // clock skew; each checker must say so.
+            let mut canaries = vec![
+                (Workload::Register, "partition", Unsafe::StaleReads),
+                (Workload::ListAppend, "none", Unsafe::SkipRefresh),
+            ];
+            if full {
+                canaries.push((Workload::G2, "none", Unsafe::SkipRefresh));
+                canaries.push((Workload::Sequential, "clock-bump", Unsafe::NoUncertainty));
+            }
+            for (workload, spec, mode) in canaries.into_iter().filter(|c| wanted(&c.0)) {
+                let mut canary = Common { workload, ..common.clone() }.options(spec)?;
+                canary.unsafe_mode = Some(mode);
+                canary.expect_invalid = true;
+                runs.push(canary);
+            }
             Plans::Runs(runs)
         }
         Command::Check { history } => Plans::Check(history),
@@ -312,27 +323,10 @@ fn check(path: &PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let valid = match run::workload_of(&ops) {
-        Workload::Register => {
-            let verdict = register::check(&ops, Duration::from_secs(60));
-            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
-            verdict.valid()
-        }
-        Workload::ListAppend => {
-            let verdict = list_append::check(&ops);
-            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
-            verdict.valid()
-        }
-        Workload::Bank | Workload::BankTables => {
-            let verdict = bank::check(&ops, ACCOUNTS, INITIAL);
-            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
-            verdict.valid()
-        }
-        Workload::Set => {
-            let verdict = set::check(&ops);
-            println!("{}", serde_json::to_string_pretty(&verdict).unwrap_or_default());
-            verdict.valid()
-        }
-    };
+    let workload = run::workload_of(&ops);
+    let checked = shoal_jepsen::run_check::check(workload, &ops, Duration::from_secs(60), None);
+    println!("{}", serde_json::to_string_pretty(&checked.verdict).unwrap_or_default());
+    println!("{} history: {}; {}", workload.name(), checked.checker, checked.scope);
+    let valid = checked.valid;
     if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }

@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::checker::register::{self, KeyResult};
-use crate::checker::{bank, list_append, set};
-use crate::cluster::{Cluster, ClusterOptions, NetworkMode};
+use crate::cluster::{Cluster, ClusterOptions, NetworkMode, Unsafe};
 use crate::history::Op;
 use crate::workload::{KeySpace, Recorder, WorkloadOptions};
 use crate::workload_bank::{self, Layout};
-use crate::{history, nemesis, report, sql, workload, workload_list_append, workload_set};
+use crate::{
+    history, nemesis, run_check, sql, workload, workload_g2, workload_list_append,
+    workload_monotonic, workload_sequential, workload_set,
+};
 
 /// What the clients do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,6 +43,14 @@ pub enum Workload {
     BankTables,
     /// Unique inserts into a table, then one final read: nothing acknowledged lost.
     Set,
+    /// Increments stamped with `cluster_logical_timestamp()`: values rise with commit
+    /// timestamps and in real-time order.
+    Monotonic,
+    /// Subkeys written in order on different ranges, read back in reverse: no later subkey
+    /// seen without the earlier ones.
+    Sequential,
+    /// Pairs of inserts guarded by predicate reads on two tables: no write skew (G2).
+    G2,
 }
 
 impl Workload {
@@ -53,7 +62,44 @@ impl Workload {
             Workload::Bank => "bank",
             Workload::BankTables => "bank-tables",
             Workload::Set => "set",
+            Workload::Monotonic => "monotonic",
+            Workload::Sequential => "sequential",
+            Workload::G2 => "g2",
         }
+    }
+
+    /// The SQL statements that prepare the workload's tables and where its keys live; None
+    /// for the KV register.
+    fn sql_setup(self) -> Option<(Vec<String>, KeySpace)> {
+        Some(match self {
+            Workload::Register => return None,
+            Workload::ListAppend => (
+                workload_list_append::setup_statements(),
+                KeySpace::SqlTable(workload_list_append::TABLE),
+            ),
+            Workload::Bank => (
+                workload_bank::setup_statements(Layout::OneTable),
+                KeySpace::SqlTable(workload_bank::TABLE),
+            ),
+            Workload::BankTables => (
+                workload_bank::setup_statements(Layout::TablePerAccount),
+                KeySpace::SqlTablePerKey(workload_bank::TABLE_PREFIX),
+            ),
+            Workload::Set => {
+                (workload_set::setup_statements(), KeySpace::SqlTable(workload_set::TABLE))
+            }
+            Workload::Monotonic => (
+                workload_monotonic::setup_statements(),
+                KeySpace::SqlTable(workload_monotonic::TABLE),
+            ),
+            Workload::Sequential => (
+                workload_sequential::setup_statements(),
+                KeySpace::SqlTable(workload_sequential::FIRST_TABLE),
+            ),
+            Workload::G2 => {
+                (workload_g2::setup_statements(), KeySpace::SqlTable(workload_g2::TABLE_A))
+            }
+        })
     }
 
     fn bank_layout(self) -> Option<Layout> {
@@ -82,10 +128,8 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// The seed (printed; rerun with it to repeat the schedule of choices).
     pub seed: u64,
-    /// Start the nodes with `--unsafe-stale-reads`.
-    pub unsafe_stale_reads: bool,
-    /// Start the nodes with `--unsafe-skip-refresh`.
-    pub unsafe_skip_refresh: bool,
+    /// The unsafe test hook the nodes start with, if any.
+    pub unsafe_mode: Option<Unsafe>,
     /// The run passes only if the checker finds a violation.
     pub expect_invalid: bool,
     /// The `shoal` binary.
@@ -109,29 +153,30 @@ pub struct RunResult {
     pub dir: PathBuf,
 }
 
-/// Violation pages written per run.
-const MAX_PAGES: usize = 10;
-
 impl Workload {
     /// Fewest `ok` operations a run must have to count (an idle run proves nothing). Bank
     /// transfers contend for eight accounts and restart each other (Shoal has no locking
     /// reads yet), so a 30 s bank run completes fewer of them.
     fn min_ok_ops(self) -> usize {
         match self {
-            Workload::Register | Workload::ListAppend | Workload::Set => 50,
-            Workload::Bank | Workload::BankTables => 30,
+            Workload::Register
+            | Workload::ListAppend
+            | Workload::Set
+            | Workload::Sequential
+            | Workload::G2 => 50,
+            // Every increment conflicts with every other.
+            Workload::Bank | Workload::BankTables | Workload::Monotonic => 30,
         }
     }
 }
 
 /// Runs once.
 pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
-    let unsafe_mode = options.unsafe_stale_reads || options.unsafe_skip_refresh;
     let name = format!(
         "{}-{}{}-{}",
         options.workload.name(),
         options.nemesis.replace('+', "-and-"),
-        if unsafe_mode { "-unsafe" } else { "" },
+        if options.unsafe_mode.is_some() { "-unsafe" } else { "" },
         options.seed
     );
     let dir = options.store.join(&name);
@@ -148,32 +193,14 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     let cluster_options = ClusterOptions {
         shoal: options.shoal.clone(),
         nodes: options.nodes,
-        unsafe_stale_reads: options.unsafe_stale_reads,
-        unsafe_skip_refresh: options.unsafe_skip_refresh,
+        unsafe_mode: options.unsafe_mode,
         network: options.network,
     };
     let mut cluster = Cluster::start(&dir, cluster_options).await?;
     let hosts: Vec<String> = cluster.nodes.iter().map(|n| n.http.clone()).collect();
-    let (recorder, timeout) = match options.workload {
-        Workload::Register => (Recorder::new(), Duration::from_secs(2)),
-        workload => {
-            let (statements, keys) = match workload.bank_layout() {
-                None if workload == Workload::Set => {
-                    (workload_set::setup_statements(), KeySpace::SqlTable(workload_set::TABLE))
-                }
-                None => (
-                    workload_list_append::setup_statements(),
-                    KeySpace::SqlTable(workload_list_append::TABLE),
-                ),
-                Some(Layout::OneTable) => (
-                    workload_bank::setup_statements(Layout::OneTable),
-                    KeySpace::SqlTable(workload_bank::TABLE),
-                ),
-                Some(Layout::TablePerAccount) => (
-                    workload_bank::setup_statements(Layout::TablePerAccount),
-                    KeySpace::SqlTablePerKey(workload_bank::TABLE_PREFIX),
-                ),
-            };
+    let (recorder, timeout) = match options.workload.sql_setup() {
+        None => (Recorder::new(), Duration::from_secs(2)),
+        Some((statements, keys)) => {
             sql::setup(&cluster.http, &hosts, &statements).await?;
             let timeout = Duration::from_millis(sql::SQL_TIMEOUT_MS) + Duration::from_secs(1);
             (Recorder::over(keys), timeout)
@@ -198,6 +225,13 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
             tokio::spawn(workload_bank::run(layout, workload_options, recorder.clone(), until))
         }
         Workload::Set => tokio::spawn(workload_set::run(workload_options, recorder.clone(), until)),
+        Workload::Monotonic => {
+            tokio::spawn(workload_monotonic::run(workload_options, recorder.clone(), until))
+        }
+        Workload::Sequential => {
+            tokio::spawn(workload_sequential::run(workload_options, recorder.clone(), until))
+        }
+        Workload::G2 => tokio::spawn(workload_g2::run(workload_options, recorder.clone(), until)),
     };
     let report = nemesis::run(
         &options.nemesis,
@@ -209,9 +243,16 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     )
     .await;
     workload.await.map_err(|e| format!("the workload panicked: {e}"))?;
-    if options.workload == Workload::Set && report.is_ok() {
+    if report.is_ok() {
         // After the heal, before the nodes go: a process number no worker reaches.
-        workload_set::final_read(&cluster.http, &hosts, &recorder, 1 << 40).await?;
+        let (http, reader) = (&cluster.http, 1 << 40);
+        match options.workload {
+            Workload::Set => workload_set::final_read(http, &hosts, &recorder, reader).await?,
+            Workload::Monotonic => {
+                workload_monotonic::final_read(http, &hosts, &recorder, reader).await?
+            }
+            _ => {}
+        }
     }
     let network = if cluster.uses_namespaces() { "namespaces" } else { "loopback" };
     drop(cluster); // kills the nodes, removes the stores and the namespaces
@@ -221,12 +262,9 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     let ops = recorder.history();
     let mut file = std::fs::File::create(dir.join("history.jsonl")).map_err(|e| e.to_string())?;
     history::write_jsonl(&ops, &mut file).map_err(|e| e.to_string())?;
-    let checked = match options.workload {
-        Workload::Register => check_register(&ops, options.check_budget, &dir)?,
-        Workload::ListAppend => check_list_append(&ops, &dir)?,
-        Workload::Bank | Workload::BankTables => check_bank(&ops, &dir)?,
-        Workload::Set => check_set(&ops, &dir)?,
-    };
+    let checked = run_check::check(options.workload, &ops, options.check_budget, Some(&dir));
+    let verdict = serde_json::to_string_pretty(&checked.verdict).unwrap_or_default();
+    std::fs::write(dir.join("verdict.json"), verdict).map_err(|e| e.to_string())?;
 
     let mut problems = report.problems;
     let min_ok_ops = options.workload.min_ok_ops();
@@ -253,133 +291,22 @@ pub async fn run(options: &RunOptions) -> Result<RunResult, String> {
     Ok(RunResult { passed, summary, dir })
 }
 
-/// What a checker concluded, in the terms a run reports.
-struct Checked {
-    /// No anomaly, and the history was complete enough to check.
-    valid: bool,
-    /// An anomaly was found (what an unsafe canary needs).
-    violation: bool,
-    /// Operations checked, and how many of them were ok.
-    ops: usize,
-    ok_ops: usize,
-    /// What the check covered ("on 12 keys").
-    scope: String,
-    /// The checker's one-line conclusion.
-    checker: String,
-}
-
-fn write_verdict(dir: &Path, verdict: &impl serde::Serialize) -> Result<(), String> {
-    let json = serde_json::to_string_pretty(verdict).unwrap_or_default();
-    std::fs::write(dir.join("verdict.json"), json).map_err(|e| e.to_string())
-}
-
-fn check_register(ops: &[Op], budget: Duration, dir: &Path) -> Result<Checked, String> {
-    let verdict = register::check(ops, budget);
-    write_verdict(dir, &verdict)?;
-    // A timeline for the first few bad keys; the verdict lists them all.
-    for (key, (key_ops, result)) in verdict.invalid.iter().take(MAX_PAGES) {
-        if let KeyResult::Invalid { longest_prefix, stuck } = result {
-            let page = report::violation_page(*key, key_ops, longest_prefix, *stuck);
-            let _ = std::fs::write(dir.join(format!("violation-key-{key}.html")), page);
-        }
-    }
-    let checker = if verdict.valid() {
-        "linearizable".to_string()
-    } else if !verdict.invalid.is_empty() {
-        let keys: Vec<_> = verdict.invalid.keys().take(5).collect();
-        let more = verdict.invalid.len().saturating_sub(keys.len());
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
-        format!("NOT linearizable (keys {keys:?}{more})")
-    } else if !verdict.unknown.is_empty() {
-        format!("unknown: the search ran out of time on keys {:?}", verdict.unknown)
-    } else {
-        format!("malformed history: {:?}", verdict.malformed)
-    };
-    Ok(Checked {
-        valid: verdict.valid(),
-        violation: !verdict.invalid.is_empty(),
-        ops: verdict.ops,
-        ok_ops: verdict.ok_ops,
-        scope: format!("on {} keys", verdict.keys),
-        checker,
-    })
-}
-
-fn check_list_append(ops: &[Op], dir: &Path) -> Result<Checked, String> {
-    let verdict = list_append::check(ops);
-    write_verdict(dir, &verdict)?;
-    let checker = if verdict.valid() {
-        "serializable (no anomaly)".to_string()
-    } else if !verdict.anomalies.is_empty() {
-        let found: Vec<String> =
-            verdict.anomalies.iter().map(|(name, a)| format!("{name} ×{}", a.len())).collect();
-        let first = verdict.anomalies.values().flatten().next().map(|a| a.explanation.clone());
-        format!("ANOMALIES {} (first: {})", found.join(", "), first.unwrap_or_default())
-    } else {
-        format!("malformed history: {:?}", verdict.malformed)
-    };
-    Ok(Checked {
-        valid: verdict.valid(),
-        violation: verdict.anomalies.keys().any(|name| *name != "duplicate-appends"),
-        ops: verdict.txns,
-        ok_ops: verdict.ok_txns,
-        scope: format!(
-            "{} transactions and {} edges in the graph",
-            verdict.graph_txns, verdict.graph_edges
-        ),
-        checker,
-    })
-}
-
-fn check_set(ops: &[Op], dir: &Path) -> Result<Checked, String> {
-    let verdict = set::check(ops);
-    write_verdict(dir, &verdict)?;
-    let checker = if verdict.valid() {
-        format!("every acknowledged add present ({} recovered from unknown)", verdict.recovered)
-    } else if !verdict.lost.is_empty() || !verdict.unexpected.is_empty() {
-        format!("LOST {:?}, UNEXPECTED {:?}", verdict.lost, verdict.unexpected)
-    } else {
-        format!("malformed history: {:?}", verdict.malformed)
-    };
-    Ok(Checked {
-        valid: verdict.valid(),
-        violation: !verdict.lost.is_empty() || !verdict.unexpected.is_empty(),
-        ops: verdict.adds,
-        ok_ops: verdict.ok_adds,
-        scope: format!("{} in the final read", verdict.read),
-        checker,
-    })
-}
-
-fn check_bank(ops: &[Op], dir: &Path) -> Result<Checked, String> {
-    let verdict = bank::check(ops, workload_bank::ACCOUNTS, workload_bank::INITIAL);
-    write_verdict(dir, &verdict)?;
-    let checker = if verdict.valid() {
-        "money conserved, no negative balance".to_string()
-    } else if let Some(bad) = verdict.bad_reads.first() {
-        format!("{} BAD READS (first: op {}: {})", verdict.bad_read_count, bad.index, bad.problem)
-    } else {
-        format!("malformed history: {:?}", verdict.malformed)
-    };
-    Ok(Checked {
-        valid: verdict.valid(),
-        violation: verdict.bad_read_count > 0,
-        ops: verdict.ops,
-        ok_ops: verdict.ok_ops,
-        scope: format!("{} reads", verdict.reads),
-        checker,
-    })
-}
-
-/// Which workload a saved history came from: transactions are list-append, transfers bank
-/// (either layout: the history is the same).
+/// Which workload a saved history came from, by the operations in it: transactions are
+/// list-append, transfers bank (either layout: the history is the same), and so on.
 pub fn workload_of(ops: &[Op]) -> Workload {
+    let has = |f: &str| ops.iter().any(|op| op.f == f);
     if ops.iter().any(|op| op.f == "txn" && !matches!(op.value, Value::String(_))) {
         Workload::ListAppend
-    } else if ops.iter().any(|op| op.f == "transfer") {
+    } else if has("transfer") {
         Workload::Bank
-    } else if ops.iter().any(|op| op.f == "add") {
+    } else if has("add") {
         Workload::Set
+    } else if has("inc") {
+        Workload::Monotonic
+    } else if has("insert") {
+        Workload::G2
+    } else if ops.iter().any(|op| op.f == "read" && op.value[1].is_array()) {
+        Workload::Sequential
     } else {
         Workload::Register
     }

@@ -18,7 +18,13 @@
 
 use serde_json::{Value, json};
 
-use crate::workload::Outcome;
+use std::time::{Duration, Instant};
+
+use crate::history::{OpType, Process};
+use crate::workload::{Outcome, Recorder};
+
+/// How long a final read may keep trying while the healed cluster recovers.
+const FINAL_READ_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How long the node may spend on one request before it gives up (57014).
 pub const SQL_TIMEOUT_MS: u64 = 5_000;
@@ -92,4 +98,41 @@ pub async fn setup(
         }
     }
     Ok(())
+}
+
+/// A workload's final read, as process `process`, once the nemesis has healed the cluster:
+/// runs `statement` on every node in turn until one answers, and records the attempts, the
+/// successful one as an ok `read` whose value is `shape` of its rows.
+pub async fn final_read(
+    client: &reqwest::Client,
+    hosts: &[String],
+    recorder: &Recorder,
+    process: u64,
+    statement: &str,
+    shape: impl Fn(Vec<Value>) -> Value,
+) -> Result<(), String> {
+    let deadline = Instant::now() + FINAL_READ_DEADLINE;
+    let statement = (statement.to_string(), Vec::new());
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        for host in hosts {
+            let p = Process::Client(process);
+            let node = Some(host.clone());
+            recorder.record(p, OpType::Invoke, "read", Value::Null, node.clone(), None);
+            match transaction(client, host, std::slice::from_ref(&statement)).await {
+                Ok(results) => {
+                    let rows = results[0]["rows"].as_array().cloned().unwrap_or_default();
+                    recorder.record(p, OpType::Ok, "read", shape(rows), node, None);
+                    return Ok(());
+                }
+                Err(Outcome::Fail(e) | Outcome::Info(e)) => {
+                    recorder.record(p, OpType::Fail, "read", Value::Null, node, Some(e.clone()));
+                    last = e;
+                }
+                Err(Outcome::Ok(_)) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(format!("the final read found no node to answer within 60 s: {last}"))
 }

@@ -10,17 +10,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::history::{OpType, Process};
 use crate::workload::{Generate, Outcome, Perform, Recorder, WorkloadOptions, drive};
 
 /// The table.
 pub const TABLE: &str = "sets";
-/// How long the final read may keep trying while the healed cluster recovers.
-const FINAL_READ_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The statements that create the table, split so that inserts spread over ranges.
 pub fn setup_statements() -> Vec<String> {
@@ -48,47 +45,16 @@ pub async fn run(options: WorkloadOptions, recorder: Recorder, until: Instant) {
     drive(&options, recorder, until, generate, perform).await;
 }
 
-/// The final read, as process `process`: tries every node in turn until one answers (the
-/// cluster has just been healed), recording the attempt that succeeded.
+/// The final read, as process `process`, after the heal (see [`crate::sql::final_read`]):
+/// the list of every element.
 pub async fn final_read(
     client: &reqwest::Client,
     hosts: &[String],
     recorder: &Recorder,
     process: u64,
 ) -> Result<(), String> {
-    let deadline = Instant::now() + FINAL_READ_DEADLINE;
-    let statement = (format!("SELECT v FROM {TABLE}"), Vec::new());
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        for host in hosts {
-            let p = Process::Client(process);
-            recorder.record(p, OpType::Invoke, "read", Value::Null, Some(host.clone()), None);
-            match crate::sql::transaction(client, host, std::slice::from_ref(&statement)).await {
-                Ok(results) => {
-                    let values: Vec<Value> = results[0]["rows"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|row| row[0].clone())
-                        .collect();
-                    recorder.record(p, OpType::Ok, "read", json!(values), Some(host.clone()), None);
-                    return Ok(());
-                }
-                Err(Outcome::Fail(e) | Outcome::Info(e)) => {
-                    recorder.record(
-                        p,
-                        OpType::Fail,
-                        "read",
-                        Value::Null,
-                        Some(host.clone()),
-                        Some(e.clone()),
-                    );
-                    last = e;
-                }
-                Err(Outcome::Ok(_)) => {}
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(format!("the final read found no node to answer within 60 s: {last}"))
+    let statement = format!("SELECT v FROM {TABLE}");
+    let elements =
+        |rows: Vec<Value>| Value::Array(rows.into_iter().map(|row| row[0].clone()).collect());
+    crate::sql::final_read(client, hosts, recorder, process, &statement, elements).await
 }

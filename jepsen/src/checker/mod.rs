@@ -5,11 +5,18 @@
 //! - [`list_append`]: Elle's dependency-cycle search over list-append transactions.
 //! - [`bank`]: money is conserved and never negative in every read.
 //! - [`set`]: every acknowledged insert is in the final read, and nothing else.
+//! - [`monotonic`]: read-then-insert increments form one chain of vals, agreeing with commit
+//!   timestamps and real time, with nothing lost, duplicated or skipped.
+//! - [`sequential`]: subkeys written one after another are never seen out of order.
+//! - [`g2`]: at most one of two predicate-guarded inserts per key succeeds (no write skew).
 
 pub mod bank;
+pub mod g2;
 pub mod linear;
 pub mod list_append;
+pub mod monotonic;
 pub mod register;
+pub mod sequential;
 pub mod set;
 
 #[cfg(test)]
