@@ -73,9 +73,6 @@ pub enum Unsafe {
     /// `--unsafe-skip-refresh`: transactions commit above their reads unchecked (not
     /// serializable).
     SkipRefresh,
-    /// `--unsafe-no-uncertainty`: transactions have no uncertainty window (under clock skew
-    /// they miss writes that finished before they began).
-    NoUncertainty,
 }
 
 impl Unsafe {
@@ -84,7 +81,6 @@ impl Unsafe {
         match self {
             Unsafe::StaleReads => "--unsafe-stale-reads",
             Unsafe::SkipRefresh => "--unsafe-skip-refresh",
-            Unsafe::NoUncertainty => "--unsafe-no-uncertainty",
         }
     }
 }

@@ -42,9 +42,6 @@ enum Command {
         /// Start the nodes with --unsafe-skip-refresh.
         #[arg(long, group = "unsafe")]
         unsafe_skip_refresh: bool,
-        /// Start the nodes with --unsafe-no-uncertainty.
-        #[arg(long, group = "unsafe")]
-        unsafe_no_uncertainty: bool,
         /// Pass only if the checker reports a violation.
         #[arg(long)]
         expect_invalid: bool,
@@ -228,14 +225,12 @@ fn plans(command: Command) -> Result<Plans, String> {
             nemesis,
             unsafe_stale_reads,
             unsafe_skip_refresh,
-            unsafe_no_uncertainty,
             expect_invalid,
         } => {
             let mut options = common.options(&nemesis)?;
             options.unsafe_mode = [
                 (unsafe_stale_reads, Unsafe::StaleReads),
                 (unsafe_skip_refresh, Unsafe::SkipRefresh),
-                (unsafe_no_uncertainty, Unsafe::NoUncertainty),
             ]
             .into_iter()
             .find_map(|(on, mode)| on.then_some(mode));
@@ -268,15 +263,13 @@ fn plans(command: Command) -> Result<Plans, String> {
                 }
             }
             // The canaries: stale reads break linearizability, skipped refreshes break
-            // serializability, a missing uncertainty window breaks real-time order under
-            // clock skew; each checker must say so.
+            // serializability; each checker must say so.
             let mut canaries = vec![
                 (Workload::Register, "partition", Unsafe::StaleReads),
                 (Workload::ListAppend, "none", Unsafe::SkipRefresh),
             ];
             if full {
                 canaries.push((Workload::G2, "none", Unsafe::SkipRefresh));
-                canaries.push((Workload::Sequential, "clock-bump", Unsafe::NoUncertainty));
             }
             for (workload, spec, mode) in canaries.into_iter().filter(|c| wanted(&c.0)) {
                 let mut canary = Common { workload, ..common.clone() }.options(spec)?;

@@ -16,20 +16,12 @@ pub struct KvClient {
     /// TESTING ONLY, UNSAFE: transactions skip read refresh (see
     /// [`KvClient::with_unsafe_skip_refresh`]).
     pub(crate) unsafe_skip_refresh: bool,
-    /// TESTING ONLY, UNSAFE: transactions have no uncertainty window (see
-    /// [`KvClient::with_unsafe_no_uncertainty`]).
-    pub(crate) unsafe_no_uncertainty: bool,
 }
 
 impl KvClient {
     /// Wraps a [`DistSender`]; `clock` (the node's) gives transactions their timestamps.
     pub fn new(sender: DistSender, clock: Arc<Clock>) -> Self {
-        KvClient {
-            sender: Arc::new(sender),
-            clock,
-            unsafe_skip_refresh: false,
-            unsafe_no_uncertainty: false,
-        }
+        KvClient { sender: Arc::new(sender), clock, unsafe_skip_refresh: false }
     }
 
     /// TESTING ONLY, UNSAFE: with `on`, a transaction whose timestamp moved commits at the
@@ -38,15 +30,6 @@ impl KvClient {
     /// list-append checker catches exactly that.
     pub fn with_unsafe_skip_refresh(mut self, on: bool) -> Self {
         self.unsafe_skip_refresh = on;
-        self
-    }
-
-    /// TESTING ONLY, UNSAFE: with `on`, a transaction's uncertainty window is empty: it reads
-    /// at its timestamp whatever values a node with a faster clock wrote just above it, even
-    /// values written before it began, which breaks real-time order under clock skew. It
-    /// exists so the Jepsen harness can show its sequential checker catches that.
-    pub fn with_unsafe_no_uncertainty(mut self, on: bool) -> Self {
-        self.unsafe_no_uncertainty = on;
         self
     }
 

@@ -122,12 +122,7 @@ impl KvClient {
         let txn = Transaction {
             meta: TxnMeta { id, anchor: Key::MIN, epoch: 0, write_ts: now, priority },
             read_ts: now,
-            // UNSAFE when zero: values written by a node whose clock runs ahead are missed.
-            uncertainty_limit: if self.unsafe_no_uncertainty {
-                now
-            } else {
-                now.add_duration(self.clock.max_offset())
-            },
+            uncertainty_limit: now.add_duration(self.clock.max_offset()),
             observed: Vec::new(),
         };
         Txn {

@@ -375,12 +375,8 @@ impl Server {
         ident::write_peers(inner.engine.as_ref(), &peers.values().cloned().collect::<Vec<_>>())?;
         let sender = Arc::new(RpcNodeSender::new(inner.rpc.clone(), &store));
         let meta = DistSender::new(ident.meta_range.clone(), sender);
-        let hooks = inner.config.test_hooks.as_ref();
-        let skip_refresh = hooks.is_some_and(|h| h.unsafe_skip_refresh);
-        let no_uncertainty = hooks.is_some_and(|h| h.unsafe_no_uncertainty);
-        let kv = KvClient::new(meta, inner.clock.clone())
-            .with_unsafe_skip_refresh(skip_refresh)
-            .with_unsafe_no_uncertainty(no_uncertainty);
+        let skip_refresh = inner.config.test_hooks.as_ref().is_some_and(|h| h.unsafe_skip_refresh);
+        let kv = KvClient::new(meta, inner.clock.clone()).with_unsafe_skip_refresh(skip_refresh);
         let gossip = Gossip::new(ident.node_id, inner.config.liveness_timeout);
         let sessions = crate::http_txn::TxnSessions::default();
         let sql = shoal_sql::SqlEngine::new(kv.clone(), ident.node_id);

@@ -46,9 +46,6 @@ pub struct TestHooks {
     /// Transactions started on this node skip read refresh (serializability broken on
     /// purpose; see `KvClient::with_unsafe_skip_refresh`).
     pub unsafe_skip_refresh: bool,
-    /// Transactions started on this node have no uncertainty window (real-time order broken
-    /// under clock skew on purpose; see `KvClient::with_unsafe_no_uncertainty`).
-    pub unsafe_no_uncertainty: bool,
 }
 
 /// The test routes, added to the node's router when hooks are enabled.

@@ -121,11 +121,6 @@ pub struct StartArgs {
     /// are not serializable (proves the Jepsen list-append checker catches it).
     #[arg(long, requires = "enable_test_hooks")]
     pub unsafe_skip_refresh: bool,
-    /// TESTING ONLY, UNSAFE: transactions coordinated by this node have no uncertainty
-    /// window, so under clock skew they may miss writes that finished before they began
-    /// (proves the Jepsen sequential checker catches it).
-    #[arg(long, requires = "enable_test_hooks")]
-    pub unsafe_no_uncertainty: bool,
 }
 
 /// The node to talk to.

@@ -43,14 +43,12 @@ pub async fn run(args: StartArgs) -> Result<(), String> {
         tracing::warn!(
             unsafe_stale_reads = args.unsafe_stale_reads,
             unsafe_skip_refresh = args.unsafe_skip_refresh,
-            unsafe_no_uncertainty = args.unsafe_no_uncertainty,
             "test hooks are enabled: this node must not hold data anyone cares about"
         );
         config.test_hooks = Some(TestHooks {
             clock: physical,
             unsafe_stale_reads: args.unsafe_stale_reads,
             unsafe_skip_refresh: args.unsafe_skip_refresh,
-            unsafe_no_uncertainty: args.unsafe_no_uncertainty,
         });
     }
     let server = Server::bind(config, Arc::new(clock)).await.map_err(|e| e.to_string())?;
