@@ -225,7 +225,7 @@ fn check_g2(ops: &[Op]) -> Checked {
     } else if verdict.malformed.is_empty() {
         format!(
             "G2: {} keys with two inserts, {} phantom reads",
-            verdict.g2.len(),
+            verdict.skewed_keys,
             verdict.phantom.len()
         )
     } else {

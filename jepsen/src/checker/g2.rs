@@ -86,6 +86,8 @@ pub struct Verdict {
     /// Keys with two or more acknowledged inserts: both outcomes known, where write skew could
     /// show.
     pub contended_keys: usize,
+    /// How many keys had more than one insert insert its row.
+    pub skewed_keys: usize,
     /// Keys where more than one insert inserted its row (the first 100).
     pub g2: Vec<SkewedKey>,
     /// Keys where an insert saw a row that no committed or uncertain insert wrote (the first
@@ -196,6 +198,7 @@ pub fn check(history: &[Op]) -> Verdict {
             verdict.contended_keys += 1;
         }
         if outcomes.inserted.len() > 1 {
+            verdict.skewed_keys += 1;
             note(&mut verdict.g2, SkewedKey { key, inserted: outcomes.inserted });
         } else if !outcomes.saw_a_row.is_empty()
             && outcomes.inserted.is_empty()
@@ -331,7 +334,7 @@ mod tests {
             verdict.g2,
             [SkewedKey { key: 2, inserted: vec![insert("a", 20), insert("b", 21)] }]
         );
-        assert_eq!((verdict.inserted, verdict.contended_keys), (3, 2));
+        assert_eq!((verdict.inserted, verdict.contended_keys, verdict.skewed_keys), (3, 2, 1));
     }
 
     #[test]
