@@ -40,10 +40,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::checker::note;
 use crate::history::{Op, OpType, Process};
-
-/// How many examples each list of problems keeps: enough to diagnose, bounded for long runs.
-const EXAMPLES: usize = 100;
 
 /// One insert: which table and which row id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,13 +206,6 @@ pub fn check(history: &[Op]) -> Verdict {
         }
     }
     verdict
-}
-
-/// Keeps the first [`EXAMPLES`] items of a list of problems.
-fn note<T>(list: &mut Vec<T>, item: T) {
-    if list.len() < EXAMPLES {
-        list.push(item);
-    }
 }
 
 /// `[k, "a"|"b", id]` → the key and the insert.

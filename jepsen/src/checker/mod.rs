@@ -23,3 +23,14 @@ pub mod set;
 mod list_append_tests;
 #[cfg(test)]
 mod tests;
+
+/// How many examples each of a verdict's lists of problems keeps: enough to diagnose, bounded
+/// for long runs (counters give the totals).
+pub const EXAMPLES: usize = 100;
+
+/// Appends `item` to a verdict's list of problems unless it holds [`EXAMPLES`] already.
+pub(crate) fn note<T>(list: &mut Vec<T>, item: T) {
+    if list.len() < EXAMPLES {
+        list.push(item);
+    }
+}

@@ -45,10 +45,8 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
+use crate::checker::{EXAMPLES, note};
 use crate::history::{Op, OpType, Process};
-
-/// How many examples each list of problems keeps: enough to diagnose, bounded for long runs.
-const EXAMPLES: usize = 100;
 
 /// How many members of one group of duplicates a message names.
 const DUPLICATES_NAMED: usize = 10;
@@ -280,13 +278,6 @@ pub fn check(history: &[Op]) -> Verdict {
     gaps(&rows, &mut verdict);
     timestamp_order(rows, &mut verdict);
     verdict
-}
-
-/// Keeps the first [`EXAMPLES`] items of a list of problems.
-fn note<T>(list: &mut Vec<T>, item: T) {
-    if list.len() < EXAMPLES {
-        list.push(item);
-    }
 }
 
 fn describe_inc(inc: &OkInc) -> String {

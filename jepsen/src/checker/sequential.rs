@@ -39,13 +39,11 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::checker::note;
 use crate::history::{Op, OpType, Process};
 
 /// How many subkeys a logical key has: the workload writes tables `seq_0` to `seq_4`.
 pub const SUBKEYS: usize = 5;
-
-/// How many examples each list of problems keeps: enough to diagnose, bounded for long runs.
-const EXAMPLES: usize = 100;
 
 /// One read that broke an invariant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -179,13 +177,6 @@ pub fn check(history: &[Op]) -> Verdict {
         }
     }
     verdict
-}
-
-/// Keeps the first [`EXAMPLES`] items of a list of problems.
-fn note<T>(list: &mut Vec<T>, item: T) {
-    if list.len() < EXAMPLES {
-        list.push(item);
-    }
 }
 
 /// The key of `[k, ...]`.
