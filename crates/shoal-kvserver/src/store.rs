@@ -1,6 +1,7 @@
 //! A store: one engine, its group-commit log writer, and every range replica on it.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -276,6 +277,12 @@ pub struct Store {
     clock: Arc<Clock>,
     descriptors: Descriptors,
     replicas: RwLock<HashMap<u64, Arc<RangeReplica>>>,
+    /// Set by [`Store::shutdown`] while it holds the `replicas` write lock: from then on no
+    /// replica joins the map. A replica started after the drain (the right-hand side of a
+    /// split applied during shutdown, say) would otherwise run on, unowned: it keeps
+    /// heartbeating its peers over the transport as their leader while its node serves
+    /// nothing, and they never elect a leader that can.
+    stopped: AtomicBool,
     metrics: StoreMetrics,
     /// Serializes creating a learner replica and destroying a removed one.
     lifecycle: tokio::sync::Mutex<()>,
@@ -311,6 +318,7 @@ impl Store {
                 clock,
                 descriptors,
                 replicas: RwLock::default(),
+                stopped: AtomicBool::new(false),
                 metrics,
                 lifecycle: tokio::sync::Mutex::new(()),
             }
@@ -365,8 +373,17 @@ impl Store {
                 }
                 Ok::<_, KvError>(())
             };
-            if let Err(e) = started.await {
-                tracing::error!(range_id, "starting the right-hand range of a split failed: {e}");
+            match started.await {
+                Ok(()) => {}
+                // The store shut down meanwhile: on restart the replica starts from the
+                // descriptor recorded with the split and catches up from its peers.
+                Err(_) if self.stopped.load(Ordering::Acquire) => {}
+                Err(e) => {
+                    tracing::error!(
+                        range_id,
+                        "starting the right-hand range of a split failed: {e}"
+                    )
+                }
             }
         });
     }
@@ -452,6 +469,9 @@ impl Store {
         if let Ok(running) = self.replica(descriptor.range_id) {
             return Ok(running);
         }
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(store_stopped());
+        }
         let replica_id = self.local_replica_id(&descriptor)?;
         self.descriptors
             .write()
@@ -487,8 +507,16 @@ impl Store {
             },
             self.metrics.clone(),
         ));
-        self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(range_id, range.clone());
-        Ok(range)
+        {
+            let mut replicas = self.replicas.write().unwrap_or_else(|p| p.into_inner());
+            if !self.stopped.load(Ordering::Acquire) {
+                replicas.insert(range_id, range.clone());
+                return Ok(range);
+            }
+        }
+        // The store shut down while this group started: stop it, or it runs on unowned.
+        let _ = range.raft().shutdown().await;
+        Err(store_stopped())
     }
 
     /// Returns this store's replica id in `descriptor`'s range: the one recorded when the
@@ -698,15 +726,14 @@ impl Store {
             .map_err(|e| KvError::Internal(format!("seeding the first ranges: {e}")))
     }
 
-    /// Stops every replica's Raft group.
+    /// Stops every replica's Raft group. Replicas that would start later (a split's right-hand
+    /// side, a learner being added) are refused: [`Store::add_replica`] fails from now on.
     pub async fn shutdown(&self) {
-        let replicas: Vec<_> = self
-            .replicas
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain()
-            .map(|(_, r)| r)
-            .collect();
+        let replicas: Vec<_> = {
+            let mut replicas = self.replicas.write().unwrap_or_else(|p| p.into_inner());
+            self.stopped.store(true, Ordering::Release);
+            replicas.drain().map(|(_, r)| r).collect()
+        };
         for replica in replicas {
             let _ = replica.raft().shutdown().await;
         }
@@ -772,4 +799,9 @@ impl Store {
             (*id != range_id && start < other_end && other_start < end).then_some(*id)
         })
     }
+}
+
+/// The error for a replica that would start on a store that has shut down.
+fn store_stopped() -> KvError {
+    KvError::Unavailable("the store is shutting down".into())
 }

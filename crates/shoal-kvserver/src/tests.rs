@@ -267,3 +267,29 @@ async fn a_snapshot_captured_before_a_split_is_refused_where_the_right_hand_rang
     let left = store.replica(RANGE).unwrap().descriptor();
     assert_eq!(store.snapshot_overlap(RANGE, &snapshot_of(&left.span())), None);
 }
+
+/// A replica that would start after its store shut down (the right-hand side of a split
+/// applied during shutdown) is refused, not left running unowned: such a replica went on
+/// heartbeating its peers as their leader while its node served nothing, and the range never
+/// elected a leader that could serve it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_shut_down_starts_no_more_replicas() {
+    let net = LocalNet::new();
+    let config = StoreConfig {
+        node_id: 1,
+        store_id: 1,
+        timers: RaftTimers::FAST,
+        scan_filters: Arc::new(shoal_api::scan_filter::NoScanFilters),
+    };
+    let store = Store::new(
+        config,
+        Arc::new(MemoryEngine::new()),
+        Arc::new(Clock::system().0),
+        net.transport(1),
+    );
+    store.shutdown().await;
+    let refused = store.add_replica(descriptor()).await;
+    assert!(matches!(refused, Err(KvError::Unavailable(_))), "{:?}", refused.map(|_| ()));
+    assert!(store.replica(RANGE).is_err(), "no replica runs on a stopped store");
+    assert!(store.replicas().is_empty());
+}
