@@ -19,6 +19,8 @@
 //! - **Bounded**: every call has a deadline; a peer that accepts and never answers costs its
 //!   callers their deadline and nobody else anything.
 //! - **Clocked**: each request and answer carries the sender's HLC reading (design §4).
+//! - **Broken circuits**: a peer that stops answering (partitioned, paused) is found by a
+//!   probe within seconds; calls to it then fail at once instead of at their deadlines.
 //! - **Faults**: [`Faults`] drops or delays messages to chosen peers, for tests.
 //!
 //! The payloads are opaque bytes: the layers above encode their own messages.
@@ -28,6 +30,7 @@
 //! TLS and authentication; flow control beyond the frame limit; cluster membership (the
 //! caller tells the endpoint where peers are with [`Rpc::set_address`]).
 
+mod breaker;
 mod error;
 mod faults;
 mod node;

@@ -33,6 +33,7 @@ use tarpc::tokio_serde::formats::Bincode;
 use tarpc::{client, context};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::breaker::{self, Breakers};
 use crate::faults::Faults;
 use crate::wire::{
     ANY_NODE, DeliverResult, Header, Lane, MAX_FRAME_BYTES, NodeService, NodeServiceClient, Payload,
@@ -56,12 +57,28 @@ pub struct RpcConfig {
     pub connect_timeout: Duration,
     /// The most messages in one batch.
     pub max_batch: usize,
+    /// A call unanswered this long makes the endpoint probe its peer (see `breaker`).
+    pub probe_after: Duration,
+    /// How long a probe waits for the peer's answer before the peer's breaker opens.
+    pub probe_timeout: Duration,
+    /// How often an open breaker probes its peer to close again.
+    pub probe_interval: Duration,
 }
 
 impl RpcConfig {
     /// Settings with defaults for `node_id` listening on `listen_addr`.
     pub fn new(node_id: u64, listen_addr: SocketAddr) -> Self {
-        RpcConfig { node_id, listen_addr, connect_timeout: Duration::from_secs(2), max_batch: 512 }
+        RpcConfig {
+            node_id,
+            listen_addr,
+            connect_timeout: Duration::from_secs(2),
+            max_batch: 512,
+            // A fresh connection and an empty call take a millisecond on a healthy network;
+            // seconds of slack keep a loaded peer from looking dead.
+            probe_after: Duration::from_secs(1),
+            probe_timeout: Duration::from_secs(2),
+            probe_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -72,20 +89,21 @@ pub struct Rpc {
 }
 
 /// What the peer tasks need; it holds no queue, so peer tasks end when the endpoint goes.
-struct Shared {
-    config: RpcConfig,
+pub(crate) struct Shared {
+    pub(crate) config: RpcConfig,
     /// This node's id: [`ANY_NODE`] until the node learns it (an uninitialized store).
     node_id: Arc<AtomicU64>,
     clock: Arc<Clock>,
     addresses: RwLock<HashMap<u64, SocketAddr>>,
     batches_sent: AtomicU64,
     messages_sent: AtomicU64,
+    faults: Faults,
+    pub(crate) breakers: Breakers,
 }
 
 struct Inner {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    faults: Faults,
     queues: Mutex<HashMap<(u64, Lane), mpsc::UnboundedSender<Outgoing>>>,
     accept_loop: tokio::task::JoinHandle<()>,
 }
@@ -149,14 +167,11 @@ impl Rpc {
             addresses: RwLock::default(),
             batches_sent: AtomicU64::new(0),
             messages_sent: AtomicU64::new(0),
-        };
-        let inner = Inner {
-            shared: Arc::new(shared),
-            local_addr,
             faults: Faults::default(),
-            queues: Mutex::default(),
-            accept_loop,
+            breakers: Breakers::default(),
         };
+        let inner =
+            Inner { shared: Arc::new(shared), local_addr, queues: Mutex::default(), accept_loop };
         Ok(Rpc { inner: Arc::new(inner) })
     }
 
@@ -186,41 +201,12 @@ impl Rpc {
         timeout: Duration,
     ) -> Result<Vec<u8>> {
         let shared = &self.inner.shared;
-        let unreachable = |reason: String| Error::NoAnswer { addr: addr.to_string(), reason };
-        let call = async {
-            let mut connecting = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
-            connecting.config_mut().max_frame_length(MAX_FRAME_BYTES);
-            let transport = connecting.await.map_err(|e| unreachable(e.to_string()))?;
-            no_delay(transport.get_ref());
-            let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
-            let now = shared.clock.now();
-            let header = Header {
-                from: shared.node_id.load(Ordering::Acquire),
-                to: ANY_NODE,
-                lane,
-                clock_wall: now.wall,
-                clock_logical: now.logical,
-            };
-            let mut ctx = context::current();
-            ctx.deadline = Instant::now() + timeout;
-            match client.deliver(ctx, header, vec![Payload(message)]).await {
-                Ok(Ok((answer, mut payloads))) if payloads.len() == 1 => {
-                    shared
-                        .clock
-                        .update(answer.clock())
-                        .map_err(|e| Error::Refused { node: answer.from, reason: e.to_string() })?;
-                    Ok(payloads.remove(0).0)
-                }
-                Ok(Ok(_)) => {
-                    Err(Error::Refused { node: ANY_NODE, reason: "answer count mismatch".into() })
-                }
-                Ok(Err(reason)) => Err(Error::Refused { node: ANY_NODE, reason }),
-                Err(e) => Err(unreachable(e.to_string())),
-            }
-        };
-        tokio::time::timeout(timeout, call)
-            .await
-            .unwrap_or_else(|_| Err(unreachable(format!("nothing within {timeout:?}"))))
+        let mut payloads =
+            call_once(shared, addr, ANY_NODE, lane, vec![Payload(message)], timeout).await?;
+        match payloads.len() {
+            1 => Ok(payloads.remove(0).0),
+            _ => Err(Error::Refused { node: ANY_NODE, reason: "answer count mismatch".into() }),
+        }
     }
 
     /// Returns how many batches and messages this endpoint has sent.
@@ -243,7 +229,13 @@ impl Rpc {
 
     /// Returns the fault injector of outgoing messages.
     pub fn faults(&self) -> &Faults {
-        &self.inner.faults
+        &self.inner.shared.faults
+    }
+
+    /// Returns whether node `to`'s circuit breaker is open: calls to it fail at once until a
+    /// probe gets an answer (see `breaker`).
+    pub fn breaker_open(&self, to: u64) -> bool {
+        self.inner.shared.breakers.is_open(to)
     }
 
     /// Sends `message` to node `to` on `lane` and waits for the reply, at most `timeout`.
@@ -254,7 +246,9 @@ impl Rpc {
         message: Vec<u8>,
         timeout: Duration,
     ) -> Result<Vec<u8>> {
-        let fault = self.inner.faults.get(to);
+        let shared = &self.inner.shared;
+        shared.breakers.check(to)?;
+        let fault = shared.faults.get(to);
         if fault.drop {
             return Err(Error::Unreachable {
                 node: to,
@@ -270,13 +264,7 @@ impl Rpc {
         queue
             .send(Outgoing { message, deadline, reply })
             .map_err(|_| Error::Connection { node: to, reason: "the peer queue stopped".into() })?;
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => {
-                Err(Error::Connection { node: to, reason: "the peer queue stopped".into() })
-            }
-            Err(_) => Err(Error::Timeout { node: to, after: timeout }),
-        }
+        await_answer(shared, to, answer, timeout).await
     }
 
     fn queue(&self, to: u64, lane: Lane) -> Result<mpsc::UnboundedSender<Outgoing>> {
@@ -301,6 +289,103 @@ impl Rpc {
         queues.insert((to, lane), tx.clone());
         Ok(tx)
     }
+}
+
+/// Waits for a call's answer, at most `timeout`. A call unanswered for `probe_after` probes
+/// its peer; a peer that does not answer the probe either has its breaker opened, and the call
+/// fails then rather than at its deadline. Calls too short for a probe to help just wait.
+async fn await_answer(
+    shared: &Arc<Shared>,
+    to: u64,
+    answer: oneshot::Receiver<Result<Vec<u8>>>,
+    timeout: Duration,
+) -> Result<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stopped = || Error::Connection { node: to, reason: "the peer queue stopped".into() };
+    tokio::pin!(answer);
+    loop {
+        let probe_at = tokio::time::Instant::now() + shared.config.probe_after;
+        if probe_at + shared.config.probe_timeout >= deadline {
+            return match tokio::time::timeout_at(deadline, &mut answer).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(stopped()),
+                Err(_) => Err(Error::Timeout { node: to, after: timeout }),
+            };
+        }
+        tokio::select! {
+            result = &mut answer => return result.unwrap_or_else(|_| Err(stopped())),
+            () = tokio::time::sleep_until(probe_at) => {}
+        }
+        let probe = breaker::probe(shared, to);
+        tokio::select! {
+            result = &mut answer => return result.unwrap_or_else(|_| Err(stopped())),
+            probed = probe => if let Err(reason) = probed {
+                let reason = format!("a probe got no answer: {reason}");
+                breaker::trip(shared, to, &reason);
+                return Err(Error::Connection { node: to, reason: format!("no answer, and {reason}") });
+            }
+        }
+    }
+}
+
+/// Checks that node `to` answers at all: an empty call over a connection of its own (a stuck
+/// connection says nothing about the peer), at most `timeout`. Injected faults apply.
+pub(crate) async fn ping(shared: Arc<Shared>, to: u64, timeout: Duration) -> Result<()> {
+    let fault = shared.faults.get(to);
+    if fault.drop {
+        return Err(Error::Unreachable { node: to, reason: "dropped by fault injection".into() });
+    }
+    if !fault.delay.is_zero() {
+        tokio::time::sleep(fault.delay.min(timeout)).await;
+    }
+    let addr = shared.address(to).ok_or(Error::UnknownNode(to))?;
+    call_once(&shared, addr, to, Lane::Control, Vec::new(), timeout).await.map(|_| ())
+}
+
+/// Delivers `messages` to whichever node listens at `addr` (which must be node `to`, unless
+/// `to` is [`ANY_NODE`]) over a connection of its own that closes afterwards.
+async fn call_once(
+    shared: &Shared,
+    addr: SocketAddr,
+    to: u64,
+    lane: Lane,
+    messages: Vec<Payload>,
+    timeout: Duration,
+) -> Result<Vec<Payload>> {
+    let unreachable = |reason: String| Error::NoAnswer { addr: addr.to_string(), reason };
+    let call = async {
+        let mut connecting = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
+        connecting.config_mut().max_frame_length(MAX_FRAME_BYTES);
+        let transport = connecting.await.map_err(|e| unreachable(e.to_string()))?;
+        no_delay(transport.get_ref());
+        let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
+        let now = shared.clock.now();
+        let header = Header {
+            from: shared.node_id.load(Ordering::Acquire),
+            to,
+            lane,
+            clock_wall: now.wall,
+            clock_logical: now.logical,
+        };
+        let mut ctx = context::current();
+        ctx.deadline = Instant::now() + timeout;
+        let expected = messages.len();
+        match client.deliver(ctx, header, messages).await {
+            Ok(Ok((answer, payloads))) if payloads.len() == expected => {
+                shared
+                    .clock
+                    .update(answer.clock())
+                    .map_err(|e| Error::Refused { node: answer.from, reason: e.to_string() })?;
+                Ok(payloads)
+            }
+            Ok(Ok(_)) => Err(Error::Refused { node: to, reason: "answer count mismatch".into() }),
+            Ok(Err(reason)) => Err(Error::Refused { node: to, reason }),
+            Err(e) => Err(unreachable(e.to_string())),
+        }
+    };
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or_else(|_| Err(unreachable(format!("nothing within {timeout:?}"))))
 }
 
 impl Shared {

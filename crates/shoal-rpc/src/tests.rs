@@ -183,3 +183,87 @@ async fn messages_carry_the_clock_and_refuse_readings_beyond_the_max_offset() {
     );
     assert!(clock_a.now() < Timestamp::new(101 * SEC, 0), "a refused to jump forward");
 }
+
+/// Answers after a pause: a peer that is slow, not gone.
+struct Slow {
+    pause: Duration,
+}
+
+impl Handler for Slow {
+    fn handle(&self, _: u64, _: Lane, message: Vec<u8>) -> BoxFuture<'static, Vec<u8>> {
+        let pause = self.pause;
+        Box::pin(async move {
+            tokio::time::sleep(pause).await;
+            message
+        })
+    }
+}
+
+/// Probes after 100 ms of silence, give up on a probe after 200 ms.
+fn quick_probes(node_id: u64) -> RpcConfig {
+    RpcConfig {
+        probe_after: Duration::from_millis(100),
+        probe_timeout: Duration::from_millis(200),
+        probe_interval: Duration::from_millis(100),
+        ..RpcConfig::new(node_id, loopback())
+    }
+}
+
+/// A peer that accepts connections and never answers (a paused process, or one behind a
+/// partition that drops packets) costs a long call a probe, not its deadline: the call fails
+/// as possibly delivered, the peer's breaker opens and later calls fail at once, undelivered.
+/// Once something answers at the peer's address, a probe closes the breaker again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_trips_its_breaker_and_an_answered_probe_closes_it() {
+    let a =
+        Rpc::start(quick_probes(1), system_clock(), Arc::new(Echo { node_id: 1 })).await.unwrap();
+    let silent = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    a.set_address(3, silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    // Without the breaker this waits the whole minute and fails with Timeout.
+    let cut = a.send(3, Lane::Kv, b"put".to_vec(), Duration::from_secs(60)).await;
+    match &cut {
+        Err(Error::Connection { node: 3, reason }) => assert!(reason.contains("probe"), "{reason}"),
+        other => panic!("expected the call cut short by a failed probe, got {other:?}"),
+    }
+    assert!(a.breaker_open(3));
+    let refused = a.send(3, Lane::Kv, b"put".to_vec(), Duration::from_secs(60)).await;
+    match &refused {
+        Err(Error::Unreachable { node: 3, reason }) => {
+            assert!(reason.contains("circuit breaker"), "{reason}")
+        }
+        other => panic!("expected the open breaker to refuse the call, got {other:?}"),
+    }
+    held.abort();
+
+    // Node 3 comes back (somewhere else): the breaker closes and calls go through.
+    let back = node(3, system_clock()).await;
+    a.set_address(3, back.local_addr());
+    let deadline = Instant::now() + TIMEOUT;
+    while a.breaker_open(3) {
+        assert!(Instant::now() < deadline, "a probe answered closes the breaker");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = a.send(3, Lane::Kv, b"hello".to_vec(), TIMEOUT).await.unwrap();
+    assert_eq!(String::from_utf8(reply).unwrap(), r#"n3 got "hello" from n1 on Kv"#);
+}
+
+/// A peer that is slow but answers its probes keeps its callers waiting for the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_peer_that_answers_probes_is_waited_for() {
+    let a =
+        Rpc::start(quick_probes(1), system_clock(), Arc::new(Echo { node_id: 1 })).await.unwrap();
+    let pause = Duration::from_millis(700);
+    let slow = Rpc::start(RpcConfig::new(2, loopback()), system_clock(), Arc::new(Slow { pause }))
+        .await
+        .unwrap();
+    a.set_address(2, slow.local_addr());
+    let reply = a.send(2, Lane::Kv, b"scan".to_vec(), Duration::from_secs(60)).await.unwrap();
+    assert_eq!(reply, b"scan");
+    assert!(!a.breaker_open(2));
+}
