@@ -359,14 +359,7 @@ async fn call_once(
         let transport = connecting.await.map_err(|e| unreachable(e.to_string()))?;
         no_delay(transport.get_ref());
         let client = NodeServiceClient::new(client::Config::default(), transport).spawn();
-        let now = shared.clock.now();
-        let header = Header {
-            from: shared.node_id.load(Ordering::Acquire),
-            to,
-            lane,
-            clock_wall: now.wall,
-            clock_logical: now.logical,
-        };
+        let header = shared.header(to, lane);
         let mut ctx = context::current();
         ctx.deadline = Instant::now() + timeout;
         let expected = messages.len();
@@ -389,6 +382,18 @@ async fn call_once(
 }
 
 impl Shared {
+    /// The header of a call to `to` on `lane`, with this node's clock reading now.
+    fn header(&self, to: u64, lane: Lane) -> Header {
+        let now = self.clock.now();
+        Header {
+            from: self.node_id.load(Ordering::Acquire),
+            to,
+            lane,
+            clock_wall: now.wall,
+            clock_logical: now.logical,
+        }
+    }
+
     fn address(&self, node_id: u64) -> Option<SocketAddr> {
         self.addresses.read().unwrap_or_else(|p| p.into_inner()).get(&node_id).copied()
     }
@@ -500,14 +505,7 @@ impl Peer {
         let (to, lane, inner, slot) =
             (self.to, self.lane, self.shared.clone(), self.client.clone());
         async move {
-            let now = inner.clock.now();
-            let header = Header {
-                from: inner.node_id.load(Ordering::Acquire),
-                to,
-                lane,
-                clock_wall: now.wall,
-                clock_logical: now.logical,
-            };
+            let header = inner.header(to, lane);
             let mut ctx = context::current();
             ctx.deadline = batch.iter().map(|m| m.deadline).max().expect("a non-empty batch");
             let (payloads, replies): (Vec<_>, Vec<_>) =

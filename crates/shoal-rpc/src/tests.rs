@@ -81,18 +81,25 @@ async fn concurrent_messages_to_one_peer_share_batches() {
     assert!(batches < messages, "{messages} messages went in {batches} batches");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_that_never_answers_costs_only_its_own_deadline() {
-    let (a, _b) = pair().await;
-    // A "node" that accepts connections and never reads or writes.
+/// A "node" that accepts connections and never reads or writes (a paused process, or one
+/// behind a partition that drops packets); abort the task to close its connections.
+async fn silent_peer() -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let silent = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    a.set_address(3, silent.local_addr().unwrap());
+    let addr = silent.local_addr().unwrap();
     let held = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((conn, _)) = silent.accept().await {
             held.push(conn);
         }
     });
+    (addr, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_costs_only_its_own_deadline() {
+    let (a, _b) = pair().await;
+    let (silent, held) = silent_peer().await;
+    a.set_address(3, silent);
     let a2 = a.clone();
     let stalled = tokio::spawn(async move {
         let start = Instant::now();
@@ -217,14 +224,8 @@ fn quick_probes(node_id: u64) -> RpcConfig {
 async fn a_silent_peer_trips_its_breaker_and_an_answered_probe_closes_it() {
     let a =
         Rpc::start(quick_probes(1), system_clock(), Arc::new(Echo { node_id: 1 })).await.unwrap();
-    let silent = tokio::net::TcpListener::bind(loopback()).await.unwrap();
-    a.set_address(3, silent.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((conn, _)) = silent.accept().await {
-            held.push(conn);
-        }
-    });
+    let (silent, held) = silent_peer().await;
+    a.set_address(3, silent);
     // Without the breaker this waits the whole minute and fails with Timeout.
     let cut = a.send(3, Lane::Kv, b"put".to_vec(), Duration::from_secs(60)).await;
     match &cut {
