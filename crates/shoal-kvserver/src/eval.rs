@@ -115,6 +115,7 @@ fn read_options<'a>(ctx: &EvalContext<'a>) -> ReadOptions<'a> {
         uncertainty_limit: ctx.uncertainty_limit,
         local_uncertainty_limit: ctx.local_uncertainty_limit,
         gc_threshold: Timestamp::ZERO,
+        locking: false,
     }
 }
 

@@ -26,6 +26,20 @@
 //! commit timestamp, which may be *higher* than the intent's timestamp when the transaction
 //! was pushed, or deletes it on abort.
 //!
+//! # Exclusive locks
+//!
+//! A locking read (`SELECT … FOR UPDATE`) leaves a lock record without a value on each key it
+//! returns ([`acquire_lock`]): a promise that the transaction may write the key. Other
+//! transactions' writes and locking reads wait for it as for an intent; plain reads see
+//! through it. Committing removes it and writes nothing.
+//!
+//! ```text
+//!   t1: locking read of a at 10 → a=3, lock a = t1 exclusive
+//!   t2: read a at 12            → a=3 (the lock holds no value)
+//!   t2: put a / locking read a  → conflict with t1
+//!   t1: put a=4                 → the lock becomes t1's intent
+//! ```
+//!
 //! # Rules
 //!
 //! - A read at `ts` meets another transaction's intent at or below `ts` (or at or below its
@@ -66,7 +80,7 @@
 //!
 //! # Out of scope
 //!
-//! Transaction records, pushes and wait queues (`shoal-kvserver`); shared (read) locks;
+//! Transaction records, pushes and wait queues (`shoal-kvserver`); shared locks;
 //! savepoints (intent history); MVCC statistics.
 //!
 //! # Hazards
@@ -86,8 +100,8 @@ use shoal_hlc::Timestamp;
 use shoal_keys::{Key, Span};
 
 pub use read::{RefreshConflict, get, refresh_conflict, scan, scan_filtered, scan_locks};
-pub use value::LockRecord;
-pub use write::{GcStats, Resolution, delete, gc, put, resolve_intent};
+pub use value::{LockKind, LockRecord};
+pub use write::{GcStats, Resolution, acquire_lock, delete, gc, put, resolve_intent};
 
 /// The part of a transaction that intents record: who wrote, where its record lives, and at
 /// which epoch and timestamp. The wire type, so locks travel to pushers unchanged.
@@ -116,6 +130,10 @@ pub struct ReadOptions<'a> {
     pub local_uncertainty_limit: Option<Timestamp>,
     /// Reads below this timestamp fail.
     pub gc_threshold: Timestamp,
+    /// A locking read (`SELECT … FOR UPDATE`): like a write, it conflicts with another
+    /// transaction's lock of any kind at any timestamp, where a plain read meets only intents
+    /// at or below its timestamp (or in its uncertainty window).
+    pub locking: bool,
 }
 
 /// Options of [`scan`].

@@ -20,7 +20,7 @@ use shoal_hlc::Timestamp;
 use shoal_keys::{Key, Span, layout};
 
 use super::key::{decode, encode_prefix, encode_prefix_end, encode_versioned};
-use super::value::{LockRecord, decode_version};
+use super::value::{LockKind, LockRecord, decode_version};
 use super::{ReadOptions, ScanOptions, ScanResult, TxnMeta, Versioned};
 use crate::engine::{Cf, EngineIterator, IterOptions, Reader};
 use crate::{Error, Result};
@@ -214,9 +214,10 @@ pub(crate) fn read_key(
     if let Some(lock) = lock {
         match opts.txn {
             Some(txn) if txn.id == lock.txn.id => {
-                if lock.txn.epoch == txn.epoch {
-                    return Ok(lock
-                        .value
+                if lock.txn.epoch == txn.epoch
+                    && let LockKind::Intent(value) = &lock.kind
+                {
+                    return Ok(value
                         .clone()
                         .map(|value| Versioned { value, ts: lock.txn.write_ts }));
                 }
@@ -229,8 +230,16 @@ pub(crate) fn read_key(
                         lock.txn.epoch
                     )));
                 }
-                // An intent of an earlier epoch: discarded at commit, invisible now.
+                // Its own exclusive lock holds no value, and an intent of an earlier epoch is
+                // discarded at commit: the versions below answer.
             }
+            // Another transaction's lock: a locking read waits for any of them, like a write.
+            _ if opts.locking => {
+                conflicts.push((Key::new(key), lock.txn.clone()));
+                return Ok(None);
+            }
+            // A plain read sees through an exclusive lock: it holds no value.
+            _ if lock.kind == LockKind::Exclusive => {}
             _ if lock.txn.write_ts <= ts
                 || (lock.txn.write_ts <= limit
                     && uncertain(lock.local_ts.min(lock.txn.write_ts))) =>
@@ -290,7 +299,9 @@ pub enum RefreshConflict {
 
 /// Checks whether a read of `span` at `from` would see the same data at `to`: returns the
 /// first committed version in `(from, to]` or intent of a transaction other than `txn_id` at
-/// or below `to`, if any. The reader's own intents do not count.
+/// or below `to`, if any. The reader's own intents do not count, nor do exclusive locks: they
+/// hold no write, and a write their holder makes later lands above the refreshed reads (the
+/// refresh raised the timestamp cache).
 pub fn refresh_conflict<R: Reader + ?Sized>(
     reader: &R,
     span: &Span,
@@ -299,7 +310,10 @@ pub fn refresh_conflict<R: Reader + ?Sized>(
     txn_id: Option<u128>,
 ) -> Result<Option<RefreshConflict>> {
     for (key, lock) in scan_locks(reader, span)? {
-        if Some(lock.txn.id) != txn_id && lock.txn.write_ts <= to {
+        if Some(lock.txn.id) != txn_id
+            && lock.txn.write_ts <= to
+            && matches!(lock.kind, LockKind::Intent(_))
+        {
             return Ok(Some(RefreshConflict::Intent { key, txn: lock.txn }));
         }
     }

@@ -9,11 +9,12 @@
 //! ```text
 //! put k=KEY v=VALUE ts=TS [local=TS] non-transactional write       t1: put k=KEY v=VALUE [local=TS]
 //! del k=KEY ts=TS [local=TS]         non-transactional tombstone    t1: del k=KEY [local=TS]
-//! get k=KEY ts=TS [unc=TS] [local=TS]  read                         t1: get k=KEY [ts=TS] [unc=TS] [local=TS]
+//! get k=KEY ts=TS [unc=TS] [local=TS] [locking=true]  read          t1: get k=KEY [ts=TS] [unc=TS] [local=TS] [locking=true]
 //! scan [from=KEY] [to=KEY] ts=TS [limit=N] [reverse] [unc=TS] [local=TS]   t1: scan ...
 //! gc [from=KEY] [to=KEY] threshold=TS   raise the GC threshold and collect
 //! dump                               every entry of the MVCC column family
 //! t1: begin ts=TS                    start t1 reading and writing at TS
+//! t1: lock k=KEY [local=TS]          take an exclusive lock (what a locking read leaves)
 //! t1: push ts=TS                     move t1's write timestamp and intents up (a push)
 //! t1: restart ts=TS                  next epoch, reading and writing at TS
 //! t1: commit [ts=TS]                 resolve t1's intents as committed (at its write ts)
@@ -35,7 +36,7 @@ use shoal_keys::{Key, Span, layout};
 use test_each_file::test_each_path;
 
 use super::key::decode;
-use super::value::{LockRecord, decode_version};
+use super::value::{LockKind, LockRecord, decode_version};
 use super::*;
 use crate::engine::{
     BatchOp, Cf, Engine, IterOptions, MemoryEngine, RocksEngine, WriteBatch, WriteOptions, scan_all,
@@ -128,7 +129,10 @@ impl<E: Engine> Runner<E> {
                     self.txn_name(lock.txn.id),
                     lock.txn.epoch,
                     show_ts(lock.txn.write_ts),
-                    show_value(lock.value.as_deref())
+                    match &lock.kind {
+                        LockKind::Intent(value) => show_value(value.as_deref()),
+                        LockKind::Exclusive => "exclusive".to_string(),
+                    }
                 )
             }
             _ => {
@@ -185,6 +189,26 @@ impl<E: Engine> Runner<E> {
                     local.unwrap_or(meta.write_ts),
                     value.map(str::as_bytes),
                     Some(&meta),
+                )?;
+                out = self.apply(batch)?;
+            }
+            "lock" => {
+                let key = args.lookup("k").ok_or("k= required")?.as_bytes().to_vec();
+                let local: Option<Timestamp> = args.lookup_parse("local")?;
+                args.reject_rest()?;
+                let txn = self.txn_mut(name)?;
+                if txn.written.is_empty() {
+                    txn.meta.anchor = Key::new(key.clone());
+                }
+                txn.written.insert(key.clone());
+                let meta = txn.meta.clone();
+                let mut batch = WriteBatch::new();
+                acquire_lock(
+                    &self.engine,
+                    &mut batch,
+                    &key,
+                    &meta,
+                    local.unwrap_or(meta.write_ts),
                 )?;
                 out = self.apply(batch)?;
             }
@@ -298,11 +322,13 @@ impl<E: Engine> Runner<E> {
         let ts: Timestamp = args.lookup_parse("ts")?.unwrap_or(default_ts);
         let uncertainty_limit: Option<Timestamp> = args.lookup_parse("unc")?;
         let local_uncertainty_limit: Option<Timestamp> = args.lookup_parse("local")?;
+        let locking: bool = args.lookup_parse("locking")?.unwrap_or(false);
         let read = ReadOptions {
             txn,
             uncertainty_limit,
             local_uncertainty_limit,
             gc_threshold: self.gc_threshold,
+            locking,
         };
         let mut out = String::new();
         if command.name == "get" {

@@ -9,7 +9,8 @@
 //!   lock record     02                      format version (01: no local timestamp)
 //!                   <txn id:16> <epoch:4> <write ts:12> <local ts:12> <priority:4>
 //!                   <anchor len:4> <anchor>
-//!                   00 | 01 <bytes>         provisional tombstone | provisional value
+//!                   00 | 01 <bytes>         intent: provisional tombstone | provisional value
+//!                   | 03                    exclusive lock of a locking read: no value
 //! ```
 //!
 //! # Local timestamps
@@ -35,6 +36,8 @@ const VALUE: u8 = 0x01;
 const WITH_LOCAL_TS: u8 = 0x02;
 const LOCK_FORMAT_V1: u8 = 0x01;
 const LOCK_FORMAT_V2: u8 = 0x02;
+/// The tail of a lock record that holds no provisional value (not a version header).
+const EXCLUSIVE_ONLY: u8 = 0x03;
 
 /// Encodes a committed version's value (`None` is a tombstone).
 pub(crate) fn encode_value(value: Option<&[u8]>) -> Vec<u8> {
@@ -87,22 +90,48 @@ pub(crate) fn decode_version(bytes: &[u8]) -> Result<(Option<Vec<u8>>, Option<Ti
     }
 }
 
-/// A lock record: the intent of a pending transaction on one key.
+/// A lock record: a pending transaction's intent on one key, or its exclusive lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockRecord {
-    /// The transaction holding the lock; `txn.write_ts` is the intent's timestamp.
+    /// The transaction holding the lock; `txn.write_ts` is the lock's timestamp.
     pub txn: TxnMeta,
-    /// The writing node's clock when the intent was last written (see "Local timestamps").
+    /// The writing node's clock when the record was last written (see "Local timestamps").
     pub local_ts: Timestamp,
-    /// The provisional value (`None` for a provisional delete).
-    pub value: Option<Vec<u8>>,
+    /// What the record holds.
+    pub kind: LockKind,
+}
+
+/// What a lock record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockKind {
+    /// A provisional write: the value (`None`: a provisional delete) becomes a version when
+    /// the transaction commits.
+    Intent(Option<Vec<u8>>),
+    /// An exclusive lock taken by a locking read (`SELECT … FOR UPDATE`): no value. Other
+    /// transactions may not write the key or lock it, but plain reads see through it; a
+    /// commit removes it without writing anything.
+    Exclusive,
+}
+
+impl LockRecord {
+    /// Returns the provisional value of an intent: `Some(None)` for a provisional delete,
+    /// `None` for an exclusive lock, which writes nothing.
+    pub fn provisional(&self) -> Option<Option<&[u8]>> {
+        match &self.kind {
+            LockKind::Intent(value) => Some(value.as_deref()),
+            LockKind::Exclusive => None,
+        }
+    }
 }
 
 impl LockRecord {
     /// Encodes the record.
     pub fn encode(&self) -> Vec<u8> {
         let anchor = self.txn.anchor.as_bytes();
-        let value_len = self.value.as_ref().map_or(0, Vec::len);
+        let value_len = match &self.kind {
+            LockKind::Intent(value) => value.as_ref().map_or(0, Vec::len),
+            LockKind::Exclusive => 0,
+        };
         let mut out =
             Vec::with_capacity(1 + 16 + 4 + 12 + 12 + 4 + 4 + anchor.len() + 1 + value_len);
         out.push(LOCK_FORMAT_V2);
@@ -114,7 +143,10 @@ impl LockRecord {
         let anchor_len = u32::try_from(anchor.len()).expect("keys are far below 4 GiB");
         out.extend_from_slice(&anchor_len.to_be_bytes());
         out.extend_from_slice(anchor);
-        out.extend_from_slice(&encode_value(self.value.as_deref()));
+        match &self.kind {
+            LockKind::Intent(value) => out.extend_from_slice(&encode_value(value.as_deref())),
+            LockKind::Exclusive => out.push(EXCLUSIVE_ONLY),
+        }
         out
     }
 
@@ -137,8 +169,11 @@ impl LockRecord {
         };
         let priority = r.take_u32()?;
         let anchor = Key::new(r.take_len_prefixed()?);
-        let value = decode_value(r.rest())?;
-        Ok(LockRecord { txn: TxnMeta { id, anchor, epoch, write_ts, priority }, local_ts, value })
+        let kind = match r.rest() {
+            [EXCLUSIVE_ONLY] => LockKind::Exclusive,
+            rest => LockKind::Intent(decode_value(rest)?),
+        };
+        Ok(LockRecord { txn: TxnMeta { id, anchor, epoch, write_ts, priority }, local_ts, kind })
     }
 }
 
@@ -154,11 +189,11 @@ mod tests {
                                    logical in any::<u32>(), priority in any::<u32>(),
                                    local_wall in any::<u64>(),
                                    anchor in proptest::collection::vec(any::<u8>(), 0..8),
-                                   value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8))) {
+                                   value in proptest::option::of(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..8)))) {
             let record = LockRecord {
                 txn: TxnMeta { id, anchor: Key::new(anchor), epoch, write_ts: Timestamp::new(wall, logical), priority },
                 local_ts: Timestamp::new(local_wall, 0),
-                value,
+                kind: value.map_or(LockKind::Exclusive, LockKind::Intent),
             };
             prop_assert_eq!(LockRecord::decode(&record.encode()).unwrap(), record);
         }

@@ -9,7 +9,7 @@ use shoal_keys::{Key, Span, layout};
 use super::TxnMeta;
 use super::key::{decode, encode_prefix, encode_prefix_end, encode_versioned};
 use super::read::{key_iter, read_lock, span_iter};
-use super::value::{LockRecord, decode_value, encode_version};
+use super::value::{LockKind, LockRecord, decode_value, encode_version};
 use crate::engine::{Cf, Reader, WriteBatch};
 use crate::{Error, Result};
 
@@ -84,11 +84,65 @@ pub fn put<R: Reader + ?Sized>(
         Some(txn) => {
             let mut meta = txn.clone();
             meta.write_ts = write_ts;
-            let record = LockRecord { txn: meta, local_ts, value: value.map(<[u8]>::to_vec) };
+            let kind = LockKind::Intent(value.map(<[u8]>::to_vec));
+            let record = LockRecord { txn: meta, local_ts, kind };
             batch.put(Cf::Mvcc, encode_prefix(layout::lock_key(key).as_bytes()), record.encode());
         }
     }
     Ok(write_ts)
+}
+
+/// Takes an exclusive lock on `key` for `txn`, at its write timestamp: what a locking read
+/// leaves on each key it returns (see "Exclusive locks" in the module docs). The caller has
+/// read the key at `txn`'s read timestamp with [`ReadOptions::locking`](super::ReadOptions).
+///
+/// - Another transaction's lock: [`LockConflict`](Error::LockConflict).
+/// - The transaction's own intent of this epoch is stronger: kept as it is. An exclusive lock
+///   or an intent of an earlier epoch (discarded at commit anyway) becomes this epoch's
+///   exclusive lock, never at a lower timestamp.
+/// - A committed version above the write timestamp:
+///   [`WriteTooOld`](Error::WriteTooOld), as for a write: the transaction read a value
+///   that is no longer the latest, and holding a lock on it would promise a write that can
+///   only land above that version. It must move its timestamp up and read again.
+pub fn acquire_lock<R: Reader + ?Sized>(
+    reader: &R,
+    batch: &mut WriteBatch,
+    key: &[u8],
+    txn: &TxnMeta,
+    local_ts: Timestamp,
+) -> Result<()> {
+    if key.starts_with(layout::LOCAL_LOCK_PREFIX) {
+        return Err(Error::InvalidArgument(format!("{} is a lock record key", Key::new(key))));
+    }
+    let mut write_ts = txn.write_ts;
+    if let Some(lock) = read_lock(reader, key)? {
+        if lock.txn.id != txn.id {
+            return Err(Error::LockConflict { locks: vec![(Key::new(key), lock.txn)] });
+        }
+        if lock.txn.epoch > txn.epoch {
+            return Err(Error::InvalidArgument(format!(
+                "txn {} at epoch {} locked {} over its lock from the later epoch {}",
+                txn.short_id(),
+                txn.epoch,
+                Key::new(key),
+                lock.txn.epoch
+            )));
+        }
+        if lock.txn.epoch == txn.epoch && matches!(lock.kind, LockKind::Intent(_)) {
+            return Ok(());
+        }
+        write_ts = write_ts.max(lock.txn.write_ts);
+    }
+    if let Some(existing_ts) = newest_version_ts(reader, key)?
+        && existing_ts > write_ts
+    {
+        return Err(Error::WriteTooOld { key: Key::new(key), write_ts, existing_ts });
+    }
+    let mut meta = txn.clone();
+    meta.write_ts = write_ts;
+    let record = LockRecord { txn: meta, local_ts, kind: LockKind::Exclusive };
+    batch.put(Cf::Mvcc, encode_prefix(layout::lock_key(key).as_bytes()), record.encode());
+    Ok(())
 }
 
 /// Deletes `key` at `ts`: [`put`] of a tombstone.
@@ -165,11 +219,14 @@ pub fn resolve_intent<R: Reader + ?Sized>(
                     lock.txn.write_ts
                 )));
             }
-            batch.put(
-                Cf::Mvcc,
-                encode_versioned(key, commit_ts),
-                encode_version(lock.value.as_deref(), commit_ts, lock.local_ts),
-            );
+            // An exclusive lock wrote nothing: it just goes.
+            if let Some(value) = lock.provisional() {
+                batch.put(
+                    Cf::Mvcc,
+                    encode_versioned(key, commit_ts),
+                    encode_version(value, commit_ts, lock.local_ts),
+                );
+            }
         }
     }
     batch.delete(Cf::Mvcc, lock_key);
