@@ -69,6 +69,21 @@ pub enum Request {
         /// The most rows to return (none: all).
         limit: Option<u64>,
     },
+    /// Reads a key like [`Request::Get`] and, if it holds a value, takes an exclusive lock on
+    /// it for the batch's transaction (`SELECT … FOR UPDATE`): no other transaction may write
+    /// or lock the key until this one ends; plain reads are not blocked. Transactional only.
+    LockingGet {
+        /// The key.
+        key: Key,
+    },
+    /// Reads a span like [`Request::Scan`] and locks every row it returns, as
+    /// [`Request::LockingGet`] does. Transactional only.
+    LockingScan {
+        /// The span.
+        span: Span,
+        /// The most rows to return (none: all).
+        limit: Option<u64>,
+    },
     /// Adds `delta` to the key's value, read as a decimal `i64` (absent: 0).
     Increment {
         /// The key.
@@ -163,16 +178,24 @@ impl Request {
         )
     }
 
-    /// Returns true if the request writes user data (in a transaction, an intent).
+    /// Returns true if the request writes user data (in a transaction, an intent) or locks
+    /// it: either leaves lock records its transaction must resolve.
     pub fn writes_data(&self) -> bool {
         matches!(
             self,
             Request::Put { .. }
+                | Request::LockingGet { .. }
+                | Request::LockingScan { .. }
                 | Request::ConditionalPut { .. }
                 | Request::Delete { .. }
                 | Request::DeleteRange { .. }
                 | Request::Increment { .. }
         )
+    }
+
+    /// Returns true if the request reads user data and locks what it returns.
+    pub fn is_locking_read(&self) -> bool {
+        matches!(self, Request::LockingGet { .. } | Request::LockingScan { .. })
     }
 
     /// Returns true if the request reads user data at the batch's read timestamp.
@@ -182,6 +205,8 @@ impl Request {
             Request::Get { .. }
                 | Request::Scan { .. }
                 | Request::ReverseScan { .. }
+                | Request::LockingGet { .. }
+                | Request::LockingScan { .. }
                 | Request::ConditionalPut { .. }
                 | Request::DeleteRange { .. }
                 | Request::Increment { .. }
@@ -195,6 +220,7 @@ impl Request {
             self,
             Request::Scan { .. }
                 | Request::ReverseScan { .. }
+                | Request::LockingScan { .. }
                 | Request::DeleteRange { .. }
                 | Request::ResolveIntentRange { .. }
                 | Request::Refresh { .. }
@@ -216,6 +242,7 @@ impl Request {
     pub fn span(&self) -> Span {
         match self {
             Request::Get { key }
+            | Request::LockingGet { key }
             | Request::Put { key, .. }
             | Request::ConditionalPut { key, .. }
             | Request::Delete { key }
@@ -229,6 +256,7 @@ impl Request {
             Request::DeleteRange { span }
             | Request::Scan { span, .. }
             | Request::ReverseScan { span, .. }
+            | Request::LockingScan { span, .. }
             | Request::ResolveIntentRange { span, .. }
             | Request::Refresh { span, .. } => span.clone(),
         }

@@ -196,10 +196,14 @@ impl DistSender {
         for (i, request) in requests.into_iter().enumerate() {
             match request {
                 Request::Scan { span, limit, filter } => {
-                    responses[i] = Some(self.scan(span, limit, filter, false, txn).await?)
+                    let kind = ScanKind::Forward(filter);
+                    responses[i] = Some(self.scan(span, limit, kind, txn).await?)
                 }
                 Request::ReverseScan { span, limit } => {
-                    responses[i] = Some(self.scan(span, limit, None, true, txn).await?)
+                    responses[i] = Some(self.scan(span, limit, ScanKind::Reverse, txn).await?)
+                }
+                Request::LockingScan { span, limit } => {
+                    responses[i] = Some(self.scan(span, limit, ScanKind::Locking, txn).await?)
                 }
                 request @ (Request::DeleteRange { .. }
                 | Request::ResolveIntentRange { .. }
@@ -216,10 +220,10 @@ impl DistSender {
         &self,
         span: Span,
         limit: Option<u64>,
-        filter: Option<shoal_api::scan_filter::ScanFilter>,
-        reverse: bool,
+        kind: ScanKind,
         txn: &TxnUpdates,
     ) -> Result<Response, KvError> {
+        let reverse = matches!(kind, ScanKind::Reverse);
         let deadline = tokio::time::Instant::now() + self.deadline;
         let mut rows = Vec::new();
         let mut remaining = span.clone();
@@ -232,10 +236,12 @@ impl DistSender {
             let descriptor = self.locate(&anchor).await?;
             let part = clamp(&remaining, &descriptor);
             let left = limit.map(|l| l.saturating_sub(rows.len() as u64));
-            let request = if reverse {
-                Request::ReverseScan { span: part.clone(), limit: left }
-            } else {
-                Request::Scan { span: part.clone(), limit: left, filter: filter.clone() }
+            let request = match &kind {
+                ScanKind::Forward(filter) => {
+                    Request::Scan { span: part.clone(), limit: left, filter: filter.clone() }
+                }
+                ScanKind::Reverse => Request::ReverseScan { span: part.clone(), limit: left },
+                ScanKind::Locking => Request::LockingScan { span: part.clone(), limit: left },
             };
             let response = match self.send_resolving(descriptor, &anchor, vec![request], txn).await
             {
@@ -444,6 +450,16 @@ impl DistSender {
             tokio::time::sleep(BACKOFF).await;
         }
     }
+}
+
+/// Which scan a span is read with, range by range.
+enum ScanKind {
+    /// [`Request::Scan`], with its pushed filter.
+    Forward(Option<shoal_api::scan_filter::ScanFilter>),
+    /// [`Request::ReverseScan`].
+    Reverse,
+    /// [`Request::LockingScan`].
+    Locking,
 }
 
 /// Returns the part of `span` inside `descriptor`'s range.

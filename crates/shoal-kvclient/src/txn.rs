@@ -246,6 +246,9 @@ impl Txn {
 
     async fn send_batch(&self, requests: Vec<Request>) -> Result<Vec<Response>, KvError> {
         let read_only = requests.iter().all(|r| !r.writes_data());
+        // Reads, some of them locking: sent again whole, they take the same locks again
+        // (a transaction relocking its own key just moves the lock up).
+        let reads = requests.iter().all(|r| !r.writes_data() || r.is_locking_read());
         loop {
             let txn = self.prepare(&requests)?;
             match self.inner.sender.send_txn(requests.clone(), Some(txn)).await {
@@ -270,7 +273,7 @@ impl Txn {
                     reason: RetryReason::Uncertainty,
                     txn: Some(moved),
                     detail,
-                }) if read_only => {
+                }) if reads => {
                     let to = moved.read_ts.max(moved.meta.write_ts);
                     if !self.refresh_to(to).await? {
                         return Err(KvError::TxnRetry {
@@ -278,6 +281,17 @@ impl Txn {
                             detail: format!("{detail}, and it cannot read above it"),
                             txn: None,
                         });
+                    }
+                }
+                // A locking read met a newer version than it read: read (and lock) again above
+                // it, if every earlier read still holds there.
+                Err(KvError::TxnRetry {
+                    reason: reason @ RetryReason::WriteTooOld,
+                    txn: Some(moved),
+                    detail,
+                }) if reads && !read_only => {
+                    if !self.refresh_to(moved.meta.write_ts).await? {
+                        return Err(self.restart_error(reason, detail));
                     }
                 }
                 Err(e) => return Err(e),

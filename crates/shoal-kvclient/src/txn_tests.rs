@@ -4,6 +4,7 @@
 //! ```text
 //!   t1: begin [priority=N]      t1: get k=a        t1: put k=a v=1     t1: del k=a
 //!   t1: scan k=a end=z          t1: inc k=a by=5   t1: commit          t1: rollback
+//!   t1: get k=a lock / t1: scan k=a end=z lock     locking reads (SELECT … FOR UPDATE)
 //!   t1: restart                 t1: crash (its coordinator dies: no heartbeat, no cleanup)
 //!   t1: fix-ts                  fixes the commit timestamp (as cluster_logical_timestamp())
 //!   t2: put k=a v=2 [async]     runs in the background; prints "blocked" while it waits for
@@ -103,7 +104,14 @@ fn request_of(command: &Command) -> Result<Option<Request>, Box<dyn StdError>> {
         Ok(Key::from(args.take_key("k").ok_or("k= required")?))
     };
     let request = match command.name.as_str() {
-        "get" => Request::Get { key: key(&mut args)? },
+        "get" => {
+            let key = key(&mut args)?;
+            match args.next_pos() {
+                Some("lock") => Request::LockingGet { key },
+                Some(other) => return Err(format!("unexpected argument {other}").into()),
+                None => Request::Get { key },
+            }
+        }
         "put" => Request::Put {
             key: key(&mut args)?,
             value: args.take_key("v").ok_or("v= required")?.as_bytes().to_vec(),
@@ -117,7 +125,12 @@ fn request_of(command: &Command) -> Result<Option<Request>, Box<dyn StdError>> {
         "scan" => {
             let start = key(&mut args)?;
             let end = Key::from(args.take_key("end").ok_or("end= required")?);
-            Request::Scan { span: Span::new(start, end), limit: None, filter: None }
+            let span = Span::new(start, end);
+            match args.next_pos() {
+                Some("lock") => Request::LockingScan { span, limit: None },
+                Some(other) => return Err(format!("unexpected argument {other}").into()),
+                None => Request::Scan { span, limit: None, filter: None },
+            }
         }
         _ => return Ok(None),
     };
@@ -132,7 +145,7 @@ fn show(bytes: &[u8]) -> String {
 /// Prints a response the way scripts read it.
 fn show_response(request: &Request, response: &Response) -> String {
     match (request, response) {
-        (Request::Get { key }, Response::Get(value)) => {
+        (Request::Get { key } | Request::LockingGet { key }, Response::Get(value)) => {
             format!("{} → {}\n", show(key.as_bytes()), value.as_deref().map_or("∅".into(), show))
         }
         (_, Response::Scan { rows, .. }) => {

@@ -119,6 +119,30 @@ fn read_options<'a>(ctx: &EvalContext<'a>) -> ReadOptions<'a> {
     }
 }
 
+/// Reads `key` and locks it if it holds a value ([`Request::LockingGet`]).
+fn locking_get(
+    ctx: &EvalContext<'_>,
+    batch: &mut WriteBatch,
+    key: &Key,
+) -> Result<Option<Vec<u8>>, EvalError> {
+    let opts = ReadOptions { locking: true, ..read_options(ctx) };
+    let found = mvcc::get(ctx.engine, key.as_bytes(), ctx.read_ts, opts)?;
+    if found.is_some() {
+        lock(ctx, batch, key)?;
+    }
+    Ok(found.map(|v| v.value))
+}
+
+/// Locks `key` for the batch's transaction. A transaction committing in this very batch (one
+/// phase) needs no lock: nothing runs between its read and its commit.
+fn lock(ctx: &EvalContext<'_>, batch: &mut WriteBatch, key: &Key) -> Result<(), EvalError> {
+    match ctx.writer {
+        Some(txn) => Ok(mvcc::acquire_lock(ctx.engine, batch, key.as_bytes(), txn, ctx.now)?),
+        None if ctx.one_phase => Ok(()),
+        None => Err(EvalError::InvalidArgument("a locking read needs a transaction".into())),
+    }
+}
+
 fn read(ctx: &EvalContext<'_>, key: &Key) -> Result<Option<Vec<u8>>, EvalError> {
     Ok(mvcc::get(ctx.engine, key.as_bytes(), ctx.read_ts, read_options(ctx))?.map(|v| v.value))
 }
@@ -141,6 +165,19 @@ fn evaluate_one(
 ) -> Result<Response, EvalError> {
     Ok(match request {
         Request::Get { key } => Response::Get(read(ctx, key)?),
+        Request::LockingGet { key } => Response::Get(locking_get(ctx, batch, key)?),
+        Request::LockingScan { span, limit } => {
+            let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+            let read = ReadOptions { locking: true, ..read_options(ctx) };
+            let opts = ScanOptions { limit, reverse: false, read };
+            let result = mvcc::scan(ctx.engine, span, ctx.read_ts, opts)?;
+            for (key, _) in &result.rows {
+                lock(ctx, batch, key)?;
+            }
+            effects.rows_scanned += result.rows.len() as u64;
+            let rows = result.rows.into_iter().map(|(k, v)| (k, v.value)).collect();
+            Response::Scan { rows, resume: result.resume }
+        }
         Request::Put { key, value } => {
             write(ctx, batch, key, Some(value))?;
             Response::Put

@@ -244,6 +244,24 @@ impl RangeReplica {
                         txn,
                     });
                 }
+                // A locking read returned a value that is no longer the latest: moving only
+                // the lock up would hand the transaction a stale value under a lock, and a
+                // refresh failure at commit. It reads again above the version instead.
+                Err(EvalError::Storage(shoal_storage::Error::WriteTooOld {
+                    existing_ts, ..
+                })) if txn.is_some() && batch.requests.iter().any(Request::is_locking_read) => {
+                    let txn = txn.expect("checked");
+                    let mut moved = txn.clone();
+                    moved.meta.write_ts = moved.meta.write_ts.max(existing_ts.next());
+                    return Err(EvalError::Kv(KvError::TxnRetry {
+                        reason: RetryReason::WriteTooOld,
+                        detail: format!(
+                            "a locking read found a version at {existing_ts}, above {}",
+                            txn.read_ts
+                        ),
+                        txn: Some(Box::new(moved)),
+                    }));
+                }
                 Err(EvalError::Storage(shoal_storage::Error::WriteTooOld {
                     existing_ts, ..
                 })) if attempts < MAX_WRITE_TOO_OLD_RETRIES => {

@@ -139,6 +139,22 @@ async fn batches_read_and_write_through_the_leaseholder() {
     assert_eq!(empty, vec![Response::Scan { rows: vec![], resume: None }]);
 }
 
+/// A locking read outside a transaction has no one to hold its locks: refused, and nothing
+/// is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locking_reads_need_a_transaction() {
+    let cluster = Cluster::start().await;
+    cluster.send(vec![put("a", "1")]).await.unwrap();
+    for locking in [
+        Request::LockingGet { key: key("a") },
+        Request::LockingScan { span: Span::new("a", "z"), limit: None },
+    ] {
+        let refused = cluster.send(vec![locking]).await;
+        assert!(matches!(refused, Err(KvError::InvalidArgument(_))), "{refused:?}");
+    }
+    cluster.send(vec![put("a", "2")]).await.expect("no lock was left on a");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditional_put_and_increment() {
     let cluster = Cluster::start().await;
