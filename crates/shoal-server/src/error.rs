@@ -18,6 +18,9 @@ pub enum Error {
     /// The store could not be opened or read.
     #[error("store: {0}")]
     Store(String),
+    /// The threads that run SQL could not start.
+    #[error("cannot start the SQL runtime: {0}")]
+    SqlRuntime(String),
     /// The store belongs to another cluster than the nodes it was asked to join.
     #[error(
         "the store belongs to cluster {store_cluster}, but the node at {addr} belongs to \

@@ -406,9 +406,36 @@ async fn init(State(server): State<Server>) -> ApiResult {
     Ok(axum::Json(json!(report)))
 }
 
+/// The nodes as gossip sees them, and their liveness records as this node reads them now
+/// (`live`: the record's expiration is past this node's clock; null when unreadable).
 async fn nodes(State(server): State<Server>) -> ApiResult {
     let cluster = server.require_cluster()?;
-    Ok(axum::Json(json!({"cluster_id": cluster.ident.cluster_id, "nodes": cluster.gossip.view()})))
+    let now = server.inner.clock.now();
+    let liveness = match crate::liveness::read_all(&cluster.kv).await {
+        Ok(records) => Json::Array(
+            records
+                .iter()
+                .map(|r| {
+                    json!({
+                        "node_id": r.node_id,
+                        "epoch": r.epoch,
+                        "expiration": r.expiration.to_string(),
+                        "live": r.is_live(now),
+                        "expires_in_ms": r.expiration.wall.saturating_sub(now.wall) / 1_000_000,
+                    })
+                })
+                .collect(),
+        ),
+        Err(e) => {
+            tracing::debug!("reading liveness records: {e}");
+            Json::Null
+        }
+    };
+    Ok(axum::Json(json!({
+        "cluster_id": cluster.ident.cluster_id,
+        "nodes": cluster.gossip.view(),
+        "liveness": liveness,
+    })))
 }
 
 /// `413` from the body limit comes as plain text: make it the API's JSON error.

@@ -77,6 +77,12 @@ pub struct ServerConfig {
     pub replica_change_timeout: Duration,
     /// Test hooks (`--enable-test-hooks`); `None` in production.
     pub test_hooks: Option<TestHooks>,
+    /// Worker threads of the SQL runtime, where queries' operators run
+    /// ([`shoal_sql::runtime`]): by default one per core.
+    pub sql_threads: usize,
+    /// Each statement's memory budget while the `sql.query_memory_limit` setting is 0 (its
+    /// default): a sixteenth of the machine's memory, at least 64 MiB.
+    pub sql_query_memory_limit: usize,
 }
 
 impl ServerConfig {
@@ -97,7 +103,23 @@ impl ServerConfig {
             dead_node_grace: Duration::from_secs(10),
             replica_change_timeout: Duration::from_secs(60),
             test_hooks: None,
+            sql_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            sql_query_memory_limit: default_query_memory_limit(),
         }
+    }
+}
+
+/// A sixteenth of the machine's memory (`MemTotal` in `/proc/meminfo`), at least 64 MiB;
+/// 256 MiB where the machine does not say.
+fn default_query_memory_limit() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|info| {
+        let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib.saturating_mul(1024))
+    });
+    match total {
+        Some(bytes) => (bytes / 16).max(64 << 20),
+        None => shoal_sql::memory::DEFAULT_QUERY_MEMORY_LIMIT,
     }
 }
 
@@ -379,7 +401,14 @@ impl Server {
         let kv = KvClient::new(meta, inner.clock.clone()).with_unsafe_skip_refresh(skip_refresh);
         let gossip = Gossip::new(ident.node_id, inner.config.liveness_timeout);
         let sessions = crate::http_txn::TxnSessions::default();
-        let sql = shoal_sql::SqlEngine::new(kv.clone(), ident.node_id);
+        let sql_runtime = shoal_sql::runtime::SqlRuntime::start(inner.config.sql_threads)
+            .map_err(|e| Error::SqlRuntime(e.to_string()))?;
+        let sql = shoal_sql::SqlEngine::with_runtime(
+            kv.clone(),
+            ident.node_id,
+            Some(Arc::new(sql_runtime)),
+        );
+        sql.set_query_memory_limit(inner.config.sql_query_memory_limit);
         let cluster =
             Arc::new(Cluster { ident, store, kv, gossip, peers: Mutex::new(peers), sessions, sql });
         if inner.cluster.set(cluster.clone()).is_err() {
@@ -389,6 +418,7 @@ impl Server {
         self.spawn(gossip_loop(Arc::downgrade(inner), inner.config.gossip_interval));
         self.spawn(liveness_loop(Arc::downgrade(inner), inner.config.liveness_timeout));
         self.spawn(crate::replicate_queue::run(Arc::downgrade(inner), inner.config.queue_interval));
+        self.spawn(sql_settings_loop(Arc::downgrade(inner), inner.config.queue_interval));
         inner.initialized.notify_waiters();
         tracing::info!(node_id = cluster.ident.node_id, cluster_id = %cluster.ident.cluster_id, "node is part of the cluster");
         Ok(cluster)
@@ -524,6 +554,28 @@ async fn liveness_loop(inner: Weak<Inner>, timeout: Duration) {
             }
         }
         tokio::time::sleep(timeout / 4).await;
+    }
+}
+
+/// Applies the SQL cluster settings to this node's SQL engine, once per queue interval.
+async fn sql_settings_loop(inner: Weak<Inner>, interval: Duration) {
+    loop {
+        {
+            let Some(inner) = inner.upgrade() else { return };
+            if let Some(cluster) = inner.cluster.get() {
+                let setting = crate::settings::SQL_QUERY_MEMORY_LIMIT;
+                match crate::settings::get(&cluster.kv, setting).await {
+                    Ok(0) => {
+                        cluster.sql.set_query_memory_limit(inner.config.sql_query_memory_limit)
+                    }
+                    Ok(bytes) => cluster
+                        .sql
+                        .set_query_memory_limit(usize::try_from(bytes).unwrap_or(usize::MAX)),
+                    Err(e) => tracing::debug!("reading {}: {e}", setting.name),
+                }
+            }
+        }
+        tokio::time::sleep(interval).await;
     }
 }
 

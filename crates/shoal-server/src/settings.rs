@@ -57,8 +57,19 @@ pub const SPLIT_QPS_THRESHOLD: Setting = Setting {
     description: "split ranges above this many requests per second",
 };
 
+/// Each SQL statement's memory budget in bytes; 0 (the default) means the node's own default,
+/// a sixteenth of its memory. Nodes apply a change within a queue interval.
+pub const SQL_QUERY_MEMORY_LIMIT: Setting = Setting {
+    name: "sql.query_memory_limit",
+    default: 0,
+    min: 0,
+    max: 1 << 40,
+    description: "bytes each SQL statement may hold in sorts, joins, aggregates (0: node default)",
+};
+
 /// Every setting.
-pub const ALL: [Setting; 3] = [REPLICATION_FACTOR, RANGE_MAX_BYTES, SPLIT_QPS_THRESHOLD];
+pub const ALL: [Setting; 4] =
+    [REPLICATION_FACTOR, RANGE_MAX_BYTES, SPLIT_QPS_THRESHOLD, SQL_QUERY_MEMORY_LIMIT];
 
 /// Returns the setting called `name`.
 pub fn find(name: &str) -> Option<Setting> {

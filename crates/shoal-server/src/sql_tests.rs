@@ -110,13 +110,10 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
-/// A three-node cluster with a SQL engine on each node.
+/// A three-node cluster with each node's own SQL engine (queries on its SQL runtime).
 async fn sql_cluster(dirs: &[TempDir]) -> (Vec<crate::server::Server>, Vec<Arc<SqlEngine>>) {
     let nodes = cluster(dirs).await;
-    let engines = nodes
-        .iter()
-        .map(|n| SqlEngine::new(n.require_cluster().unwrap().kv.clone(), n.node_id()))
-        .collect();
+    let engines = nodes.iter().map(|n| n.require_cluster().unwrap().sql.clone()).collect();
     (nodes, engines)
 }
 

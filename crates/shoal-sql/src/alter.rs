@@ -129,7 +129,7 @@ async fn add_column(
     let table = Arc::new(table);
     let checks = dml::bound_checks(&table)?;
     let (plan, _) = table_scan(old.clone(), &old.name);
-    let mut rows = exec::execute(plan, d.txn.clone(), d.ctx);
+    let mut rows = exec::execute(plan, d.txn.clone(), d.ctx, d.env);
     while let Some(row) = rows.try_next().await? {
         let mut before: Row = row;
         before.push(Value::Null);
@@ -195,10 +195,11 @@ pub async fn split_at(
     table: &str,
     rows: &ast::Query,
     ctx: crate::expr::EvalContext,
+    env: &exec::ExecEnv,
 ) -> Result<Output> {
     let table = snapshot.table(table)?;
     let planned = Planner { catalog: snapshot, ctx }.query(rows)?;
-    let rows: Vec<Row> = exec::execute(planned.plan, txn.clone(), ctx).try_collect().await?;
+    let rows: Vec<Row> = exec::collect(planned.plan, txn.clone(), ctx, env).await?;
     let key_types: Vec<DataType> = table
         .primary
         .columns

@@ -167,9 +167,11 @@ impl<'a> Binder<'a> {
                 ast::UnaryOperator::Plus => self.bind(expr)?,
                 other => return Err(SqlError::NotSupported(format!("operator {other}"))),
             },
-            A::BinaryOp { left, op, right } => {
-                let op = binary_op(op)?;
-                Expr::Binary(op, Box::new(self.bind(left)?), Box::new(self.bind(right)?))
+            A::BinaryOp { left, op: ast_op, right } => {
+                let op = binary_op(ast_op)?;
+                let (left, right) = (self.bind(left)?, self.bind(right)?);
+                self.check_comparable(ast_op, &left, &right)?;
+                Expr::Binary(op, Box::new(left), Box::new(right))
             }
             A::IsNull(e) => Expr::IsNull(Box::new(self.bind(e)?), false),
             A::IsNotNull(e) => Expr::IsNull(Box::new(self.bind(e)?), true),
@@ -255,6 +257,30 @@ impl<'a> Binder<'a> {
             }
             other => return Err(SqlError::NotSupported(format!("expression {other}"))),
         })
+    }
+
+    /// Refuses a comparison of two columns whose types PostgreSQL has no operator for, like
+    /// `text = bigint` (42883), where Shoal would otherwise read the text as a number row by
+    /// row. Literals and other expressions are still typed at run time.
+    fn check_comparable(&self, op: &ast::BinaryOperator, left: &Expr, right: &Expr) -> Result<()> {
+        use ast::BinaryOperator as B;
+        if !matches!(op, B::Eq | B::NotEq | B::Lt | B::LtEq | B::Gt | B::GtEq) {
+            return Ok(());
+        }
+        let column_type = |e: &Expr| match e {
+            Expr::Column(i) => self.scope.columns.get(*i).and_then(|c| c.data_type),
+            _ => None,
+        };
+        if let (Some(a), Some(b)) = (column_type(left), column_type(right))
+            && a.category() != b.category()
+        {
+            return Err(SqlError::UndefinedOperator(format!(
+                "{} {op} {}",
+                a.pg_name(),
+                b.pg_name()
+            )));
+        }
+        Ok(())
     }
 
     fn column(&self, table: Option<&str>, name: &str) -> Result<Expr> {

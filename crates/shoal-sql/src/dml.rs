@@ -44,6 +44,8 @@ pub struct DmlContext<'a> {
     pub ctx: EvalContext,
     /// Makes `rowid` values.
     pub rowids: &'a (dyn Fn() -> i64 + Send + Sync),
+    /// Where the statement's reads run and the memory they may hold.
+    pub env: &'a crate::exec::ExecEnv,
 }
 
 /// A table's columns as a scope, labelled with the table's name.
@@ -253,9 +255,7 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
         .as_ref()
         .ok_or_else(|| SqlError::NotSupported("INSERT without VALUES".into()))?;
     let planned = Planner { catalog: d.catalog, ctx: d.ctx }.query(source)?;
-    let rows: Vec<Row> =
-        futures::TryStreamExt::try_collect(exec::execute(planned.plan, d.txn.clone(), d.ctx))
-            .await?;
+    let rows: Vec<Row> = exec::collect(planned.plan, d.txn.clone(), d.ctx, d.env).await?;
     let defaults: Vec<Option<Expr>> = table
         .columns
         .iter()
@@ -566,7 +566,7 @@ async fn target_rows(
         plan = Plan::Filter { source: Box::new(plan), predicate };
     }
     let plan = crate::optimizer::optimize(plan);
-    futures::TryStreamExt::try_collect(exec::execute(plan, d.txn.clone(), d.ctx)).await
+    exec::collect(plan, d.txn.clone(), d.ctx, d.env).await
 }
 
 fn single_table(from: &ast::TableWithJoins) -> Result<String> {

@@ -33,6 +33,12 @@ pub enum SqlError {
     /// values (08P01).
     #[error("{0}")]
     ProtocolViolation(String),
+    /// A configuration parameter that cannot be changed, like `server_version` (55P02).
+    #[error("parameter \"{0}\" cannot be changed")]
+    ReadOnlyParameter(String),
+    /// An operator with no version for its operands' types, like `text = bigint` (42883).
+    #[error("operator does not exist: {0}")]
+    UndefinedOperator(String),
     /// A function that does not exist (42883).
     #[error("function {0} does not exist")]
     UndefinedFunction(String),
@@ -154,6 +160,10 @@ pub enum SqlError {
     /// A statement cancelled by its deadline (57014).
     #[error("query cancelled: {0}")]
     Cancelled(String),
+    /// A query that needs more memory than its budget allows (53200): it stops, and nothing
+    /// else on the node is disturbed. Retrying it as it is fails the same way.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
     /// A bug or corrupt data (XX000).
     #[error("internal error: {0}")]
     Internal(String),
@@ -170,7 +180,8 @@ impl SqlError {
             SqlError::UndefinedParameter(_) => "42704",
             SqlError::UndefinedPlaceholder(_) => "42P02",
             SqlError::ProtocolViolation(_) => "08P01",
-            SqlError::UndefinedFunction(_) => "42883",
+            SqlError::ReadOnlyParameter(_) => "55P02",
+            SqlError::UndefinedFunction(_) | SqlError::UndefinedOperator(_) => "42883",
             SqlError::UndefinedDatabase(_) => "3D000",
             SqlError::DuplicateDatabase(_) => "42P04",
             SqlError::DependentObjects(_) => "2BP01",
@@ -202,6 +213,7 @@ impl SqlError {
             SqlError::Ambiguous(_) => "40003",
             SqlError::Unavailable(_) => "58000",
             SqlError::Cancelled(_) => "57014",
+            SqlError::OutOfMemory(_) => "53200",
             SqlError::Internal(_) => "XX000",
         }
     }

@@ -8,7 +8,14 @@
 //! reading early and a large table is never held in memory by a scan. A LIMIT right above a
 //! scan (through projections only) also shrinks the page to what it wants, so `LIMIT 5`
 //! asks the ranges for five rows, not a thousand. Sort, aggregation,
-//! DISTINCT and the right side of a join must see all their input, and buffer it.
+//! DISTINCT and the build side of a join must see all their input, and buffer it: they
+//! reserve what they hold from the statement's memory budget ([`crate::memory`]), and a
+//! statement past it fails with 53200. Joins are in [`crate::exec_join`].
+//!
+//! A statement's operator tree runs as one task on the SQL runtime ([`crate::runtime`]),
+//! never on the threads of the node's Raft groups and RPC; every row a source produces
+//! spends tokio's task budget (`cooperative`), so a task yields every few hundred rows and
+//! an abort (cancel, timeout, a client gone) stops it there.
 //!
 //! Every read goes through the statement's transaction ([`Txn`]): the rows a statement sees
 //! are a consistent snapshot at the transaction's read timestamp, and the transaction's read
@@ -28,7 +35,8 @@ use shoal_kvclient::txn::Txn;
 use crate::catalog::{IndexDescriptor, TableDescriptor};
 use crate::error::{Result, SqlError};
 use crate::expr::{EvalContext, Expr};
-use crate::plan::{Aggregate, AggregateFunction, JoinKind, Plan, SortKey};
+use crate::memory::{MemoryBudget, Reservation};
+use crate::plan::{Aggregate, AggregateFunction, Plan, SortKey};
 use crate::rowcodec::RowCodec;
 use crate::types::Value;
 
@@ -47,34 +55,83 @@ type GroupState = (Vec<Accumulator>, Vec<HashSet<Value>>);
 /// How many rows a scan asks for at once.
 const PAGE: u64 = 1000;
 
-/// Returns the rows of `plan`, read through `txn`.
-pub fn execute(plan: Plan, txn: Txn, ctx: EvalContext) -> Rows {
-    execute_wanting(plan, txn, ctx, None)
+/// What a statement's operators run with besides their transaction: where they run, and
+/// how much memory they may hold.
+#[derive(Debug, Clone, Default)]
+pub struct ExecEnv {
+    /// The runtime operator trees run on ([`crate::runtime`]); None: the caller's own (tests
+    /// and tools that have no node to protect).
+    pub runtime: Option<tokio::runtime::Handle>,
+    /// The statement's memory budget.
+    pub memory: MemoryBudget,
+}
+
+/// Returns the rows of `plan`, read through `txn`, computed on `env`'s runtime.
+pub fn execute(plan: Plan, txn: Txn, ctx: EvalContext, env: &ExecEnv) -> Rows {
+    let rows = build(plan, &Exec { txn, ctx, memory: env.memory.clone() }, None);
+    match &env.runtime {
+        Some(runtime) => crate::runtime::offload(rows, runtime),
+        None => rows,
+    }
+}
+
+/// Runs `plan` and collects its rows, counting them against `env`'s memory budget.
+pub async fn collect(plan: Plan, txn: Txn, ctx: EvalContext, env: &ExecEnv) -> Result<Vec<Row>> {
+    let mut reservation = env.memory.reservation("the statement's rows");
+    let mut rows = execute(plan, txn, ctx, env);
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        reservation.grow(crate::memory::row_bytes(&row))?;
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// What every operator of one statement shares.
+#[derive(Clone)]
+pub(crate) struct Exec {
+    pub(crate) txn: Txn,
+    pub(crate) ctx: EvalContext,
+    pub(crate) memory: MemoryBudget,
+}
+
+/// Spends tokio's task budget for each row, so the task yields every so often: rows computed
+/// in memory (a join, VALUES) never make it wait otherwise, and an abort, another query or
+/// a cancel check get their turn only at a yield ([`crate::runtime`]).
+pub(crate) fn cooperative(rows: Rows) -> Rows {
+    rows.then(|row| async move {
+        tokio::task::consume_budget().await;
+        row
+    })
+    .boxed()
 }
 
 /// Returns the rows of `plan`, of which the consumer wants at most `wanted` (a LIMIT above
 /// it): a scan right below asks the ranges for no more than that.
-fn execute_wanting(plan: Plan, txn: Txn, ctx: EvalContext, wanted: Option<u64>) -> Rows {
+pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
     let page = wanted.map_or(PAGE, |n| n.clamp(1, PAGE));
+    let (txn, ctx) = (x.txn.clone(), x.ctx);
     match plan {
-        Plan::Scan { table, spans, filter } => scan(table, spans, filter, page, txn, ctx),
+        Plan::Scan { table, spans, filter } => {
+            cooperative(scan(table, spans, filter, page, txn, ctx))
+        }
         Plan::IndexScan { table, index, spans, filter } => {
-            index_scan(table, index, spans, filter, page, txn, ctx)
+            cooperative(index_scan(table, index, spans, filter, page, txn, ctx))
         }
         Plan::Values { rows, .. } => {
             let evaluated: Vec<Result<Row>> = rows
                 .into_iter()
                 .map(|row| row.iter().map(|e| e.eval(&[], &ctx)).collect())
                 .collect();
-            stream::iter(evaluated).boxed()
+            cooperative(stream::iter(evaluated).boxed())
         }
-        Plan::Filter { source, predicate } => execute(*source, txn, ctx)
+        Plan::Filter { source, predicate } => build(*source, x, None)
             .try_filter_map(move |row| {
                 let keep = passes(&predicate, &row, &ctx);
                 futures::future::ready(keep.map(|k| k.then_some(row)))
             })
             .boxed(),
-        Plan::Project { source, exprs } => execute_wanting(*source, txn, ctx, wanted)
+        Plan::Project { source, exprs } => build(*source, x, wanted)
             .and_then(move |row| {
                 futures::future::ready(exprs.iter().map(|e| e.eval(&row, &ctx)).collect())
             })
@@ -82,7 +139,7 @@ fn execute_wanting(plan: Plan, txn: Txn, ctx: EvalContext, wanted: Option<u64>) 
         Plan::Limit { source, limit, offset } => {
             let mut seen = 0u64;
             let wanted = limit.map(|l| l.saturating_add(offset));
-            let skipped = execute_wanting(*source, txn, ctx, wanted).try_filter_map(move |row| {
+            let skipped = build(*source, x, wanted).try_filter_map(move |row| {
                 seen += 1;
                 futures::future::ready(Ok((seen > offset).then_some(row)))
             });
@@ -93,66 +150,45 @@ fn execute_wanting(plan: Plan, txn: Txn, ctx: EvalContext, wanted: Option<u64>) 
         }
         Plan::Distinct { source } => {
             let mut seen: HashSet<Row> = HashSet::new();
-            execute(*source, txn, ctx)
+            let mut reservation = x.memory.reservation("DISTINCT");
+            build(*source, x, None)
                 .try_filter_map(move |row| {
-                    let fresh = seen.insert(row.clone());
-                    futures::future::ready(Ok(fresh.then_some(row)))
+                    let fresh = !seen.contains(&row);
+                    let kept = if fresh {
+                        reservation.grow(crate::memory::row_bytes(&row)).map(|()| {
+                            seen.insert(row.clone());
+                            Some(row)
+                        })
+                    } else {
+                        Ok(None)
+                    };
+                    futures::future::ready(kept)
                 })
                 .boxed()
         }
         Plan::Sort { source, keys } => {
-            buffered(execute(*source, txn, ctx), move |rows| sort(rows, &keys, &ctx))
+            let input = build(*source, x, None);
+            buffered(input, x.memory.reservation("ORDER BY"), move |rows| sort(rows, &keys, &ctx))
         }
         Plan::Aggregate { source, group_by, aggregates } => {
-            let input = execute(*source, txn, ctx);
-            stream::once(async move { aggregate(input, &group_by, &aggregates, &ctx).await })
-                .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
-                .try_flatten()
-                .boxed()
+            let input = build(*source, x, None);
+            let reservation = x.memory.reservation("GROUP BY");
+            let rows = stream::once(async move {
+                aggregate(input, &group_by, &aggregates, &ctx, reservation).await
+            })
+            .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed();
+            cooperative(rows)
         }
         Plan::Join { left, right, kind, on, right_width } => {
-            let right_rows = execute(*right, txn.clone(), ctx);
-            let left_rows = execute(*left, txn, ctx);
-            let joined = async move {
-                let right: Arc<Vec<Row>> = Arc::new(right_rows.try_collect().await?);
-                Ok::<_, SqlError>(
-                    left_rows
-                        .and_then(move |l| {
-                            let rows = join_row(&l, &right, kind, on.as_ref(), right_width, &ctx);
-                            futures::future::ready(rows)
-                        })
-                        .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
-                        .try_flatten(),
-                )
-            };
-            stream::once(joined).try_flatten().boxed()
+            crate::exec_join::nested_loop(*left, *right, kind, on, right_width, x)
+        }
+        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
+            let keys = crate::exec_join::JoinKeys { left: left_keys, right: right_keys };
+            crate::exec_join::hash_join(*left, *right, kind, keys, on, right_width, x)
         }
     }
-}
-
-/// Joins one left row with every right row.
-fn join_row(
-    left: &Row,
-    right: &[Row],
-    kind: JoinKind,
-    on: Option<&Expr>,
-    right_width: usize,
-    ctx: &EvalContext,
-) -> Result<Vec<Row>> {
-    let mut out = Vec::new();
-    for r in right {
-        let mut row = left.clone();
-        row.extend(r.iter().cloned());
-        if on.map_or(Ok(true), |on| passes(on, &row, ctx))? {
-            out.push(row);
-        }
-    }
-    if out.is_empty() && kind == JoinKind::Left {
-        let mut row = left.clone();
-        row.extend(std::iter::repeat_n(Value::Null, right_width));
-        out.push(row);
-    }
-    Ok(out)
 }
 
 /// Whether `row` passes `predicate` (NULL does not).
@@ -160,18 +196,29 @@ pub fn passes(predicate: &Expr, row: &[Value], ctx: &EvalContext) -> Result<bool
     Ok(predicate.eval(row, ctx)?.as_condition()? == Some(true))
 }
 
-/// Runs `finish` over all of `input`'s rows, then streams its result.
+/// Runs `finish` over all of `input`'s rows, held under `reservation`, then streams its
+/// result (the reservation is given back when the last row has gone).
 fn buffered(
-    input: Rows,
+    mut input: Rows,
+    mut reservation: Reservation,
     finish: impl FnOnce(Vec<Row>) -> Result<Vec<Row>> + Send + 'static,
 ) -> Rows {
-    stream::once(async move {
-        let rows: Vec<Row> = input.try_collect().await?;
-        finish(rows)
+    let rows = stream::once(async move {
+        let mut rows = Vec::new();
+        while let Some(row) = input.try_next().await? {
+            reservation.grow(crate::memory::row_bytes(&row))?;
+            rows.push(row);
+        }
+        let finished = finish(rows)?;
+        // The closure owns the reservation: it lives as long as the rows it accounts for.
+        Ok::<_, SqlError>(stream::iter(finished).map(move |row| {
+            let _held = &reservation;
+            Ok(row)
+        }))
     })
-    .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
     .try_flatten()
-    .boxed()
+    .boxed();
+    cooperative(rows)
 }
 
 fn scan(
@@ -350,6 +397,7 @@ async fn aggregate(
     group_by: &[Expr],
     aggregates: &[Aggregate],
     ctx: &EvalContext,
+    mut reservation: Reservation,
 ) -> Result<Vec<Row>> {
     let fresh = || -> Vec<Accumulator> {
         aggregates
@@ -375,6 +423,12 @@ async fn aggregate(
         }
         let row = &row;
         let key: Vec<Value> = group_by.iter().map(|e| e.eval(row, ctx)).collect::<Result<_>>()?;
+        if !groups.contains_key(&key) {
+            // The key is held twice (the map and the order), plus one accumulator per
+            // aggregate.
+            let accumulators = aggregates.len() * std::mem::size_of::<Accumulator>();
+            reservation.grow(2 * crate::memory::row_bytes(&key) + accumulators)?;
+        }
         let entry = groups.entry(key.clone()).or_insert_with(|| {
             order.push(key);
             (fresh(), vec![HashSet::new(); aggregates.len()])
@@ -387,8 +441,12 @@ async fn aggregate(
             if value.is_null() {
                 continue;
             }
-            if a.distinct && !entry.1[i].insert(value.clone()) {
-                continue;
+            if a.distinct {
+                if entry.1[i].contains(&value) {
+                    continue;
+                }
+                reservation.grow(crate::memory::value_bytes(&value))?;
+                entry.1[i].insert(value.clone());
             }
             let acc = &mut entry.0[i];
             *acc = match (std::mem::replace(acc, Accumulator::Count(0)), a.function) {

@@ -12,8 +12,12 @@
 //! equalities is used instead (an index scan, then a lookup of each row). The filter itself
 //! stays on the scan, so a span only ever narrows what is read, never what is returned.
 //!
-//! Out of scope: cost-based choices, pushing filters through joins, merging overlapping IN
-//! spans, ranges on hash-sharded or descending columns.
+//! Joins, and the filters above them, are planned by [`crate::optimizer_join`]: it pushes
+//! each predicate to the input it belongs to (where this module turns it into spans), makes
+//! equalities between inputs hash-join keys and orders inner joins.
+//!
+//! Out of scope: cost-based choices of spans and indexes, merging overlapping IN spans,
+//! ranges on hash-sharded or descending columns.
 
 use shoal_keys::{Key, Span};
 
@@ -26,6 +30,13 @@ use crate::types::Value;
 /// Optimizes a plan bottom-up.
 pub fn optimize(plan: Plan) -> Plan {
     match plan {
+        Plan::Filter { source, predicate } if matches!(*source, Plan::Join { .. }) => {
+            crate::optimizer_join::plan_joins(
+                *source,
+                conjuncts(&predicate).into_iter().cloned().collect(),
+            )
+        }
+        join @ Plan::Join { .. } => crate::optimizer_join::plan_joins(join, Vec::new()),
         Plan::Filter { source, predicate } => match optimize(*source) {
             Plan::Scan { table, spans, filter } => {
                 let filter = Some(match filter {
@@ -36,9 +47,23 @@ pub fn optimize(plan: Plan) -> Plan {
             }
             other => Plan::Filter { source: Box::new(other), predicate },
         },
-        Plan::Project { source, exprs } => {
-            Plan::Project { source: Box::new(optimize(*source)), exprs }
-        }
+        Plan::Project { source, exprs } => match optimize(*source) {
+            // A projection that only picks columns of another one is folded into it (the
+            // join planner's column reordering under the SELECT list's projection).
+            Plan::Project { source, exprs: inner }
+                if exprs.iter().all(|e| matches!(e, Expr::Column(i) if *i < inner.len())) =>
+            {
+                let picked = exprs
+                    .iter()
+                    .map(|e| match e {
+                        Expr::Column(i) => inner[*i].clone(),
+                        other => other.clone(),
+                    })
+                    .collect();
+                Plan::Project { source, exprs: picked }
+            }
+            other => Plan::Project { source: Box::new(other), exprs },
+        },
         Plan::Aggregate { source, group_by, aggregates } => {
             Plan::Aggregate { source: Box::new(optimize(*source)), group_by, aggregates }
         }
@@ -47,19 +72,23 @@ pub fn optimize(plan: Plan) -> Plan {
             Plan::Limit { source: Box::new(optimize(*source)), limit, offset }
         }
         Plan::Distinct { source } => Plan::Distinct { source: Box::new(optimize(*source)) },
-        Plan::Join { left, right, kind, on, right_width } => Plan::Join {
-            left: Box::new(optimize(*left)),
-            right: Box::new(optimize(*right)),
-            kind,
-            on,
-            right_width,
-        },
+        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
+            Plan::HashJoin {
+                left: Box::new(optimize(*left)),
+                right: Box::new(optimize(*right)),
+                kind,
+                left_keys,
+                right_keys,
+                on,
+                right_width,
+            }
+        }
         other => other,
     }
 }
 
 /// Splits a condition into its AND-ed parts.
-fn conjuncts(e: &Expr) -> Vec<&Expr> {
+pub(crate) fn conjuncts(e: &Expr) -> Vec<&Expr> {
     match e {
         Expr::Binary(BinaryOp::And, a, b) => {
             let mut out = conjuncts(a);

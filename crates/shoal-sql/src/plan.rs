@@ -195,9 +195,46 @@ pub enum Plan {
         /// The right side's width (for NULL padding).
         right_width: usize,
     },
+    /// A hash join: the right input is read once into a hash table on `right_keys`; each
+    /// left row finds the right rows whose keys equal its `left_keys` (a NULL key matches
+    /// nothing, as `=` never holds for NULL), and `on` decides among them. Output: left
+    /// columns, then right ones, as [`Plan::Join`].
+    HashJoin {
+        /// Left input: streamed.
+        left: Box<Plan>,
+        /// Right input: buffered into the hash table.
+        right: Box<Plan>,
+        /// Inner or left.
+        kind: JoinKind,
+        /// Key expressions over the left row.
+        left_keys: Vec<Expr>,
+        /// Key expressions over the right row, one per left key.
+        right_keys: Vec<Expr>,
+        /// The rest of the join condition, over the combined row.
+        on: Option<Expr>,
+        /// The right side's width (for NULL padding).
+        right_width: usize,
+    },
 }
 
 impl Plan {
+    /// How many columns the plan's rows have.
+    pub fn width(&self) -> usize {
+        match self {
+            Plan::Scan { table, .. } | Plan::IndexScan { table, .. } => table.columns.len(),
+            Plan::Values { width, .. } => *width,
+            Plan::Project { exprs, .. } => exprs.len(),
+            Plan::Aggregate { group_by, aggregates, .. } => group_by.len() + aggregates.len(),
+            Plan::Filter { source, .. }
+            | Plan::Sort { source, .. }
+            | Plan::Limit { source, .. }
+            | Plan::Distinct { source } => source.width(),
+            Plan::Join { left, right_width, .. } | Plan::HashJoin { left, right_width, .. } => {
+                left.width() + right_width
+            }
+        }
+    }
+
     /// Renders the plan as an indented tree (EXPLAIN); `ranges` describes which ranges a span
     /// touches.
     pub fn explain(&self, ranges: &dyn Fn(&Span) -> String) -> Vec<String> {
@@ -284,6 +321,22 @@ impl Plan {
                     None => line.push_str(" (cross)"),
                 }
             }
+            Plan::HashJoin { left, kind, left_keys, right_keys, on, .. } => {
+                let shift = left.width();
+                let keys: Vec<String> = left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| {
+                        let r = r.clone().map_columns(&|c| c + shift);
+                        format!("{} = {}", show(l), show(&r))
+                    })
+                    .collect();
+                let kind = if *kind == JoinKind::Inner { "inner" } else { "left" };
+                let _ = write!(line, "hash join {kind} on {}", keys.join(", "));
+                if let Some(on) = on {
+                    let _ = write!(line, " filter {}", show(on));
+                }
+            }
         }
         out.push(format!("{pad}{line}"));
         for child in self.children() {
@@ -300,7 +353,9 @@ impl Plan {
             | Plan::Sort { source, .. }
             | Plan::Limit { source, .. }
             | Plan::Distinct { source } => vec![source],
-            Plan::Join { left, right, .. } => vec![left, right],
+            Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
+                vec![left, right]
+            }
         }
     }
 }

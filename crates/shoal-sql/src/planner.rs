@@ -496,6 +496,13 @@ impl Planner<'_> {
                 }
                 Ok((planned.plan, Scope { columns }))
             }
+            ast::TableFactor::NestedJoin { table_with_joins, alias: None } => {
+                let mut joined = self.table_factor(&table_with_joins.relation)?;
+                for join in &table_with_joins.joins {
+                    joined = self.join(joined, join)?;
+                }
+                Ok(joined)
+            }
             other => Err(SqlError::NotSupported(format!("FROM {other}"))),
         }
     }

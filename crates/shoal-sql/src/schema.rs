@@ -22,7 +22,7 @@ use sqlparser::ast;
 use crate::binder::{ident, object_name};
 use crate::catalog::{Catalog, IndexDescriptor, Snapshot, TableDescriptor};
 use crate::error::{Result, SqlError};
-use crate::exec::{self, Row};
+use crate::exec;
 use crate::expr::EvalContext;
 use crate::plan::{Column, Plan};
 use crate::rowcodec::RowCodec;
@@ -39,6 +39,7 @@ pub async fn create_index(
     snapshot: &Snapshot,
     create: &ast::CreateIndex,
     ctx: EvalContext,
+    env: &exec::ExecEnv,
 ) -> Result<Output> {
     if create.concurrently
         || !create.include.is_empty()
@@ -93,7 +94,7 @@ pub async fn create_index(
     };
     updated.next_index_id += 1;
     updated.indexes.push(index.clone());
-    backfill(txn, &table, &updated, &index, ctx).await?;
+    backfill(txn, &table, &updated, &index, ctx, env).await?;
     catalog.write_table(txn, &updated).await?;
     Ok(Output::Done("CREATE INDEX"))
 }
@@ -126,12 +127,13 @@ async fn backfill(
     new: &TableDescriptor,
     index: &IndexDescriptor,
     ctx: EvalContext,
+    env: &exec::ExecEnv,
 ) -> Result<()> {
     let (plan, _) = crate::planner::table_scan(old.clone(), &old.name);
-    let rows: Vec<Row> =
-        futures::TryStreamExt::try_collect(exec::execute(plan, txn.clone(), ctx)).await?;
+    // Entries are written as rows arrive: the table is never held in memory.
+    let mut rows = exec::execute(plan, txn.clone(), ctx, env);
     let codec = RowCodec::default();
-    for row in rows {
+    while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
         let (key, value) = codec.index_entry(new, index, &row)?;
         let has_null = index
             .columns
@@ -207,7 +209,7 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         | Plan::Sort { source, .. }
         | Plan::Limit { source, .. }
         | Plan::Distinct { source } => spans_of(source, out),
-        Plan::Join { left, right, .. } => {
+        Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
             spans_of(left, out);
             spans_of(right, out);
         }

@@ -16,7 +16,7 @@
 //! whose first rows already went out is no longer retried ([`crate::session_results`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use shoal_kvclient::txn::Txn;
 use shoal_kvclient::{KvClient, KvOps};
@@ -25,11 +25,13 @@ use sqlparser::ast::{self, Statement};
 use crate::catalog::Catalog;
 use crate::dml::{self, DmlContext};
 use crate::error::{Result, SqlError};
-use crate::exec::{self, Row};
+use crate::exec::{self, ExecEnv, Row};
 use crate::expr::EvalContext;
+use crate::memory::MemoryBudget;
 use crate::params::Prepared;
 use crate::plan::Column;
 use crate::planner::Planner;
+use crate::runtime::SqlRuntime;
 use crate::session_results::{CollectRows, Executed, deliver, finish};
 pub use crate::session_results::{RESULT_BUFFER_ROWS, RowSink};
 use crate::syntax::Parsed;
@@ -72,17 +74,54 @@ pub struct SqlEngine {
     catalog: Catalog,
     node_id: u64,
     last_rowid: AtomicI64,
+    /// Where statements' operators run; None: on the caller's runtime.
+    runtime: Option<Arc<SqlRuntime>>,
+    /// Each statement's memory budget, in bytes.
+    query_memory_limit: AtomicUsize,
 }
 
 impl SqlEngine {
     /// A SQL engine over `client`; `node_id` makes generated row ids unique across nodes.
+    /// Queries run on the caller's runtime: for tests and tools, not for a node, which uses
+    /// [`SqlEngine::with_runtime`].
     pub fn new(client: KvClient, node_id: u64) -> Arc<Self> {
+        SqlEngine::with_runtime(client, node_id, None)
+    }
+
+    /// A SQL engine whose queries' operators run on `runtime` ([`crate::runtime`]), so that
+    /// they never hold the caller's threads.
+    pub fn with_runtime(
+        client: KvClient,
+        node_id: u64,
+        runtime: Option<Arc<SqlRuntime>>,
+    ) -> Arc<Self> {
         Arc::new(SqlEngine {
             client,
             catalog: Catalog::new(),
             node_id,
             last_rowid: AtomicI64::new(0),
+            runtime,
+            query_memory_limit: AtomicUsize::new(crate::memory::DEFAULT_QUERY_MEMORY_LIMIT),
         })
+    }
+
+    /// Sets the memory budget of each statement that starts from now on
+    /// (`sql.query_memory_limit`).
+    pub fn set_query_memory_limit(&self, bytes: usize) {
+        self.query_memory_limit.store(bytes, Ordering::Relaxed);
+    }
+
+    /// The memory budget each statement gets.
+    pub fn query_memory_limit(&self) -> usize {
+        self.query_memory_limit.load(Ordering::Relaxed)
+    }
+
+    /// What a statement starting now runs with: the SQL runtime and a fresh memory budget.
+    fn exec_env(&self) -> ExecEnv {
+        ExecEnv {
+            runtime: self.runtime.as_ref().map(|r| r.handle()),
+            memory: MemoryBudget::new(self.query_memory_limit()),
+        }
     }
 
     /// The id the next table will get, as [`Catalog::peek_next_id`] says.
@@ -185,22 +224,37 @@ impl Session {
         self.cancel = Some(signal);
     }
 
-    /// Runs `work` until it finishes or the statement is cancelled. Dropping `work` midway is
-    /// safe for the callers: each holds its transaction outside `work` and rolls it back (or
-    /// marks it aborted) on the error.
+    /// Runs `work` until it finishes, the statement is cancelled, or `statement_timeout`
+    /// passes (both 57014). Dropping `work` midway is safe for the callers: each holds its
+    /// transaction outside `work` and rolls it back (or marks it aborted) on the error; the
+    /// statement's operators, on the SQL runtime, stop at their next yield when their row
+    /// stream is dropped ([`crate::runtime`]).
     async fn cancellable<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
-        let Some(signal) = &self.cancel else { return work.await };
-        let mut signal = signal.clone();
-        signal.borrow_and_update();
+        let timeout = self.vars.lock().unwrap_or_else(|p| p.into_inner()).statement_timeout();
+        let timed_out = async move {
+            match timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let mut signal = self.cancel.clone();
+        if let Some(signal) = &mut signal {
+            signal.borrow_and_update();
+        }
         let cancelled = async move {
-            if signal.changed().await.is_err() {
-                // The connection is gone: nobody can cancel any more.
+            let changed = match &mut signal {
+                Some(signal) => signal.changed().await.is_ok(),
+                None => false,
+            };
+            if !changed {
+                // No signal, or the connection is gone: nobody can cancel any more.
                 std::future::pending::<()>().await;
             }
         };
         tokio::select! {
             result = work => result,
             () = cancelled => Err(SqlError::Cancelled("canceling statement due to user request".into())),
+            () = timed_out => Err(SqlError::Cancelled("canceling statement due to statement timeout".into())),
         }
     }
 
@@ -487,11 +541,12 @@ impl Session {
             txn.fix_commit_timestamp();
         }
         let ctx = EvalContext::at(txn.read_ts());
+        let env = self.engine.exec_env();
         let now_micros = ctx.now_micros;
         let inlined;
         let parsed = if crate::subquery::parsed_has_subquery(parsed) {
             let mut copy = parsed.clone();
-            crate::subquery::inline_parsed(&mut copy, &catalog, txn, ctx).await?;
+            crate::subquery::inline_parsed(&mut copy, &catalog, txn, ctx, &env).await?;
             inlined = copy;
             &inlined
         } else {
@@ -507,11 +562,11 @@ impl Session {
         };
         if let Some(query) = query {
             let planned = Planner { catalog: &catalog, ctx }.query(query)?;
-            let rows = exec::execute(planned.plan, txn.clone(), ctx);
+            let rows = exec::execute(planned.plan, txn.clone(), ctx, &env);
             return Ok(Executed::Rows { columns: planned.columns, rows });
         }
         let rowids = || self.engine.rowid(now_micros);
-        let d = DmlContext { txn, catalog: &catalog, ctx, rowids: &rowids };
+        let d = DmlContext { txn, catalog: &catalog, ctx, rowids: &rowids, env: &env };
         let client = &self.engine.client;
         let output = match parsed {
             Parsed::Statement(statement) => self.run_statement(&d, statement).await,
@@ -526,7 +581,7 @@ impl Session {
             }
             Parsed::ShowRanges(table) => crate::alter::show_ranges(client, &catalog, table).await,
             Parsed::SplitAt { table, rows } => {
-                crate::alter::split_at(client, txn, &catalog, table, rows, ctx).await
+                crate::alter::split_at(client, txn, &catalog, table, rows, ctx, &env).await
             }
         };
         output.map(Executed::Output)
@@ -615,6 +670,10 @@ impl Session {
                 }
                 Ok(Output::Done("SET"))
             }
+            Statement::Reset(reset) => {
+                self.vars.lock().unwrap_or_else(|p| p.into_inner()).reset(&reset.reset)?;
+                Ok(Output::Done("RESET"))
+            }
             Statement::ShowVariable { variable } => {
                 let name = variable.iter().map(crate::binder::ident).collect::<Vec<_>>().join(" ");
                 let value = match name.as_str() {
@@ -631,7 +690,8 @@ impl Session {
                 Ok(Output::Rows { columns: vec![column], rows })
             }
             Statement::CreateIndex(create) => {
-                crate::schema::create_index(txn, &self.engine.catalog, catalog, create, ctx).await
+                crate::schema::create_index(txn, &self.engine.catalog, catalog, create, ctx, d.env)
+                    .await
             }
             Statement::Drop {
                 object_type: ast::ObjectType::Index,

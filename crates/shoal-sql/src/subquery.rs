@@ -63,11 +63,14 @@ pub async fn inline_parsed(
     catalog: &Snapshot,
     txn: &Txn,
     ctx: EvalContext,
+    env: &exec::ExecEnv,
 ) -> Result<()> {
     match parsed {
-        Parsed::Statement(s) | Parsed::Upsert(s) => inline(s.as_mut(), catalog, txn, ctx).await,
+        Parsed::Statement(s) | Parsed::Upsert(s) => {
+            inline(s.as_mut(), catalog, txn, ctx, env).await
+        }
         Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
-            inline(query.as_mut(), catalog, txn, ctx).await
+            inline(query.as_mut(), catalog, txn, ctx, env).await
         }
         Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => Ok(()),
     }
@@ -89,6 +92,7 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
     catalog: &Snapshot,
     txn: &Txn,
     ctx: EvalContext,
+    env: &exec::ExecEnv,
 ) -> Result<()> {
     // Pre-order: every subquery comes before the subqueries nested in it, so evaluating in
     // reverse order has each subquery's own subqueries done before it runs.
@@ -113,9 +117,11 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
         let planned = Planner { catalog, ctx }.query(&query).map_err(|e| correlated(e, catalog))?;
         let width = planned.columns.len();
         let data_type = planned.columns.first().and_then(|c| c.data_type);
-        let mut rows = exec::execute(planned.plan, txn.clone(), ctx);
+        let mut rows = exec::execute(planned.plan, txn.clone(), ctx, env);
         let mut values = Vec::new();
+        let mut reservation = env.memory.reservation("a subquery's result");
         while let Some(row) = rows.try_next().await? {
+            reservation.grow(crate::memory::row_bytes(&row))?;
             values.push(row.into_iter().next().unwrap_or(Value::Null));
             if exists_only || values.len() > 1 && matches!(expr, ast::Expr::Subquery(_)) {
                 break;

@@ -86,7 +86,54 @@ impl fmt::Display for DataType {
     }
 }
 
+/// A type's category, as PostgreSQL groups types (`pg_type.typcategory`): values of one
+/// category compare with each other, values of two categories do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeCategory {
+    /// Integers, floats and decimals.
+    Numeric,
+    /// Text, varchar and char.
+    String,
+    /// Booleans.
+    Boolean,
+    /// Byte strings.
+    Bytes,
+    /// Dates and timestamps.
+    DateTime,
+}
+
 impl DataType {
+    /// The type's category.
+    pub fn category(&self) -> TypeCategory {
+        match self {
+            DataType::Int(_) | DataType::Float(_) | DataType::Decimal(_) => TypeCategory::Numeric,
+            DataType::Text | DataType::Varchar(_) | DataType::Char(_) => TypeCategory::String,
+            DataType::Bool => TypeCategory::Boolean,
+            DataType::Bytes => TypeCategory::Bytes,
+            DataType::Timestamp | DataType::TimestampTz | DataType::Date => TypeCategory::DateTime,
+        }
+    }
+
+    /// The name PostgreSQL gives the type in error messages (`bigint`, `text`, ...).
+    pub fn pg_name(&self) -> &'static str {
+        match self {
+            DataType::Int(2) => "smallint",
+            DataType::Int(4) => "integer",
+            DataType::Int(_) => "bigint",
+            DataType::Float(4) => "real",
+            DataType::Float(_) => "double precision",
+            DataType::Decimal(_) => "numeric",
+            DataType::Text => "text",
+            DataType::Varchar(_) => "character varying",
+            DataType::Char(_) => "character",
+            DataType::Bool => "boolean",
+            DataType::Bytes => "bytea",
+            DataType::Timestamp => "timestamp without time zone",
+            DataType::TimestampTz => "timestamp with time zone",
+            DataType::Date => "date",
+        }
+    }
+
     /// The parser's AST for this type; [`DataType::from_ast`] reads it back unchanged.
     pub fn to_ast(&self) -> sqlparser::ast::DataType {
         use sqlparser::ast::{CharacterLength, DataType as A, ExactNumberInfo, TimezoneInfo};

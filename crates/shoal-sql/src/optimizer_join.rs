@@ -1,0 +1,396 @@
+//! Planning joins: predicates go to the input they belong to, equalities between inputs
+//! become hash-join keys, and inner joins are reordered so that each join has a key.
+//!
+//! ```text
+//!   SELECT … FROM a, b, c WHERE c.x = b.y AND a.k = 5 AND b.z = a.k
+//!
+//!   filter (c.x = b.y AND a.k = 5 AND b.z = a.k)      project a.*, b.*, c.* (original order)
+//!   └─ cross join                                      └─ hash join on b.y = c.x
+//!      ├─ cross join                           →          ├─ hash join on a.k = b.z
+//!      │  ├─ scan a                                       │  ├─ scan a spans [/a/5]  (1 row)
+//!      │  └─ scan b                                       │  └─ scan b
+//!      └─ scan c                                          └─ scan c
+//! ```
+//!
+//! An *inner region* is a tree of inner and cross joins with the filter above it: its
+//! leaves (tables, derived tables, LEFT joins) and the AND-ed conjuncts of every ON and the
+//! WHERE. Within a region the join order is free, since inner joins commute and associate:
+//! 1. a conjunct over one leaf becomes that leaf's filter (and there, key spans);
+//! 2. a conjunct over no leaf (`WHERE false`) filters the first leaf;
+//! 3. the leaves are joined left-deep, greedily: first the one with the fewest estimated
+//!    rows, then always the smallest leaf that an equality links to those already joined
+//!    (a cross join only when none is linked);
+//! 4. at each step, every conjunct whose leaves are now all joined is placed there: an
+//!    equality between the joined leaves and the new one is a hash key, the rest filter
+//!    the joined rows;
+//! 5. a projection puts the columns back in the written order.
+//!
+//! A LEFT join keeps its shape: a WHERE conjunct over its left side alone moves below it,
+//! an ON conjunct over its right side alone filters the right input, equalities between the
+//! sides are hash keys, and the rest stays in the join condition (an ON conjunct over the
+//! left side alone cannot filter the left input: it only decides what matches).
+//!
+//! Estimates, until tables have statistics: a full scan 1,000 rows, a scan with key spans
+//! 10 per span, a filter keeps a third, an aggregate without groups 1 row. Only equalities
+//! whose two sides have comparable types (both numeric, both text, or the same type) become
+//! keys, so a hash match means exactly what `=` would.
+//!
+//! Out of scope: reordering across LEFT joins, merge and index lookup joins, statistics.
+
+use crate::expr::{BinaryOp, Expr};
+use crate::optimizer::{conjuncts, optimize};
+use crate::plan::{JoinKind, Plan};
+use crate::rowcodec::RowCodec;
+use crate::types::{DataType, TypeCategory};
+
+/// Plans `join` (a [`Plan::Join`]) under the AND-ed `filter` conjuncts of a WHERE above it.
+pub(crate) fn plan_joins(join: Plan, filter: Vec<Expr>) -> Plan {
+    match join {
+        Plan::Join { left, right, kind: JoinKind::Left, on, right_width } => {
+            left_join(*left, *right, on, right_width, filter)
+        }
+        inner => inner_region(inner, filter),
+    }
+}
+
+/// One input of an inner region.
+struct Leaf {
+    plan: Plan,
+    /// Where its columns start in the region's written layout.
+    offset: usize,
+    width: usize,
+}
+
+fn flatten(plan: Plan, offset: usize, leaves: &mut Vec<Leaf>, parts: &mut Vec<Expr>) {
+    match plan {
+        Plan::Join { left, right, kind: JoinKind::Inner, on, .. } => {
+            let left_width = left.width();
+            if let Some(on) = on {
+                parts.extend(
+                    conjuncts(&on).into_iter().map(|c| c.clone().map_columns(&|p| p + offset)),
+                );
+            }
+            flatten(*left, offset, leaves, parts);
+            flatten(*right, offset + left_width, leaves, parts);
+        }
+        other => {
+            let width = other.width();
+            leaves.push(Leaf { plan: other, offset, width });
+        }
+    }
+}
+
+/// The leaves a conjunct reads, by index.
+fn leaves_of(e: &Expr, leaves: &[Leaf]) -> Vec<usize> {
+    let mut out: Vec<usize> = e
+        .columns()
+        .into_iter()
+        .filter_map(|c| leaves.iter().position(|l| (l.offset..l.offset + l.width).contains(&c)))
+        .collect();
+    out.dedup();
+    out
+}
+
+fn inner_region(join: Plan, filter: Vec<Expr>) -> Plan {
+    let mut leaves = Vec::new();
+    let mut parts = filter;
+    flatten(join, 0, &mut leaves, &mut parts);
+    let types: Vec<Option<DataType>> = leaves.iter().flat_map(|l| output_types(&l.plan)).collect();
+    let width = types.len();
+
+    // 1 and 2: conjuncts over one leaf (or none) filter it.
+    let mut pushed: Vec<Vec<Expr>> = leaves.iter().map(|_| Vec::new()).collect();
+    let mut joining: Vec<(Expr, Vec<usize>)> = Vec::new();
+    for part in parts {
+        let over = leaves_of(&part, &leaves);
+        match over.as_slice() {
+            [] => pushed[0].push(part),
+            [one] => {
+                let offset = leaves[*one].offset;
+                pushed[*one].push(part.map_columns(&|c| c - offset));
+            }
+            _ => joining.push((part, over)),
+        }
+    }
+    for (leaf, filter) in leaves.iter_mut().zip(pushed) {
+        let plan = std::mem::replace(&mut leaf.plan, Plan::Values { rows: vec![], width: 0 });
+        leaf.plan = optimize(with_filter(plan, filter));
+    }
+
+    // 3: the order.
+    let estimates: Vec<f64> = leaves.iter().map(|l| estimate(&l.plan)).collect();
+    let smallest = |candidates: &mut dyn Iterator<Item = usize>| {
+        candidates.min_by(|a, b| estimates[*a].total_cmp(&estimates[*b]).then(a.cmp(b)))
+    };
+    let mut order: Vec<usize> = Vec::new();
+    let mut joined = vec![false; leaves.len()];
+    while order.len() < leaves.len() {
+        let linked = |i: usize| {
+            joining.iter().any(|(e, over)| {
+                over.contains(&i)
+                    && over.iter().any(|o| joined[*o])
+                    && equality_sides(e, &leaves, &types).is_some()
+            })
+        };
+        let next = smallest(&mut (0..leaves.len()).filter(|&i| !joined[i] && linked(i)))
+            .or_else(|| smallest(&mut (0..leaves.len()).filter(|&i| !joined[i])))
+            .expect("a leaf is left");
+        joined[next] = true;
+        order.push(next);
+    }
+
+    // 4: build left-deep, placing each conjunct once all its leaves are in.
+    let mut leaf_plans: Vec<Option<Plan>> = leaves
+        .iter_mut()
+        .map(|l| Some(std::mem::replace(&mut l.plan, Plan::Values { rows: vec![], width: 0 })))
+        .collect();
+    let mut new_offset = vec![0; leaves.len()];
+    let mut at = 0;
+    for &i in &order {
+        new_offset[i] = at;
+        at += leaves[i].width;
+    }
+    let to_new = |c: usize| {
+        let i = leaves.iter().position(|l| (l.offset..l.offset + l.width).contains(&c));
+        let i = i.expect("a column of some leaf");
+        new_offset[i] + c - leaves[i].offset
+    };
+    let mut in_tree = vec![false; leaves.len()];
+    let mut tree = leaf_plans[order[0]].take().expect("each leaf once");
+    in_tree[order[0]] = true;
+    for &i in &order[1..] {
+        in_tree[i] = true;
+        let right = leaf_plans[i].take().expect("each leaf once");
+        let right_width = leaves[i].width;
+        let (mut left_keys, mut right_keys, mut residual) = (Vec::new(), Vec::new(), Vec::new());
+        let mut rest = Vec::new();
+        for (part, over) in joining {
+            if !over.iter().all(|o| in_tree[*o]) {
+                rest.push((part, over));
+                continue;
+            }
+            match equality_sides(&part, &leaves, &types) {
+                Some((a, b)) if side_is(&b, i, &leaves) && !over_leaf(&a, i, &leaves) => {
+                    left_keys.push(a.map_columns(&to_new));
+                    right_keys.push(b.map_columns(&|c| c - leaves[i].offset));
+                }
+                Some((a, b)) if side_is(&a, i, &leaves) && !over_leaf(&b, i, &leaves) => {
+                    left_keys.push(b.map_columns(&to_new));
+                    right_keys.push(a.map_columns(&|c| c - leaves[i].offset));
+                }
+                _ => residual.push(part.map_columns(&to_new)),
+            }
+        }
+        joining = rest;
+        let on = and_all(residual);
+        tree = if left_keys.is_empty() {
+            Plan::Join {
+                left: Box::new(tree),
+                right: Box::new(right),
+                kind: JoinKind::Inner,
+                on,
+                right_width,
+            }
+        } else {
+            Plan::HashJoin {
+                left: Box::new(tree),
+                right: Box::new(right),
+                kind: JoinKind::Inner,
+                left_keys,
+                right_keys,
+                on,
+                right_width,
+            }
+        };
+    }
+
+    // 5: the written column order.
+    if (0..width).all(|c| to_new(c) == c) {
+        tree
+    } else {
+        Plan::Project {
+            source: Box::new(tree),
+            exprs: (0..width).map(|c| Expr::Column(to_new(c))).collect(),
+        }
+    }
+}
+
+fn left_join(
+    left: Plan,
+    right: Plan,
+    on: Option<Expr>,
+    right_width: usize,
+    filter: Vec<Expr>,
+) -> Plan {
+    let left_width = left.width();
+    let (below, above): (Vec<Expr>, Vec<Expr>) =
+        filter.into_iter().partition(|e| e.columns().iter().all(|&c| c < left_width));
+    let mut types = output_types(&left);
+    types.extend(output_types(&right));
+    let mut right_filter = Vec::new();
+    let (mut left_keys, mut right_keys, mut residual) = (Vec::new(), Vec::new(), Vec::new());
+    for part in on.iter().flat_map(|on| conjuncts(on).into_iter().cloned().collect::<Vec<_>>()) {
+        let columns = part.columns();
+        if !columns.is_empty() && columns.iter().all(|&c| c >= left_width) {
+            right_filter.push(part.map_columns(&|c| c - left_width));
+            continue;
+        }
+        match equality_split(&part, left_width, &types) {
+            Some((l, r)) => {
+                left_keys.push(l);
+                right_keys.push(r.map_columns(&|c| c - left_width));
+            }
+            None => residual.push(part),
+        }
+    }
+    let left = Box::new(optimize(with_filter(left, below)));
+    let right = Box::new(optimize(with_filter(right, right_filter)));
+    let on = and_all(residual);
+    let join = if left_keys.is_empty() {
+        Plan::Join { left, right, kind: JoinKind::Left, on, right_width }
+    } else {
+        Plan::HashJoin { left, right, kind: JoinKind::Left, left_keys, right_keys, on, right_width }
+    };
+    with_filter(join, above)
+}
+
+/// `plan` under the AND of `filter` (itself when empty).
+fn with_filter(plan: Plan, filter: Vec<Expr>) -> Plan {
+    match and_all(filter) {
+        Some(predicate) => Plan::Filter { source: Box::new(plan), predicate },
+        None => plan,
+    }
+}
+
+fn and_all(parts: Vec<Expr>) -> Option<Expr> {
+    parts.into_iter().reduce(|a, b| Expr::Binary(BinaryOp::And, Box::new(a), Box::new(b)))
+}
+
+/// The two sides of an equality `a = b` whose types let a hash table compare them.
+fn equality_sides(e: &Expr, leaves: &[Leaf], types: &[Option<DataType>]) -> Option<(Expr, Expr)> {
+    let Expr::Binary(BinaryOp::Eq, a, b) = e else { return None };
+    let (la, lb) = (leaves_of(a, leaves), leaves_of(b, leaves));
+    if la.is_empty() || lb.is_empty() || la.iter().any(|x| lb.contains(x)) {
+        return None;
+    }
+    hashable(a, b, types).then(|| (a.as_ref().clone(), b.as_ref().clone()))
+}
+
+/// An equality with one side over the left input alone and the other over the right alone.
+fn equality_split(e: &Expr, left_width: usize, types: &[Option<DataType>]) -> Option<(Expr, Expr)> {
+    let Expr::Binary(BinaryOp::Eq, a, b) = e else { return None };
+    let left_only = |x: &Expr| {
+        let c = x.columns();
+        !c.is_empty() && c.iter().all(|&c| c < left_width)
+    };
+    let right_only = |x: &Expr| {
+        let c = x.columns();
+        !c.is_empty() && c.iter().all(|&c| c >= left_width)
+    };
+    if !hashable(a, b, types) {
+        return None;
+    }
+    if left_only(a) && right_only(b) {
+        Some((a.as_ref().clone(), b.as_ref().clone()))
+    } else if left_only(b) && right_only(a) {
+        Some((b.as_ref().clone(), a.as_ref().clone()))
+    } else {
+        None
+    }
+}
+
+fn hashable(a: &Expr, b: &Expr, types: &[Option<DataType>]) -> bool {
+    // Numbers hash by value across widths and kinds; text and varchar alike. CHAR pads, so
+    // it hashes only with itself.
+    let unpadded = |t: DataType| !matches!(t, DataType::Char(_));
+    match (a.static_type(types), b.static_type(types)) {
+        (Some(x), Some(y)) => {
+            x == y
+                || (x.category() == y.category()
+                    && matches!(x.category(), TypeCategory::Numeric | TypeCategory::String)
+                    && unpadded(x)
+                    && unpadded(y))
+        }
+        _ => false,
+    }
+}
+
+/// Whether `e` reads columns of leaf `i` only.
+fn side_is(e: &Expr, i: usize, leaves: &[Leaf]) -> bool {
+    leaves_of(e, leaves) == [i]
+}
+
+/// Whether `e` reads any column of leaf `i`.
+fn over_leaf(e: &Expr, i: usize, leaves: &[Leaf]) -> bool {
+    leaves_of(e, leaves).contains(&i)
+}
+
+/// The types of a plan's output columns, where evident.
+pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
+    match plan {
+        Plan::Scan { table, .. } | Plan::IndexScan { table, .. } => {
+            table.columns.iter().map(|c| Some(c.data_type)).collect()
+        }
+        Plan::Values { rows, width } => match rows.first() {
+            Some(row) => row.iter().map(|e| e.static_type(&[])).collect(),
+            None => vec![None; *width],
+        },
+        Plan::Project { source, exprs } => {
+            let input = output_types(source);
+            exprs.iter().map(|e| e.static_type(&input)).collect()
+        }
+        Plan::Aggregate { source, group_by, aggregates } => {
+            let input = output_types(source);
+            group_by
+                .iter()
+                .map(|e| e.static_type(&input))
+                .chain(aggregates.iter().map(|a| a.static_type(&input)))
+                .collect()
+        }
+        Plan::Filter { source, .. }
+        | Plan::Sort { source, .. }
+        | Plan::Limit { source, .. }
+        | Plan::Distinct { source } => output_types(source),
+        Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
+            let mut types = output_types(left);
+            types.extend(output_types(right));
+            types
+        }
+    }
+}
+
+/// Rows a plan is guessed to produce (see the module essay: no statistics yet).
+pub(crate) fn estimate(plan: &Plan) -> f64 {
+    const TABLE_ROWS: f64 = 1000.0;
+    const FILTER_KEEPS: f64 = 1.0 / 3.0;
+    match plan {
+        Plan::Scan { table, spans, filter } => {
+            let whole = vec![RowCodec::default().index_span(table, &table.primary)];
+            let rows = if *spans == whole {
+                TABLE_ROWS
+            } else {
+                (10.0 * spans.len() as f64).min(TABLE_ROWS)
+            };
+            if filter.is_some() && *spans == whole { rows * FILTER_KEEPS } else { rows }
+        }
+        Plan::IndexScan { spans, .. } => (10.0 * spans.len() as f64).min(TABLE_ROWS),
+        Plan::Values { rows, .. } => rows.len() as f64,
+        Plan::Filter { source, .. } => estimate(source) * FILTER_KEEPS,
+        Plan::Project { source, .. } | Plan::Sort { source, .. } | Plan::Distinct { source } => {
+            estimate(source)
+        }
+        Plan::Limit { source, limit, .. } => {
+            let rows = estimate(source);
+            limit.map_or(rows, |l| rows.min(l as f64))
+        }
+        Plan::Aggregate { source, group_by, .. } => {
+            if group_by.is_empty() {
+                1.0
+            } else {
+                (estimate(source) / 10.0).max(1.0)
+            }
+        }
+        Plan::Join { left, right, .. } => estimate(left) * estimate(right),
+        Plan::HashJoin { left, right, .. } => estimate(left).max(estimate(right)),
+    }
+}
