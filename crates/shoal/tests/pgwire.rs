@@ -15,19 +15,9 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use common::*;
 use rust_decimal::Decimal;
+use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Type;
-use tokio_postgres::{Client, NoTls};
-
-async fn connect(node: &Node) -> Client {
-    let (host, port) = node.pg.split_once(':').unwrap();
-    let config = format!("host={host} port={port} user=root dbname=defaultdb connect_timeout=10");
-    let (client, connection) = tokio_postgres::connect(&config, NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 /// Starts a three-node cluster without blocking the test's runtime.
 async fn three_nodes(dir: &std::path::Path) -> Vec<Node> {

@@ -19,7 +19,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value as Json;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
 
 /// The bound on each probe's answer: a node that cannot answer within the liveness timeout
 /// (4 s) would be declared dead, so half of it is a clear failure line.
@@ -27,16 +26,6 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Each join's statement timeout.
 const JOIN_TIMEOUT: &str = "15s";
-
-async fn connect(node: &Node) -> Client {
-    let (host, port) = node.pg.split_once(':').unwrap();
-    let config = format!("host={host} port={port} user=root dbname=defaultdb connect_timeout=10");
-    let (client, connection) = tokio_postgres::connect(&config, NoTls).await.expect("connect");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
 
 async fn get_json(http: &reqwest::Client, url: String) -> Json {
     let answer = http.get(&url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));

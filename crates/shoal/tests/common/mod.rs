@@ -161,3 +161,16 @@ pub fn psql(node: &Node, database: &str, args: &[&str], stdin: &str) -> Output {
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// A tokio-postgres connection to `node` as `root` on `defaultdb`; the connection's task runs
+/// until the client drops.
+pub async fn connect(node: &Node) -> tokio_postgres::Client {
+    let (host, port) = node.pg.split_once(':').unwrap();
+    let config = format!("host={host} port={port} user=root dbname=defaultdb connect_timeout=10");
+    let (client, connection) =
+        tokio_postgres::connect(&config, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
