@@ -198,7 +198,7 @@ pub async fn split_at(
     env: &exec::ExecEnv,
 ) -> Result<Output> {
     let table = snapshot.table(table)?;
-    let planned = Planner { catalog: snapshot, ctx }.query(rows)?;
+    let planned = Planner::new(snapshot, ctx).query(rows)?;
     let rows: Vec<Row> = exec::collect(planned.plan, txn.clone(), ctx, env).await?;
     let key_types: Vec<DataType> = table
         .primary

@@ -3,8 +3,9 @@
 //! A [`Scope`] lists the columns a clause can see, in row order. Binding an identifier finds
 //! its position (`t.a` or `a`; an `a` found in two tables is ambiguous, 42702). After a
 //! GROUP BY, expressions are bound against the *grouped* row instead: an expression equal to a
-//! group key, or an aggregate call, becomes a column of the aggregate's output, and any other
-//! column reference is a grouping error (42803).
+//! group key (written the same, or meaning the same column: `t.a` for the key `a`), or an
+//! aggregate call, becomes a column of the aggregate's output, and any other column
+//! reference is a grouping error (42803).
 //!
 //! ```text
 //!   SELECT a + 1, count(*) FROM t GROUP BY a        t: (k, a)
@@ -17,7 +18,7 @@ use sqlparser::ast;
 
 use crate::error::{Result, SqlError};
 use crate::expr::{BinaryOp, Expr, Function};
-use crate::plan::{Aggregate, AggregateFunction, Column};
+use crate::plan::{Aggregate, AggregateFunction, Column, SubqueryTest};
 use crate::types::{DataType, Value, parse_text};
 
 /// The columns visible to an expression.
@@ -58,6 +59,9 @@ impl Scope {
 pub struct Grouping {
     /// Group key expressions, as SQL text.
     pub keys: Vec<String>,
+    /// The same keys bound over the ungrouped row, so that `t.a`, `a` and `alias.a` all
+    /// find the key `a`.
+    pub bound: Vec<Expr>,
     /// Aggregate calls, as SQL text, with what they compute over the ungrouped row.
     pub calls: Vec<(String, Aggregate)>,
 }
@@ -100,33 +104,64 @@ pub fn aggregate_function(name: &str, star: bool) -> Option<AggregateFunction> {
     })
 }
 
-/// Whether `expr` contains an aggregate call.
+/// Whether `expr` contains an aggregate call of its own query (not one in a subquery).
 pub fn has_aggregate(expr: &ast::Expr) -> bool {
     let mut found = false;
-    let _ = ast::visit_expressions(expr, |e| {
+    visit_shallow(expr, &mut |e| {
         if let ast::Expr::Function(f) = e
             && let Ok(name) = object_name(&f.name)
             && aggregate_function(&name, false).is_some()
         {
             found = true;
         }
-        std::ops::ControlFlow::<()>::Continue(())
     });
     found
 }
 
+/// Calls `f` on `expr` and every expression inside it, except those inside subqueries
+/// (they belong to another query: its aggregates are not this one's).
+pub fn visit_shallow(expr: &ast::Expr, f: &mut impl FnMut(&ast::Expr)) {
+    struct Shallow<'f, F> {
+        depth: usize,
+        f: &'f mut F,
+    }
+    impl<F: FnMut(&ast::Expr)> ast::Visitor for Shallow<'_, F> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _: &ast::Query) -> std::ops::ControlFlow<()> {
+            self.depth += 1;
+            std::ops::ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _: &ast::Query) -> std::ops::ControlFlow<()> {
+            self.depth -= 1;
+            std::ops::ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &ast::Expr) -> std::ops::ControlFlow<()> {
+            if self.depth == 0 {
+                (self.f)(e);
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::Visit::visit(expr, &mut Shallow { depth: 0, f });
+}
+
 /// Binds expressions against a scope (and, after GROUP BY, a grouping).
+#[derive(Clone, Copy)]
 pub struct Binder<'a> {
     /// The ungrouped columns.
     pub scope: &'a Scope,
     /// Set after GROUP BY: expressions bind to the grouped row.
     pub grouping: Option<&'a Grouping>,
+    /// The planner of the query the clause belongs to, which plans the subqueries the
+    /// clause holds and knows the queries around it ([`crate::correlated`]); None where
+    /// subqueries cannot stand (LIMIT, VALUES, DDL defaults).
+    pub planner: Option<&'a crate::planner::Planner<'a>>,
 }
 
 impl<'a> Binder<'a> {
-    /// A binder over `scope`.
+    /// A binder over `scope`, where subqueries cannot stand.
     pub fn new(scope: &'a Scope) -> Self {
-        Binder { scope, grouping: None }
+        Binder { scope, grouping: None, planner: None }
     }
 
     /// Binds an expression.
@@ -140,11 +175,20 @@ impl<'a> Binder<'a> {
             if let Some(j) = grouping.calls.iter().position(|(t, _)| *t == text) {
                 return Ok(Expr::Column(grouping.keys.len() + j));
             }
+            // By meaning: the expression over the ungrouped row is a key's, however written.
+            if !matches!(expr, A::Value(_)) && !has_aggregate(expr) {
+                let ungrouped = Binder::new(self.scope);
+                if let Ok(bound) = ungrouped.bind(expr)
+                    && let Some(i) = grouping.bound.iter().position(|k| *k == bound)
+                {
+                    return Ok(Expr::Column(i));
+                }
+            }
         }
         Ok(match expr {
-            A::Identifier(id) => self.column(None, &ident(id))?,
+            A::Identifier(id) => self.column(None, &ident(id), expr)?,
             A::CompoundIdentifier(parts) => match parts.as_slice() {
-                [table, column] => self.column(Some(&ident(table)), &ident(column))?,
+                [table, column] => self.column(Some(&ident(table)), &ident(column), expr)?,
                 _ => return Err(SqlError::NotSupported(format!("column reference {expr}"))),
             },
             A::Value(v) => Expr::Literal(literal(&v.value)?),
@@ -252,8 +296,22 @@ impl<'a> Binder<'a> {
                 field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
             } => Expr::Call(Function::Floor, vec![self.bind(expr)?]),
             A::Function(f) => self.function(f)?,
-            A::Subquery(_) | A::InSubquery { .. } | A::Exists { .. } => {
-                return Err(SqlError::NotSupported(format!("subquery {expr}")));
+            A::Subquery(query) => self.subquery(query, SubqueryTest::Scalar)?,
+            A::Exists { subquery, negated } => {
+                let exists = self.subquery(subquery, SubqueryTest::Exists)?;
+                if *negated { Expr::Not(Box::new(exists)) } else { exists }
+            }
+            A::InSubquery { expr, subquery, negated } => {
+                let operand = self.bind(expr)?;
+                let test = SubqueryTest::Quantified { operand, op: BinaryOp::Eq, all: false };
+                let any = self.subquery(subquery, test)?;
+                if *negated { Expr::Not(Box::new(any)) } else { any }
+            }
+            A::AnyOp { left, compare_op, right, .. } => {
+                self.quantified(left, binary_op(compare_op)?, right, false)?
+            }
+            A::AllOp { left, compare_op, right } => {
+                self.quantified(left, binary_op(compare_op)?, right, true)?
             }
             other => return Err(SqlError::NotSupported(format!("expression {other}"))),
         })
@@ -283,15 +341,31 @@ impl<'a> Binder<'a> {
         Ok(())
     }
 
-    fn column(&self, table: Option<&str>, name: &str) -> Result<Expr> {
-        if self.grouping.is_some() {
+    /// Resolves a column reference (`reference` is its text): here, or failing that in the
+    /// queries around a subquery ([`crate::correlated`]).
+    fn column(&self, table: Option<&str>, name: &str, reference: &ast::Expr) -> Result<Expr> {
+        match self.scope.resolve(table, name) {
             // Not a group key (checked first): only valid inside an aggregate.
-            self.scope.resolve(table, name)?;
-            return Err(SqlError::Grouping(format!(
+            Ok(_) if self.grouping.is_some() => Err(SqlError::Grouping(format!(
                 "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
-            )));
+            ))),
+            Ok(i) => Ok(Expr::Column(i)),
+            Err(e @ (SqlError::UndefinedColumn(_) | SqlError::MissingFromEntry(_))) => {
+                match self.planner.and_then(|p| p.outer) {
+                    // The error of the query that knew most of the name: the one where
+                    // the table was found, else this one.
+                    Some(outer) => {
+                        outer.resolve(reference).map_err(|outer_error| match (&e, outer_error) {
+                            (SqlError::MissingFromEntry(_), o @ SqlError::UndefinedColumn(_)) => o,
+                            (_, SqlError::UndefinedColumn(_) | SqlError::MissingFromEntry(_)) => e,
+                            (_, other) => other,
+                        })
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         }
-        Ok(Expr::Column(self.scope.resolve(table, name)?))
     }
 
     fn function(&self, f: &ast::Function) -> Result<Expr> {
@@ -340,7 +414,7 @@ impl<'a> Binder<'a> {
                         "aggregate function calls cannot be nested".into(),
                     ));
                 }
-                Some(Binder::new(self.scope).bind(e)?)
+                Some(Binder { scope: self.scope, grouping: None, planner: self.planner }.bind(e)?)
             }
             _ => {
                 return Err(SqlError::UndefinedFunction(format!(

@@ -254,7 +254,7 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
         .source
         .as_ref()
         .ok_or_else(|| SqlError::NotSupported("INSERT without VALUES".into()))?;
-    let planned = Planner { catalog: d.catalog, ctx: d.ctx }.query(source)?;
+    let planned = Planner::new(d.catalog, d.ctx).query(source)?;
     let rows: Vec<Row> = exec::collect(planned.plan, d.txn.clone(), d.ctx, d.env).await?;
     let defaults: Vec<Option<Expr>> = table
         .columns

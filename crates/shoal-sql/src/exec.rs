@@ -148,24 +148,7 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
                 None => skipped.boxed(),
             }
         }
-        Plan::Distinct { source } => {
-            let mut seen: HashSet<Row> = HashSet::new();
-            let mut reservation = x.memory.reservation("DISTINCT");
-            build(*source, x, None)
-                .try_filter_map(move |row| {
-                    let fresh = !seen.contains(&row);
-                    let kept = if fresh {
-                        reservation.grow(crate::memory::row_bytes(&row)).map(|()| {
-                            seen.insert(row.clone());
-                            Some(row)
-                        })
-                    } else {
-                        Ok(None)
-                    };
-                    futures::future::ready(kept)
-                })
-                .boxed()
-        }
+        Plan::Distinct { source } => distinct(build(*source, x, None), x),
         Plan::Sort { source, keys } => {
             let input = build(*source, x, None);
             buffered(input, x.memory.reservation("ORDER BY"), move |rows| sort(rows, &keys, &ctx))
@@ -188,7 +171,31 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
             let keys = crate::exec_join::JoinKeys { left: left_keys, right: right_keys };
             crate::exec_join::hash_join(*left, *right, kind, keys, on, right_width, x)
         }
+        Plan::Apply { source, subqueries } => crate::exec_apply::apply(*source, subqueries, x),
+        Plan::SetOp { op, all, left, right } => {
+            crate::exec_set::set_operation(op, all, *left, *right, x)
+        }
     }
+}
+
+/// The first occurrence of each of `rows` (NULLs equal each other), the rows seen held under
+/// the statement's budget.
+pub(crate) fn distinct(rows: Rows, x: &Exec) -> Rows {
+    let mut seen: HashSet<Row> = HashSet::new();
+    let mut reservation = x.memory.reservation("DISTINCT");
+    rows.try_filter_map(move |row| {
+        let fresh = !seen.contains(&row);
+        let kept = if fresh {
+            reservation.grow(crate::memory::row_bytes(&row)).map(|()| {
+                seen.insert(row.clone());
+                Some(row)
+            })
+        } else {
+            Ok(None)
+        };
+        futures::future::ready(kept)
+    })
+    .boxed()
 }
 
 /// Whether `row` passes `predicate` (NULL does not).

@@ -109,6 +109,15 @@ pub enum Expr {
     Cast(Box<Expr>, DataType),
     /// A scalar function call.
     Call(Function, Vec<Expr>),
+    /// In a correlated subquery, a value of the enclosing query's current row: the
+    /// subquery's parameter in this slot, with its type when known. The executor replaces it
+    /// with a literal before the subquery runs for an outer row ([`crate::exec_apply`]).
+    Outer(usize, Option<DataType>),
+    /// The result of a subquery planned in the clause being bound (an index into the
+    /// planner's subqueries), with its type. Only the planner sees it: it hoists the
+    /// subquery into a [`crate::plan::Plan::Apply`] below the clause and refers to the
+    /// column that computes it instead ([`crate::correlated`]).
+    Subquery(usize, Option<DataType>),
 }
 
 /// What evaluation needs besides the row.
@@ -138,6 +147,7 @@ impl Expr {
             Expr::Literal(v) => v.data_type(),
             Expr::Column(i) => input.get(*i).copied().flatten(),
             Expr::Cast(_, t) => Some(*t),
+            Expr::Outer(_, t) | Expr::Subquery(_, t) => *t,
             Expr::Not(_)
             | Expr::IsNull(..)
             | Expr::IsDistinct(..)
@@ -282,6 +292,12 @@ impl Expr {
             }
             Expr::Cast(e, to) => e.eval(row, ctx)?.cast(to)?,
             Expr::Call(f, args) => call(*f, args, row, ctx)?,
+            Expr::Outer(slot, _) => {
+                return Err(SqlError::Internal(format!("outer reference ${slot} left unbound")));
+            }
+            Expr::Subquery(id, _) => {
+                return Err(SqlError::Internal(format!("subquery {id} was never hoisted")));
+            }
         })
     }
 
@@ -289,7 +305,7 @@ impl Expr {
     pub fn is_constant(&self) -> bool {
         let mut constant = true;
         self.walk(&mut |e| {
-            if matches!(e, Expr::Column(_)) {
+            if matches!(e, Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(..)) {
                 constant = false;
             }
         });
@@ -300,7 +316,7 @@ impl Expr {
     pub fn walk(&self, visit: &mut impl FnMut(&Expr)) {
         visit(self);
         match self {
-            Expr::Literal(_) | Expr::Column(_) => {}
+            Expr::Literal(_) | Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(..) => {}
             Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e, _) | Expr::IsBool(e, ..) => e.walk(visit),
             Expr::Cast(e, _) => e.walk(visit),
             Expr::Binary(_, a, b) | Expr::IsDistinct(a, b, _) => {
@@ -324,37 +340,6 @@ impl Expr {
                 otherwise.iter().for_each(|o| o.walk(visit));
             }
             Expr::Call(_, args) => args.iter().for_each(|a| a.walk(visit)),
-        }
-    }
-
-    /// Returns the expression with every column reference renumbered by `map`.
-    pub fn remap(&self, map: &impl Fn(usize) -> usize) -> Expr {
-        let r = |e: &Expr| Box::new(e.remap(map));
-        match self {
-            Expr::Literal(v) => Expr::Literal(v.clone()),
-            Expr::Column(i) => Expr::Column(map(*i)),
-            Expr::Not(e) => Expr::Not(r(e)),
-            Expr::Neg(e) => Expr::Neg(r(e)),
-            Expr::Binary(op, a, b) => Expr::Binary(*op, r(a), r(b)),
-            Expr::IsNull(e, n) => Expr::IsNull(r(e), *n),
-            Expr::IsDistinct(a, b, n) => Expr::IsDistinct(r(a), r(b), *n),
-            Expr::IsBool(e, w, n) => Expr::IsBool(r(e), *w, *n),
-            Expr::InList(e, list, n) => {
-                Expr::InList(r(e), list.iter().map(|i| i.remap(map)).collect(), *n)
-            }
-            Expr::Like { expr, pattern, negated, case_insensitive } => Expr::Like {
-                expr: r(expr),
-                pattern: r(pattern),
-                negated: *negated,
-                case_insensitive: *case_insensitive,
-            },
-            Expr::Case { operand, whens, otherwise } => Expr::Case {
-                operand: operand.as_ref().map(|o| r(o)),
-                whens: whens.iter().map(|(w, t)| (w.remap(map), t.remap(map))).collect(),
-                otherwise: otherwise.as_ref().map(|o| r(o)),
-            },
-            Expr::Cast(e, t) => Expr::Cast(r(e), *t),
-            Expr::Call(f, args) => Expr::Call(*f, args.iter().map(|a| a.remap(map)).collect()),
         }
     }
 }

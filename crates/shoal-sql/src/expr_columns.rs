@@ -1,12 +1,18 @@
-//! The columns an expression reads, and moving them: what the join planner needs to push a
-//! predicate to the input it belongs to and to rewrite it for a new column layout.
+//! The columns an expression reads, and rewriting its leaves: what the join planner needs to
+//! push a predicate to the input it belongs to and to rewrite it for a new column layout, and
+//! what a correlated subquery needs to take an outer row's values.
 //!
 //! ```text
 //!   (#1 = #4) AND (#4 > 7)     columns {1, 4}
 //!   map_columns(|c| c - 3) on (#4 > 7)  →  (#1 > 7)      (the right input's own positions)
+//!   bind_outer([7]) on (#0 = $outer0)   →  (#0 = 7)
 //! ```
+//!
+//! An outer reference is not a column of the row: `columns` leaves it out, so a predicate
+//! that compares a column with one is pushed to that column's input like a constant.
 
 use crate::expr::Expr;
+use crate::types::Value;
 
 impl Expr {
     /// Adds the positions of every column the expression reads to `out`.
@@ -31,7 +37,7 @@ impl Expr {
     fn for_each_child(&self, f: &mut impl FnMut(&Expr)) {
         f(self);
         match self {
-            Expr::Literal(_) | Expr::Column(_) => {}
+            Expr::Literal(_) | Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(..) => {}
             Expr::Not(e) | Expr::Neg(e) | Expr::IsNull(e, _) | Expr::IsBool(e, ..) => {
                 e.for_each_child(f)
             }
@@ -66,10 +72,36 @@ impl Expr {
 
     /// The expression with every column position `c` replaced by `f(c)`.
     pub fn map_columns(self, f: &impl Fn(usize) -> usize) -> Expr {
-        let boxed = |e: Box<Expr>| Box::new(e.map_columns(f));
-        match self {
-            Expr::Literal(v) => Expr::Literal(v),
+        self.map_leaves(&|e| match e {
             Expr::Column(i) => Expr::Column(f(i)),
+            other => other,
+        })
+    }
+
+    /// The expression with each outer reference replaced by its value in `values`: what a
+    /// correlated subquery computes for one outer row ([`crate::exec_apply`]).
+    pub fn bind_outer(self, values: &[Value]) -> Expr {
+        self.map_leaves(&|e| match e {
+            Expr::Outer(slot, _) => Expr::Literal(values.get(slot).cloned().unwrap_or(Value::Null)),
+            other => other,
+        })
+    }
+
+    /// Whether the expression holds a subquery the planner has not hoisted yet.
+    pub fn has_subquery(&self) -> bool {
+        let mut found = false;
+        self.for_each_child(&mut |e| found |= matches!(e, Expr::Subquery(..)));
+        found
+    }
+
+    /// The expression with every leaf (literal, column, outer reference, subquery) replaced
+    /// by `f(leaf)`.
+    pub fn map_leaves(self, f: &impl Fn(Expr) -> Expr) -> Expr {
+        let boxed = |e: Box<Expr>| Box::new(e.map_leaves(f));
+        match self {
+            leaf @ (Expr::Literal(_) | Expr::Column(_) | Expr::Outer(..) | Expr::Subquery(..)) => {
+                f(leaf)
+            }
             Expr::Not(e) => Expr::Not(boxed(e)),
             Expr::Neg(e) => Expr::Neg(boxed(e)),
             Expr::Binary(op, a, b) => Expr::Binary(op, boxed(a), boxed(b)),
@@ -77,22 +109,19 @@ impl Expr {
             Expr::IsDistinct(a, b, n) => Expr::IsDistinct(boxed(a), boxed(b), n),
             Expr::IsBool(e, want, n) => Expr::IsBool(boxed(e), want, n),
             Expr::InList(e, list, n) => {
-                Expr::InList(boxed(e), list.into_iter().map(|x| x.map_columns(f)).collect(), n)
+                Expr::InList(boxed(e), list.into_iter().map(|x| x.map_leaves(f)).collect(), n)
             }
             Expr::Like { expr, pattern, negated, case_insensitive } => {
                 Expr::Like { expr: boxed(expr), pattern: boxed(pattern), negated, case_insensitive }
             }
             Expr::Case { operand, whens, otherwise } => Expr::Case {
                 operand: operand.map(boxed),
-                whens: whens
-                    .into_iter()
-                    .map(|(w, t)| (w.map_columns(f), t.map_columns(f)))
-                    .collect(),
+                whens: whens.into_iter().map(|(w, t)| (w.map_leaves(f), t.map_leaves(f))).collect(),
                 otherwise: otherwise.map(boxed),
             },
             Expr::Cast(e, t) => Expr::Cast(boxed(e), t),
             Expr::Call(func, args) => {
-                Expr::Call(func, args.into_iter().map(|x| x.map_columns(f)).collect())
+                Expr::Call(func, args.into_iter().map(|x| x.map_leaves(f)).collect())
             }
         }
     }

@@ -72,6 +72,17 @@ pub fn optimize(plan: Plan) -> Plan {
             Plan::Limit { source: Box::new(optimize(*source)), limit, offset }
         }
         Plan::Distinct { source } => Plan::Distinct { source: Box::new(optimize(*source)) },
+        // A correlated subquery's scans get spans again once its outer values are bound.
+        scan @ Plan::Scan { filter: Some(_), .. } => derive_spans(scan),
+        Plan::Apply { source, subqueries } => {
+            Plan::Apply { source: Box::new(optimize(*source)), subqueries }
+        }
+        Plan::SetOp { op, all, left, right } => Plan::SetOp {
+            op,
+            all,
+            left: Box::new(optimize(*left)),
+            right: Box::new(optimize(*right)),
+        },
         Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
             Plan::HashJoin {
                 left: Box::new(optimize(*left)),

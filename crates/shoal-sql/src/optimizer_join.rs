@@ -356,6 +356,17 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
             types.extend(output_types(right));
             types
         }
+        Plan::Apply { source, subqueries } => {
+            let mut types = output_types(source);
+            types.extend(subqueries.iter().map(|s| match s.test {
+                crate::plan::SubqueryTest::Scalar => {
+                    output_types(&s.plan).first().copied().flatten()
+                }
+                _ => Some(DataType::Bool),
+            }));
+            types
+        }
+        Plan::SetOp { left, .. } => output_types(left),
     }
 }
 
@@ -392,5 +403,7 @@ pub(crate) fn estimate(plan: &Plan) -> f64 {
         }
         Plan::Join { left, right, .. } => estimate(left) * estimate(right),
         Plan::HashJoin { left, right, .. } => estimate(left).max(estimate(right)),
+        Plan::Apply { source, .. } => estimate(source),
+        Plan::SetOp { left, right, .. } => estimate(left) + estimate(right),
     }
 }

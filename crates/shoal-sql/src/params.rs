@@ -515,7 +515,7 @@ fn describe(parsed: Parsed, catalog: &Snapshot, ctx: EvalContext) -> Result<Opti
     let plan = |query: &ast::Query| -> Result<Vec<Column>> {
         let mut query = query.clone();
         without_subqueries(&mut query, catalog, ctx)?;
-        Ok(Planner { catalog, ctx }.query(&query)?.columns)
+        Ok(Planner::new(catalog, ctx).query(&query)?.columns)
     };
     let statement = match &parsed {
         Parsed::AsOf { query, .. } => return plan(query).map(Some),
@@ -579,7 +579,7 @@ fn without_subqueries(query: &mut ast::Query, catalog: &Snapshot, ctx: EvalConte
     // Children come before parents: a subquery's own subqueries are gone when it is planned.
     let _ = ast::visit_expressions_mut(query, |e| {
         let null_of = |q: &ast::Query| -> Result<ast::Expr> {
-            let planned = Planner { catalog, ctx }.query(q)?;
+            let planned = Planner::new(catalog, ctx).query(q)?;
             let data_type = planned.columns.first().and_then(|c| c.data_type);
             Ok(crate::subquery::literal(&Value::Null, data_type.as_ref()))
         };

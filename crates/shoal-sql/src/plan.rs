@@ -96,6 +96,50 @@ pub struct SortKey {
     pub nulls_first: bool,
 }
 
+/// What a subquery's rows are turned into for each row of the query around it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubqueryTest {
+    /// `(SELECT …)`: its one value, NULL over no rows; more than one row is 21000.
+    Scalar,
+    /// `EXISTS (SELECT …)`: whether it has a row (reading stops at the first).
+    Exists,
+    /// `operand op ANY (SELECT …)` (and `IN`, which is `= ANY`), or `op ALL` when `all`:
+    /// true when the comparison holds for some row (every row), false when it holds for none
+    /// (fails for some), NULL otherwise (a NULL compared, no row decided it), as in
+    /// PostgreSQL. Over no rows ANY is false and ALL true, whatever the operand.
+    Quantified {
+        /// The left operand, over the outer row.
+        operand: Expr,
+        /// The comparison.
+        op: crate::expr::BinaryOp,
+        /// ALL rather than ANY.
+        all: bool,
+    },
+}
+
+/// A subquery computed by a [`Plan::Apply`], once per distinct combination of the outer
+/// values it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubqueryPlan {
+    /// The subquery, reading the outer row's values as [`Expr::Outer`] references.
+    pub plan: Plan,
+    /// The outer values: `Expr::Outer(i, _)` in `plan` is `params[i]` over the apply's input.
+    pub params: Vec<Expr>,
+    /// What the subquery's rows become.
+    pub test: SubqueryTest,
+}
+
+/// A set operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetOperator {
+    /// Rows of either input.
+    Union,
+    /// Rows of both inputs.
+    Intersect,
+    /// Rows of the left input that the right one lacks.
+    Except,
+}
+
 /// How a join keeps rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinKind {
@@ -215,6 +259,26 @@ pub enum Plan {
         /// The right side's width (for NULL padding).
         right_width: usize,
     },
+    /// Each input row followed by one column per subquery: its value for that row. Subqueries
+    /// that read no outer value run once ([`crate::exec_apply`]).
+    Apply {
+        /// Input.
+        source: Box<Plan>,
+        /// The subqueries, in the order of their columns.
+        subqueries: Vec<SubqueryPlan>,
+    },
+    /// `left UNION / INTERSECT / EXCEPT [ALL] right`: both inputs have the same width and
+    /// types; without ALL, duplicates (NULLs equal here) are removed ([`crate::exec_set`]).
+    SetOp {
+        /// Which operation.
+        op: SetOperator,
+        /// Keep duplicates (bag semantics).
+        all: bool,
+        /// Left input.
+        left: Box<Plan>,
+        /// Right input.
+        right: Box<Plan>,
+    },
 }
 
 impl Plan {
@@ -232,6 +296,8 @@ impl Plan {
             Plan::Join { left, right_width, .. } | Plan::HashJoin { left, right_width, .. } => {
                 left.width() + right_width
             }
+            Plan::Apply { source, subqueries } => source.width() + subqueries.len(),
+            Plan::SetOp { left, .. } => left.width(),
         }
     }
 
@@ -337,6 +403,36 @@ impl Plan {
                     let _ = write!(line, " filter {}", show(on));
                 }
             }
+            Plan::Apply { source, subqueries } => {
+                let first = source.width();
+                let _ = write!(line, "apply");
+                out.push(format!("{pad}{line}"));
+                source.explain_into(out, depth + 1, ranges);
+                for (i, s) in subqueries.iter().enumerate() {
+                    let test = match &s.test {
+                        SubqueryTest::Scalar => "scalar".to_string(),
+                        SubqueryTest::Exists => "exists".to_string(),
+                        SubqueryTest::Quantified { operand, op, all } => format!(
+                            "{} {} {}",
+                            show(operand),
+                            op.symbol(),
+                            if *all { "ALL" } else { "ANY" }
+                        ),
+                    };
+                    let params: Vec<String> = s.params.iter().map(show).collect();
+                    let correlated = match params.is_empty() {
+                        true => "uncorrelated".to_string(),
+                        false => format!("outer values {}", params.join(", ")),
+                    };
+                    out.push(format!("{pad}  subquery #{} {test}, {correlated}", first + i));
+                    s.plan.explain_into(out, depth + 2, ranges);
+                }
+                return;
+            }
+            Plan::SetOp { op, all, .. } => {
+                let name = format!("{op:?}").to_lowercase();
+                let _ = write!(line, "{name}{}", if *all { " all" } else { "" });
+            }
         }
         out.push(format!("{pad}{line}"));
         for child in self.children() {
@@ -353,9 +449,10 @@ impl Plan {
             | Plan::Sort { source, .. }
             | Plan::Limit { source, .. }
             | Plan::Distinct { source } => vec![source],
-            Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
-                vec![left, right]
-            }
+            Plan::Join { left, right, .. }
+            | Plan::HashJoin { left, right, .. }
+            | Plan::SetOp { left, right, .. } => vec![left, right],
+            Plan::Apply { source, .. } => vec![source],
         }
     }
 }
@@ -405,5 +502,7 @@ pub fn show(e: &Expr) -> String {
             let args: Vec<String> = args.iter().map(show).collect();
             format!("{}({})", format!("{f:?}").to_lowercase(), args.join(", "))
         }
+        Expr::Outer(slot, _) => format!("$outer{slot}"),
+        Expr::Subquery(id, _) => format!("(subquery {id})"),
     }
 }

@@ -14,15 +14,17 @@
 //! FIRST/LAST` says otherwise. Planning ends with [`crate::optimizer`], which moves filters
 //! into scans and turns predicates on key columns into key spans.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use sqlparser::ast;
 
 use crate::binder::{Binder, Grouping, Scope, aggregate_function, ident, object_name, output_name};
 use crate::catalog::{Snapshot, TableDescriptor};
+use crate::correlated::OuterScope;
 use crate::error::{Result, SqlError};
 use crate::expr::{EvalContext, Expr};
-use crate::plan::{Column, JoinKind, Plan, SortKey};
+use crate::plan::{Column, JoinKind, Plan, SortKey, SubqueryPlan};
 use crate::rowcodec::RowCodec;
 use crate::types::{DataType, Value};
 
@@ -41,6 +43,10 @@ pub struct Planner<'a> {
     pub catalog: &'a Snapshot,
     /// For constant folding (LIMIT values, `now()` in them).
     pub ctx: EvalContext,
+    /// When planning a subquery: the query around it ([`crate::correlated`]).
+    pub(crate) outer: Option<&'a OuterScope<'a>>,
+    /// Subqueries bound in clauses and not yet hoisted into an apply, by placeholder.
+    pub(crate) subqueries: RefCell<Vec<Option<SubqueryPlan>>>,
 }
 
 /// Rejects a clause Shoal does not implement.
@@ -48,7 +54,23 @@ fn unsupported(present: bool, what: &str) -> Result<()> {
     if present { Err(SqlError::NotSupported(what.to_string())) } else { Ok(()) }
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    /// A planner of top-level queries over `catalog`.
+    pub fn new(catalog: &'a Snapshot, ctx: EvalContext) -> Self {
+        Planner { catalog, ctx, outer: None, subqueries: RefCell::default() }
+    }
+
+    /// A planner of a subquery of `parent`'s query, inside `outer`.
+    pub(crate) fn nested(parent: &Planner<'a>, outer: &'a OuterScope<'a>) -> Self {
+        let subqueries = RefCell::default();
+        Planner { catalog: parent.catalog, ctx: parent.ctx, outer: Some(outer), subqueries }
+    }
+
+    /// A binder for a clause of this planner's query.
+    fn binder<'b>(&'b self, scope: &'b Scope, grouping: Option<&'b Grouping>) -> Binder<'b> {
+        Binder { scope, grouping, planner: Some(self) }
+    }
+
     /// Plans a query.
     pub fn query(&self, query: &ast::Query) -> Result<Planned> {
         unsupported(query.with.is_some(), "WITH")?;
@@ -67,7 +89,18 @@ impl Planner<'_> {
             Some(other) => return Err(SqlError::NotSupported(format!("ORDER BY {other}"))),
         };
         let (limit, offset) = self.limit(query.limit_clause.as_ref())?;
-        let (input, scope, items, grouping, distinct) = match query.body.as_ref() {
+        self.body(&query.body, order_by, limit, offset)
+    }
+
+    /// Plans a query's body, then ORDER BY and LIMIT over it.
+    pub(crate) fn body(
+        &self,
+        body: &ast::SetExpr,
+        order_by: &[ast::OrderByExpr],
+        limit: Option<u64>,
+        offset: u64,
+    ) -> Result<Planned> {
+        let (input, scope, items, grouping, distinct) = match body {
             ast::SetExpr::Select(select) => self.select_input(select, order_by)?,
             ast::SetExpr::Values(values) => {
                 let (plan, columns) = self.values(values)?;
@@ -78,9 +111,25 @@ impl Planner<'_> {
             ast::SetExpr::Query(inner) if order_by.is_empty() && limit.is_none() && offset == 0 => {
                 return self.query(inner);
             }
+            ast::SetExpr::Query(inner) => self.derived(self.query(inner)?),
+            ast::SetExpr::SetOperation { left, op, set_quantifier, right } => {
+                self.derived(self.set_operation(left, *op, *set_quantifier, right)?)
+            }
             other => return Err(SqlError::NotSupported(format!("query {other}"))),
         };
         self.finish(input, &scope, grouping.as_ref(), items, distinct, order_by, limit, offset)
+    }
+
+    /// A planned query as the input of ORDER BY and LIMIT: its columns, unqualified.
+    #[allow(clippy::type_complexity)]
+    fn derived(
+        &self,
+        planned: Planned,
+    ) -> (Plan, Scope, Vec<(Expr, Column)>, Option<Grouping>, bool) {
+        let columns: Vec<Column> =
+            planned.columns.into_iter().map(|c| Column { table: None, ..c }).collect();
+        let items = columns.iter().enumerate().map(|(i, c)| (Expr::Column(i), c.clone())).collect();
+        (planned.plan, Scope { columns }, items, None, false)
     }
 
     /// Plans FROM, WHERE, GROUP BY and HAVING, and binds the projection.
@@ -114,8 +163,8 @@ impl Planner<'_> {
                     "aggregate functions are not allowed in WHERE".into(),
                 ));
             }
-            let predicate = Binder::new(&scope).bind(selection)?;
-            plan = Plan::Filter { source: Box::new(plan), predicate };
+            let predicate = self.binder(&scope, None).bind(selection)?;
+            plan = self.filter(plan, predicate)?;
         }
 
         let group_exprs: Vec<ast::Expr> = match &select.group_by {
@@ -127,13 +176,12 @@ impl Planner<'_> {
         };
         let mut aggregate_calls: Vec<ast::Function> = Vec::new();
         let mut collect = |e: &ast::Expr| {
-            let _ = ast::visit_expressions(e, |e| {
+            crate::binder::visit_shallow(e, &mut |e| {
                 if let ast::Expr::Function(f) = e
                     && object_name(&f.name).is_ok_and(|n| aggregate_function(&n, false).is_some())
                 {
                     aggregate_calls.push(f.clone());
                 }
-                std::ops::ControlFlow::<()>::Continue(())
             });
         };
         for item in &select.projection {
@@ -156,12 +204,14 @@ impl Planner<'_> {
         // The types of a grouped row's columns: the group keys', then the aggregates'.
         let mut grouped_types = Vec::new();
         if aggregating {
-            let binder = Binder::new(&scope);
+            let binder = self.binder(&scope, None);
             let mut g = Grouping::default();
             let mut group_by = Vec::new();
             for e in &group_exprs {
                 g.keys.push(e.to_string());
-                group_by.push(binder.bind(e)?);
+                let key = binder.bind(e)?;
+                g.bound.push(key.clone());
+                group_by.push(key);
             }
             for f in &aggregate_calls {
                 let text = ast::Expr::Function(f.clone()).to_string();
@@ -179,19 +229,26 @@ impl Planner<'_> {
                 .map(|e| e.static_type(&ungrouped))
                 .chain(g.calls.iter().map(|(_, a)| a.static_type(&ungrouped)))
                 .collect();
+            let in_arguments =
+                g.calls.iter().any(|(_, a)| a.arg.as_ref().is_some_and(Expr::has_subquery));
+            if group_by.iter().any(Expr::has_subquery) || in_arguments {
+                return Err(SqlError::NotSupported(
+                    "subqueries in GROUP BY or in aggregate arguments".into(),
+                ));
+            }
             plan = Plan::Aggregate {
                 source: Box::new(plan),
                 group_by,
                 aggregates: g.calls.iter().map(|(_, a)| a.clone()).collect(),
             };
             if let Some(having) = &select.having {
-                let predicate = Binder { scope: &scope, grouping: Some(&g) }.bind(having)?;
-                plan = Plan::Filter { source: Box::new(plan), predicate };
+                let predicate = self.binder(&scope, Some(&g)).bind(having)?;
+                plan = self.filter(plan, predicate)?;
             }
             grouping = Some(g);
         }
 
-        let binder = Binder { scope: &scope, grouping: grouping.as_ref() };
+        let binder = self.binder(&scope, grouping.as_ref());
         // Output types are known for expressions over the row: the scanned one, or the
         // grouped one (group keys, then aggregates).
         let input_types: Vec<Option<DataType>> = match grouping {
@@ -323,7 +380,7 @@ impl Planner<'_> {
                     columns.iter().position(|c| c.name == ident(id)).expect("counted")
                 }
                 e => {
-                    let bound = Binder { scope, grouping }.bind(e)?;
+                    let bound = self.binder(scope, grouping).bind(e)?;
                     match exprs.iter().position(|x| *x == bound) {
                         Some(p) => p,
                         None if distinct => {
@@ -341,6 +398,7 @@ impl Planner<'_> {
             keys.push(SortKey { expr: Expr::Column(position), ascending, nulls_first });
         }
         let width = exprs.len();
+        let input = self.hoist(input, &mut exprs)?;
         let mut plan = Plan::Project { source: Box::new(input), exprs };
         if distinct {
             plan = Plan::Distinct { source: Box::new(plan) };
@@ -440,7 +498,7 @@ impl Planner<'_> {
         let mut scope = left_scope;
         scope.columns.extend(right_scope.columns);
         let on = match constraint {
-            ast::JoinConstraint::On(e) => Some(Binder::new(&scope).bind(e)?),
+            ast::JoinConstraint::On(e) => Some(self.binder(&scope, None).bind(e)?),
             ast::JoinConstraint::None => None,
             other => {
                 return Err(SqlError::NotSupported(
@@ -451,13 +509,24 @@ impl Planner<'_> {
         if kind == JoinKind::Left && on.is_none() {
             return Err(SqlError::Syntax("LEFT JOIN needs an ON condition".into()));
         }
-        let plan = Plan::Join {
+        // A subquery in ON is computed above the join, which an inner join allows.
+        let (on, above) = match on {
+            Some(on) if on.has_subquery() && kind == JoinKind::Left => {
+                return Err(SqlError::NotSupported("subqueries in a LEFT JOIN's ON".into()));
+            }
+            Some(on) if on.has_subquery() => (None, Some(on)),
+            on => (on, None),
+        };
+        let mut plan = Plan::Join {
             left: Box::new(left_plan),
             right: Box::new(right_plan),
             kind,
             on,
             right_width,
         };
+        if let Some(predicate) = above {
+            plan = self.filter(plan, predicate)?;
+        }
         Ok((plan, scope))
     }
 

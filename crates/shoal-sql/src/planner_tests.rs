@@ -104,10 +104,8 @@ impl goldenscript::Runner for Runner {
                     self.snapshot = Arc::new(contents).view(DEFAULT_DATABASE);
                 }
                 Statement::Query(query) => {
-                    let planner = Planner {
-                        catalog: &self.snapshot,
-                        ctx: EvalContext::at(shoal_hlc::Timestamp::ZERO),
-                    };
+                    let planner =
+                        Planner::new(&self.snapshot, EvalContext::at(shoal_hlc::Timestamp::ZERO));
                     let planned = planner.query(&query).map_err(with_code)?;
                     let names: Vec<&str> =
                         planned.columns.iter().map(|c| c.name.as_str()).collect();

@@ -209,9 +209,15 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         | Plan::Sort { source, .. }
         | Plan::Limit { source, .. }
         | Plan::Distinct { source } => spans_of(source, out),
-        Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
+        Plan::Join { left, right, .. }
+        | Plan::HashJoin { left, right, .. }
+        | Plan::SetOp { left, right, .. } => {
             spans_of(left, out);
             spans_of(right, out);
+        }
+        Plan::Apply { source, subqueries } => {
+            spans_of(source, out);
+            subqueries.iter().for_each(|s| spans_of(&s.plan, out));
         }
     }
 }

@@ -561,7 +561,7 @@ impl Session {
             _ => None,
         };
         if let Some(query) = query {
-            let planned = Planner { catalog: &catalog, ctx }.query(query)?;
+            let planned = Planner::new(&catalog, ctx).query(query)?;
             let rows = exec::execute(planned.plan, txn.clone(), ctx, &env);
             return Ok(Executed::Rows { columns: planned.columns, rows });
         }
@@ -719,7 +719,7 @@ impl Session {
                         "EXPLAIN of statements other than queries".into(),
                     ));
                 };
-                let planned = Planner { catalog, ctx }.query(query)?;
+                let planned = Planner::new(catalog, ctx).query(query)?;
                 crate::schema::explain(&self.engine.client, &planned.plan).await
             }
             Statement::ShowTables {

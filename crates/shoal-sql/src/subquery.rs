@@ -21,12 +21,16 @@
 //! - `x IN (subquery)` over no rows is false (and `NOT IN` true), even when `x` is NULL.
 //! - `EXISTS` stops reading at the first row.
 //!
+//! # Correlated subqueries
+//!
+//! A subquery that reads a column of an outer query cannot run alone: planning it alone
+//! finds the column missing, and it is left in the statement for the planner, which runs it
+//! per outer row ([`crate::correlated`]). So is a subquery around such a one. A subquery
+//! naming a column that no query has fails there, with the error planning it alone gave.
+//!
 //! # Out of scope
 //!
-//! Correlated subqueries (ones that read a column of the outer query) are not supported:
-//! planning the subquery alone finds the column missing, and if some table has a column of
-//! that name the error says correlated subqueries are not supported (0A000). A large `IN`
-//! subquery becomes a large list, evaluated per row by linear search.
+//! A large `IN` subquery becomes a large list, evaluated per row by linear search.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -114,7 +118,12 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
             continue;
         }
         let exists_only = matches!(expr, ast::Expr::Exists { .. });
-        let planned = Planner { catalog, ctx }.query(&query).map_err(|e| correlated(e, catalog))?;
+        let planned = match Planner::new(catalog, ctx).query(&query) {
+            Ok(planned) => planned,
+            // It reads an outer query's column: the planner runs it per outer row.
+            Err(SqlError::UndefinedColumn(_) | SqlError::MissingFromEntry(_)) => continue,
+            Err(e) => return Err(e),
+        };
         let width = planned.columns.len();
         let data_type = planned.columns.first().and_then(|c| c.data_type);
         let mut rows = exec::execute(planned.plan, txn.clone(), ctx, env);
@@ -212,26 +221,5 @@ pub(crate) fn literal(value: &Value, data_type: Option<&DataType>) -> ast::Expr 
         expr: Box::new(text),
         data_type: data_type.to_ast(),
         format: None,
-    }
-}
-
-/// A subquery naming a column it does not have may mean an outer query's column.
-fn correlated(error: SqlError, catalog: &Snapshot) -> SqlError {
-    match &error {
-        SqlError::UndefinedColumn(name) => {
-            let column = name.rsplit('.').next().unwrap_or(name);
-            if catalog.tables.values().any(|t| t.column_index(column).is_some()) {
-                SqlError::NotSupported(format!(
-                    "correlated subqueries (the subquery names column \"{name}\", which its own tables lack)"
-                ))
-            } else {
-                error
-            }
-        }
-        // A qualifier naming none of the subquery's own tables is the outer query's.
-        SqlError::MissingFromEntry(table) => SqlError::NotSupported(format!(
-            "correlated subqueries (the subquery names table \"{table}\" of an outer query)"
-        )),
-        _ => error,
     }
 }
