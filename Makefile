@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-kv bench-bank bench-tpcb bench-pgbench demo cluster cluster-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-plan bench-kv bench-bank bench-tpcb bench-pgbench demo cluster cluster-stop jepsen jepsen-smoke
 
 all: build
 
@@ -46,6 +46,10 @@ golden:
 ## bench: criterion micro-benchmarks of MVCC on RocksDB (release build)
 bench:
 	$(CARGO) bench -p shoal-storage --bench mvcc
+
+## bench-plan: criterion micro-benchmarks of SQL planning (parse, bind, optimize; ADR 0012)
+bench-plan:
+	$(CARGO) bench -p shoal-sql --bench plan
 
 ## bench-kv: `shoal workload kv` against a local 3-node Shoal cluster and a 3-member etcd
 bench-kv: deps
