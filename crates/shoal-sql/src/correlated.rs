@@ -55,6 +55,11 @@ impl<'a> OuterScope<'a> {
         OuterScope { binder, params: RefCell::new(Vec::new()) }
     }
 
+    /// The planner of the outer query, whose CTEs the subquery sees.
+    pub(crate) fn planner(&self) -> Option<&'a Planner<'a>> {
+        self.binder.planner
+    }
+
     /// Resolves a column reference of the subquery in the outer query: an outer reference to
     /// the parameter holding it.
     pub fn resolve(&self, column: &ast::Expr) -> Result<Expr> {

@@ -175,6 +175,13 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
         Plan::SetOp { op, all, left, right } => {
             crate::exec_set::set_operation(op, all, *left, *right, x)
         }
+        Plan::Recursive { anchor, step, all } => {
+            crate::exec_recursive::recursive(*anchor, *step, all, x)
+        }
+        Plan::WorkTable { .. } => stream::once(futures::future::ready(Err(SqlError::Internal(
+            "a working table read outside its recursive CTE".into(),
+        ))))
+        .boxed(),
     }
 }
 

@@ -241,5 +241,9 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
         Plan::SetOp { op, all, left, right } => {
             Plan::SetOp { op, all, left: sub(left), right: sub(right) }
         }
+        Plan::Recursive { anchor, step, all } => {
+            Plan::Recursive { anchor: sub(anchor), step: sub(step), all }
+        }
+        Plan::WorkTable { types } => Plan::WorkTable { types },
     }
 }

@@ -77,6 +77,11 @@ pub fn optimize(plan: Plan) -> Plan {
         Plan::Apply { source, subqueries } => {
             Plan::Apply { source: Box::new(optimize(*source)), subqueries }
         }
+        Plan::Recursive { anchor, step, all } => Plan::Recursive {
+            anchor: Box::new(optimize(*anchor)),
+            step: Box::new(optimize(*step)),
+            all,
+        },
         Plan::SetOp { op, all, left, right } => Plan::SetOp {
             op,
             all,

@@ -367,6 +367,8 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
             types
         }
         Plan::SetOp { left, .. } => output_types(left),
+        Plan::Recursive { anchor, .. } => output_types(anchor),
+        Plan::WorkTable { types } => types.clone(),
     }
 }
 
@@ -405,5 +407,7 @@ pub(crate) fn estimate(plan: &Plan) -> f64 {
         Plan::HashJoin { left, right, .. } => estimate(left).max(estimate(right)),
         Plan::Apply { source, .. } => estimate(source),
         Plan::SetOp { left, right, .. } => estimate(left) + estimate(right),
+        Plan::Recursive { anchor, step, .. } => estimate(anchor) + 10.0 * estimate(step),
+        Plan::WorkTable { .. } => 10.0,
     }
 }

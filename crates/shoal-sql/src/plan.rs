@@ -267,6 +267,22 @@ pub enum Plan {
         /// The subqueries, in the order of their columns.
         subqueries: Vec<SubqueryPlan>,
     },
+    /// `WITH RECURSIVE`: the anchor's rows, then the step's over each round's new rows,
+    /// until a round adds none; without ALL, rows produced before are dropped
+    /// ([`crate::exec_recursive`]).
+    Recursive {
+        /// The non-recursive term.
+        anchor: Box<Plan>,
+        /// The recursive term, reading the previous round's rows as [`Plan::WorkTable`].
+        step: Box<Plan>,
+        /// UNION ALL (keep repeats).
+        all: bool,
+    },
+    /// In a recursive CTE's step: the rows the previous round produced.
+    WorkTable {
+        /// The types of its columns (the anchor's), where known.
+        types: Vec<Option<DataType>>,
+    },
     /// `left UNION / INTERSECT / EXCEPT [ALL] right`: both inputs have the same width and
     /// types; without ALL, duplicates (NULLs equal here) are removed ([`crate::exec_set`]).
     SetOp {
@@ -298,6 +314,8 @@ impl Plan {
             }
             Plan::Apply { source, subqueries } => source.width() + subqueries.len(),
             Plan::SetOp { left, .. } => left.width(),
+            Plan::Recursive { anchor, .. } => anchor.width(),
+            Plan::WorkTable { types } => types.len(),
         }
     }
 
@@ -429,6 +447,10 @@ impl Plan {
                 }
                 return;
             }
+            Plan::Recursive { all, .. } => {
+                let _ = write!(line, "recursive union{}", if *all { " all" } else { "" });
+            }
+            Plan::WorkTable { .. } => line.push_str("working table"),
             Plan::SetOp { op, all, .. } => {
                 let name = format!("{op:?}").to_lowercase();
                 let _ = write!(line, "{name}{}", if *all { " all" } else { "" });
@@ -442,7 +464,11 @@ impl Plan {
 
     fn children(&self) -> Vec<&Plan> {
         match self {
-            Plan::Scan { .. } | Plan::IndexScan { .. } | Plan::Values { .. } => vec![],
+            Plan::Scan { .. }
+            | Plan::IndexScan { .. }
+            | Plan::Values { .. }
+            | Plan::WorkTable { .. } => vec![],
+            Plan::Recursive { anchor, step, .. } => vec![anchor, step],
             Plan::Filter { source, .. }
             | Plan::Project { source, .. }
             | Plan::Aggregate { source, .. }

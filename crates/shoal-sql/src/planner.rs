@@ -25,6 +25,7 @@ use crate::correlated::OuterScope;
 use crate::error::{Result, SqlError};
 use crate::expr::{EvalContext, Expr};
 use crate::plan::{Column, JoinKind, Plan, SortKey, SubqueryPlan};
+use crate::planner_cte::CteDef;
 use crate::rowcodec::RowCodec;
 use crate::types::{DataType, Value};
 
@@ -47,6 +48,8 @@ pub struct Planner<'a> {
     pub(crate) outer: Option<&'a OuterScope<'a>>,
     /// Subqueries bound in clauses and not yet hoisted into an apply, by placeholder.
     pub(crate) subqueries: RefCell<Vec<Option<SubqueryPlan>>>,
+    /// The CTEs in scope, innermost last ([`crate::planner_cte`]).
+    pub(crate) ctes: RefCell<Vec<(String, CteDef)>>,
 }
 
 /// Rejects a clause Shoal does not implement.
@@ -57,13 +60,19 @@ fn unsupported(present: bool, what: &str) -> Result<()> {
 impl<'a> Planner<'a> {
     /// A planner of top-level queries over `catalog`.
     pub fn new(catalog: &'a Snapshot, ctx: EvalContext) -> Self {
-        Planner { catalog, ctx, outer: None, subqueries: RefCell::default() }
+        Planner {
+            catalog,
+            ctx,
+            outer: None,
+            subqueries: RefCell::default(),
+            ctes: RefCell::default(),
+        }
     }
 
     /// A planner of a subquery of `parent`'s query, inside `outer`.
     pub(crate) fn nested(parent: &Planner<'a>, outer: &'a OuterScope<'a>) -> Self {
-        let subqueries = RefCell::default();
-        Planner { catalog: parent.catalog, ctx: parent.ctx, outer: Some(outer), subqueries }
+        let (subqueries, ctes) = (RefCell::default(), RefCell::default());
+        Planner { catalog: parent.catalog, ctx: parent.ctx, outer: Some(outer), subqueries, ctes }
     }
 
     /// A binder for a clause of this planner's query.
@@ -73,7 +82,16 @@ impl<'a> Planner<'a> {
 
     /// Plans a query.
     pub fn query(&self, query: &ast::Query) -> Result<Planned> {
-        unsupported(query.with.is_some(), "WITH")?;
+        let Some(with) = &query.with else { return self.query_body(query) };
+        // The CTEs are visible to this query (and its subqueries) only.
+        let before = self.ctes.borrow().len();
+        let planned = self.define_ctes(with).and_then(|()| self.query_body(query));
+        self.ctes.borrow_mut().truncate(before);
+        planned
+    }
+
+    /// Plans a query once its CTEs are defined.
+    fn query_body(&self, query: &ast::Query) -> Result<Planned> {
         unsupported(query.fetch.is_some(), "FETCH")?;
         unsupported(!query.locks.is_empty(), "FOR UPDATE / FOR SHARE")?;
         unsupported(query.for_clause.is_some(), "FOR clauses")?;
@@ -541,7 +559,17 @@ impl<'a> Planner<'a> {
                 partitions,
                 ..
             } if with_hints.is_empty() && partitions.is_empty() => {
-                let table = self.catalog.table(&object_name(name)?)?;
+                let name = object_name(name)?;
+                let label = alias.as_ref().map_or(name.clone(), |a| ident(&a.name));
+                if let Some((plan, mut scope)) = self.cte(&name, &label) {
+                    if let Some(a) = alias {
+                        for (c, renamed) in scope.columns.iter_mut().zip(&a.columns) {
+                            c.name = ident(&renamed.name);
+                        }
+                    }
+                    return Ok((plan, scope));
+                }
+                let table = self.catalog.table(&name)?;
                 let label = match alias {
                     Some(a) if !a.columns.is_empty() => {
                         return Err(SqlError::NotSupported("column aliases on a table".into()));

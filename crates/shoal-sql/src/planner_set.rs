@@ -85,7 +85,7 @@ impl Planner<'_> {
     }
 
     /// Plans one side of a set operation.
-    fn set_side(&self, side: &ast::SetExpr) -> Result<Planned> {
+    pub(crate) fn set_side(&self, side: &ast::SetExpr) -> Result<Planned> {
         match side {
             ast::SetExpr::Query(query) => self.query(query),
             other => self.body(other, &[], None, 0),

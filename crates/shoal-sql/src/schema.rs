@@ -202,7 +202,11 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         Plan::Scan { spans, .. } | Plan::IndexScan { spans, .. } => {
             out.extend(spans.iter().cloned())
         }
-        Plan::Values { .. } => {}
+        Plan::Values { .. } | Plan::WorkTable { .. } => {}
+        Plan::Recursive { anchor, step, .. } => {
+            spans_of(anchor, out);
+            spans_of(step, out);
+        }
         Plan::Filter { source, .. }
         | Plan::Project { source, .. }
         | Plan::Aggregate { source, .. }

@@ -21,6 +21,9 @@
 //! - `x IN (subquery)` over no rows is false (and `NOT IN` true), even when `x` is NULL.
 //! - `EXISTS` stops reading at the first row.
 //!
+//! A statement with a `WITH` clause is left whole to the planner (a CTE may shadow a table
+//! of the same name, which a subquery planned alone would read instead).
+//!
 //! # Correlated subqueries
 //!
 //! A subquery that reads a column of an outer query cannot run alone: planning it alone
@@ -98,6 +101,11 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
     ctx: EvalContext,
     env: &exec::ExecEnv,
 ) -> Result<()> {
+    // A CTE may shadow a table's name, which a subquery planned alone would read instead:
+    // with a WITH anywhere, the planner runs every subquery itself.
+    if defines_ctes(node) {
+        return Ok(());
+    }
     // Pre-order: every subquery comes before the subqueries nested in it, so evaluating in
     // reverse order has each subquery's own subqueries done before it runs.
     let mut pending: Vec<ast::Expr> = Vec::new();
@@ -121,7 +129,12 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
         let planned = match Planner::new(catalog, ctx).query(&query) {
             Ok(planned) => planned,
             // It reads an outer query's column: the planner runs it per outer row.
-            Err(SqlError::UndefinedColumn(_) | SqlError::MissingFromEntry(_)) => continue,
+            // Or a CTE of the statement: the planner knows those.
+            Err(
+                SqlError::UndefinedColumn(_)
+                | SqlError::MissingFromEntry(_)
+                | SqlError::UndefinedTable(_),
+            ) => continue,
             Err(e) => return Err(e),
         };
         let width = planned.columns.len();
@@ -139,6 +152,21 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
         done.insert(text, (values, data_type, width));
     }
     substitute(node, &done)
+}
+
+/// Whether some query in `node` has a WITH clause.
+fn defines_ctes<V: ast::Visit>(node: &V) -> bool {
+    struct Finder(bool);
+    impl ast::Visitor for Finder {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+            self.0 |= query.with.is_some();
+            ControlFlow::Continue(())
+        }
+    }
+    let mut finder = Finder(false);
+    let _ = node.visit(&mut finder);
+    finder.0
 }
 
 /// Replaces each evaluated subquery in `node` by its result.
