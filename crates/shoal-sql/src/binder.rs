@@ -31,15 +31,25 @@ pub struct Scope {
 impl Scope {
     /// Finds a column by optional table qualifier and name.
     pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
-        let mut found = None;
-        for (i, c) in self.columns.iter().enumerate() {
-            if c.name == name && table.is_none_or(|t| c.table.as_deref() == Some(t)) {
-                if found.is_some() {
-                    return Err(SqlError::AmbiguousColumn(name.to_string()));
+        let matches: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| {
+                let c = &self.columns[i];
+                c.name == name && table.is_none_or(|t| c.table.as_deref() == Some(t))
+            })
+            .collect();
+        // Several: the one `*` shows wins (a USING column over the inputs' hidden copies).
+        let found = match matches.as_slice() {
+            [] => None,
+            [one] => Some(*one),
+            many => {
+                let shown: Vec<usize> =
+                    many.iter().copied().filter(|&i| !self.columns[i].hidden).collect();
+                match shown.as_slice() {
+                    [one] => Some(*one),
+                    _ => return Err(SqlError::AmbiguousColumn(name.to_string())),
                 }
-                found = Some(i);
             }
-        }
+        };
         if let Some(t) = table
             && !self.columns.iter().any(|c| c.table.as_deref() == Some(t))
         {

@@ -55,6 +55,7 @@ pub mod params;
 pub mod plan;
 pub mod planner;
 pub mod planner_cte;
+pub mod planner_join;
 pub mod planner_set;
 pub mod pushdown;
 pub mod rowcodec;

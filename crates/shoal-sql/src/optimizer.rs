@@ -37,6 +37,24 @@ pub fn optimize(plan: Plan) -> Plan {
             )
         }
         join @ Plan::Join { .. } => crate::optimizer_join::plan_joins(join, Vec::new()),
+        // Through a projection that only picks columns (a RIGHT join's reordering, USING),
+        // so the filter reaches the join or scan below.
+        Plan::Filter { source, predicate }
+            if matches!(source.as_ref(), Plan::Project { exprs, .. }
+                if exprs.iter().all(|e| matches!(e, Expr::Column(_)))) =>
+        {
+            let Plan::Project { source: inner, exprs } = *source else { unreachable!() };
+            let picked: Vec<usize> = exprs
+                .iter()
+                .map(|e| match e {
+                    Expr::Column(i) => *i,
+                    _ => unreachable!("checked above"),
+                })
+                .collect();
+            let predicate = predicate.map_columns(&|c| picked[c]);
+            let filtered = optimize(Plan::Filter { source: inner, predicate });
+            Plan::Project { source: Box::new(filtered), exprs }
+        }
         Plan::Filter { source, predicate } => match optimize(*source) {
             Plan::Scan { table, spans, filter } => {
                 let filter = Some(match filter {

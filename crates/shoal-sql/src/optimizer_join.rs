@@ -35,6 +35,9 @@
 //! whose two sides have comparable types (both numeric, both text, or the same type) become
 //! keys, so a hash match means exactly what `=` would.
 //!
+//! A FULL join moves nothing below it (every row of both inputs must reach it); its
+//! equalities are hash keys.
+//!
 //! Out of scope: reordering across LEFT joins, merge and index lookup joins, statistics.
 
 use crate::expr::{BinaryOp, Expr};
@@ -48,6 +51,9 @@ pub(crate) fn plan_joins(join: Plan, filter: Vec<Expr>) -> Plan {
     match join {
         Plan::Join { left, right, kind: JoinKind::Left, on, right_width } => {
             left_join(*left, *right, on, right_width, filter)
+        }
+        Plan::Join { left, right, kind: JoinKind::Full, on, right_width } => {
+            full_join(*left, *right, on, right_width, filter)
         }
         inner => inner_region(inner, filter),
     }
@@ -252,6 +258,39 @@ fn left_join(
         Plan::HashJoin { left, right, kind: JoinKind::Left, left_keys, right_keys, on, right_width }
     };
     with_filter(join, above)
+}
+
+/// A FULL join keeps every row of both inputs, so nothing moves below it: a WHERE conjunct
+/// stays above, an ON conjunct over one side only decides what matches. Equalities between
+/// the sides are hash keys.
+fn full_join(
+    left: Plan,
+    right: Plan,
+    on: Option<Expr>,
+    right_width: usize,
+    filter: Vec<Expr>,
+) -> Plan {
+    let left_width = left.width();
+    let mut types = output_types(&left);
+    types.extend(output_types(&right));
+    let (mut left_keys, mut right_keys, mut residual) = (Vec::new(), Vec::new(), Vec::new());
+    for part in on.iter().flat_map(|on| conjuncts(on).into_iter().cloned().collect::<Vec<_>>()) {
+        match equality_split(&part, left_width, &types) {
+            Some((l, r)) => {
+                left_keys.push(l);
+                right_keys.push(r.map_columns(&|c| c - left_width));
+            }
+            None => residual.push(part),
+        }
+    }
+    let (left, right) = (Box::new(optimize(left)), Box::new(optimize(right)));
+    let on = and_all(residual);
+    let join = if left_keys.is_empty() {
+        Plan::Join { left, right, kind: JoinKind::Full, on, right_width }
+    } else {
+        Plan::HashJoin { left, right, kind: JoinKind::Full, left_keys, right_keys, on, right_width }
+    };
+    with_filter(join, filter)
 }
 
 /// `plan` under the AND of `filter` (itself when empty).

@@ -147,6 +147,20 @@ pub enum JoinKind {
     Inner,
     /// Every left row, padded with NULLs when nothing matches.
     Left,
+    /// Every row of both sides: unmatched left rows padded on the right, then unmatched
+    /// right rows padded on the left.
+    Full,
+}
+
+impl JoinKind {
+    /// How EXPLAIN names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "inner",
+            JoinKind::Left => "left",
+            JoinKind::Full => "full",
+        }
+    }
 }
 
 /// A relational operator.
@@ -393,11 +407,7 @@ impl Plan {
             }
             Plan::Distinct { .. } => line.push_str("distinct"),
             Plan::Join { kind, on, .. } => {
-                let _ = write!(
-                    line,
-                    "{} join",
-                    if *kind == JoinKind::Inner { "inner" } else { "left" }
-                );
+                let _ = write!(line, "{} join", kind.name());
                 match on {
                     Some(on) => {
                         let _ = write!(line, " on {}", show(on));
@@ -415,7 +425,7 @@ impl Plan {
                         format!("{} = {}", show(l), show(&r))
                     })
                     .collect();
-                let kind = if *kind == JoinKind::Inner { "inner" } else { "left" };
+                let kind = kind.name();
                 let _ = write!(line, "hash join {kind} on {}", keys.join(", "));
                 if let Some(on) = on {
                     let _ = write!(line, " filter {}", show(on));

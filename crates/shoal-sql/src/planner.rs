@@ -76,7 +76,11 @@ impl<'a> Planner<'a> {
     }
 
     /// A binder for a clause of this planner's query.
-    fn binder<'b>(&'b self, scope: &'b Scope, grouping: Option<&'b Grouping>) -> Binder<'b> {
+    pub(crate) fn binder<'b>(
+        &'b self,
+        scope: &'b Scope,
+        grouping: Option<&'b Grouping>,
+    ) -> Binder<'b> {
         Binder { scope, grouping, planner: Some(self) }
     }
 
@@ -497,58 +501,7 @@ impl<'a> Planner<'a> {
         Ok(result.unwrap_or((Plan::Values { rows: vec![vec![]], width: 0 }, Scope::default())))
     }
 
-    fn join(&self, left: (Plan, Scope), join: &ast::Join) -> Result<(Plan, Scope)> {
-        use ast::JoinOperator as J;
-        let right = self.table_factor(&join.relation)?;
-        let (kind, constraint) = match &join.join_operator {
-            J::Join(c) | J::Inner(c) => (JoinKind::Inner, c),
-            J::Left(c) | J::LeftOuter(c) => (JoinKind::Left, c),
-            J::CrossJoin(c) => (JoinKind::Inner, c),
-            other => {
-                return Err(SqlError::NotSupported(
-                    format!("join {other:?}").chars().take(60).collect(),
-                ));
-            }
-        };
-        let (left_plan, left_scope) = left;
-        let (right_plan, right_scope) = right;
-        let right_width = right_scope.columns.len();
-        let mut scope = left_scope;
-        scope.columns.extend(right_scope.columns);
-        let on = match constraint {
-            ast::JoinConstraint::On(e) => Some(self.binder(&scope, None).bind(e)?),
-            ast::JoinConstraint::None => None,
-            other => {
-                return Err(SqlError::NotSupported(
-                    format!("join constraint {other:?}").chars().take(60).collect(),
-                ));
-            }
-        };
-        if kind == JoinKind::Left && on.is_none() {
-            return Err(SqlError::Syntax("LEFT JOIN needs an ON condition".into()));
-        }
-        // A subquery in ON is computed above the join, which an inner join allows.
-        let (on, above) = match on {
-            Some(on) if on.has_subquery() && kind == JoinKind::Left => {
-                return Err(SqlError::NotSupported("subqueries in a LEFT JOIN's ON".into()));
-            }
-            Some(on) if on.has_subquery() => (None, Some(on)),
-            on => (on, None),
-        };
-        let mut plan = Plan::Join {
-            left: Box::new(left_plan),
-            right: Box::new(right_plan),
-            kind,
-            on,
-            right_width,
-        };
-        if let Some(predicate) = above {
-            plan = self.filter(plan, predicate)?;
-        }
-        Ok((plan, scope))
-    }
-
-    fn table_factor(&self, factor: &ast::TableFactor) -> Result<(Plan, Scope)> {
+    pub(crate) fn table_factor(&self, factor: &ast::TableFactor) -> Result<(Plan, Scope)> {
         match factor {
             ast::TableFactor::Table {
                 name,
