@@ -110,6 +110,9 @@ pub fn aggregate_function(name: &str, star: bool) -> Option<AggregateFunction> {
         ("avg", false) => AggregateFunction::Avg,
         ("min", false) => AggregateFunction::Min,
         ("max", false) => AggregateFunction::Max,
+        ("string_agg", false) => AggregateFunction::StringAgg,
+        ("bool_and" | "every", false) => AggregateFunction::BoolAnd,
+        ("bool_or", false) => AggregateFunction::BoolOr,
         _ => return None,
     })
 }
@@ -413,18 +416,22 @@ impl<'a> Binder<'a> {
         let (args, distinct) = function_args(f)?;
         let star = matches!(args.as_slice(), [FunctionArg::Star]);
         let Some(function) = aggregate_function(&name, star) else { return Ok(None) };
-        if f.over.is_some() || f.filter.is_some() {
-            return Err(SqlError::NotSupported(format!("window or filtered aggregate {f}")));
+        if f.over.is_some() {
+            return Err(SqlError::NotSupported(format!("window function {f}")));
         }
-        let arg = match args.as_slice() {
-            [FunctionArg::Star] => None,
-            [FunctionArg::Expr(e)] => {
-                if has_aggregate(e) {
-                    return Err(SqlError::Grouping(
-                        "aggregate function calls cannot be nested".into(),
-                    ));
-                }
-                Some(Binder { scope: self.scope, grouping: None, planner: self.planner }.bind(e)?)
+        let ungrouped = Binder { scope: self.scope, grouping: None, planner: self.planner };
+        let unnested = |e: &ast::Expr| {
+            if has_aggregate(e) {
+                return Err(SqlError::Grouping("aggregate function calls cannot be nested".into()));
+            }
+            ungrouped.bind(e)
+        };
+        let two = function == AggregateFunction::StringAgg;
+        let (arg, separator) = match args.as_slice() {
+            [FunctionArg::Star] => (None, None),
+            [FunctionArg::Expr(e)] if !two => (Some(unnested(e)?), None),
+            [FunctionArg::Expr(e), FunctionArg::Expr(s)] if two => {
+                (Some(unnested(e)?), Some(unnested(s)?))
             }
             _ => {
                 return Err(SqlError::UndefinedFunction(format!(
@@ -433,7 +440,11 @@ impl<'a> Binder<'a> {
                 )));
             }
         };
-        Ok(Some(Aggregate { function, arg, distinct }))
+        let filter = match &f.filter {
+            Some(condition) => Some(unnested(condition)?),
+            None => None,
+        };
+        Ok(Some(Aggregate { function, arg, distinct, separator, filter }))
     }
 }
 

@@ -385,6 +385,8 @@ enum Accumulator {
     Sum(Option<Value>),
     Avg(Option<Value>, i64),
     Extreme(Option<Value>),
+    Text(Option<String>),
+    Bool(Option<bool>),
 }
 
 fn add(sum: Option<Value>, v: Value) -> Result<Option<Value>> {
@@ -421,6 +423,8 @@ async fn aggregate(
                 AggregateFunction::Sum => Accumulator::Sum(None),
                 AggregateFunction::Avg => Accumulator::Avg(None, 0),
                 AggregateFunction::Min | AggregateFunction::Max => Accumulator::Extreme(None),
+                AggregateFunction::StringAgg => Accumulator::Text(None),
+                AggregateFunction::BoolAnd | AggregateFunction::BoolOr => Accumulator::Bool(None),
             })
             .collect()
     };
@@ -448,6 +452,11 @@ async fn aggregate(
             (fresh(), vec![HashSet::new(); aggregates.len()])
         });
         for (i, a) in aggregates.iter().enumerate() {
+            if let Some(filter) = &a.filter
+                && !passes(filter, row, ctx)?
+            {
+                continue;
+            }
             let value = match &a.arg {
                 Some(arg) => arg.eval(row, ctx)?,
                 None => Value::Bool(true),
@@ -476,6 +485,30 @@ async fn aggregate(
                         if f == AggregateFunction::Min { ord.is_lt() } else { ord.is_gt() };
                     Accumulator::Extreme(Some(if better { value } else { best }))
                 }
+                (Accumulator::Text(joined), _) => {
+                    let text = value.to_text().unwrap_or_default();
+                    Accumulator::Text(Some(match joined {
+                        None => text,
+                        Some(mut joined) => {
+                            let separator = match &a.separator {
+                                Some(s) => s.eval(row, ctx)?.to_text().unwrap_or_default(),
+                                None => String::new(),
+                            };
+                            reservation.grow(separator.len() + text.len())?;
+                            joined.push_str(&separator);
+                            joined.push_str(&text);
+                            joined
+                        }
+                    }))
+                }
+                (Accumulator::Bool(b), f) => {
+                    let v = value.as_condition()?.unwrap_or(f == AggregateFunction::BoolAnd);
+                    Accumulator::Bool(Some(match (b, f) {
+                        (None, _) => v,
+                        (Some(b), AggregateFunction::BoolAnd) => b && v,
+                        (Some(b), _) => b || v,
+                    }))
+                }
             };
         }
     }
@@ -491,6 +524,8 @@ async fn aggregate(
             row.push(match acc {
                 Accumulator::Count(n) => Value::Int(n),
                 Accumulator::Sum(s) | Accumulator::Extreme(s) => s.unwrap_or(Value::Null),
+                Accumulator::Text(t) => t.map_or(Value::Null, Value::Text),
+                Accumulator::Bool(b) => b.map_or(Value::Null, Value::Bool),
                 Accumulator::Avg(None, _) => Value::Null,
                 Accumulator::Avg(Some(s), n) => Expr::Binary(
                     crate::expr::BinaryOp::Div,

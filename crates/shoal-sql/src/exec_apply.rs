@@ -199,7 +199,12 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
             group_by: all(group_by),
             aggregates: aggregates
                 .into_iter()
-                .map(|a| Aggregate { arg: opt(a.arg), ..a })
+                .map(|a| Aggregate {
+                    arg: opt(a.arg),
+                    separator: opt(a.separator),
+                    filter: opt(a.filter),
+                    ..a
+                })
                 .collect(),
         },
         Plan::Sort { source, keys } => Plan::Sort {

@@ -51,6 +51,13 @@ pub enum AggregateFunction {
     Min,
     /// `max(x)`
     Max,
+    /// `string_agg(x, separator)`: the non-NULL values joined, each after the first preceded
+    /// by its row's separator.
+    StringAgg,
+    /// `bool_and(x)` (and `every(x)`): whether every non-NULL value is true.
+    BoolAnd,
+    /// `bool_or(x)`: whether some non-NULL value is true.
+    BoolOr,
 }
 
 /// One aggregate computed by an [`Plan::Aggregate`].
@@ -62,6 +69,10 @@ pub struct Aggregate {
     pub arg: Option<Expr>,
     /// Whether only distinct argument values count.
     pub distinct: bool,
+    /// `string_agg`'s separator, over the row.
+    pub separator: Option<Expr>,
+    /// `FILTER (WHERE …)`: only rows for which it is true count.
+    pub filter: Option<Expr>,
 }
 
 impl Aggregate {
@@ -81,6 +92,8 @@ impl Aggregate {
                 _ => DataType::Decimal(None),
             }),
             AggregateFunction::Min | AggregateFunction::Max => arg,
+            AggregateFunction::StringAgg => Some(DataType::Text),
+            AggregateFunction::BoolAnd | AggregateFunction::BoolOr => Some(DataType::Bool),
         }
     }
 }
@@ -384,7 +397,16 @@ impl Plan {
                     .map(|a| {
                         let arg = a.arg.as_ref().map_or("*".to_string(), show);
                         let distinct = if a.distinct { "DISTINCT " } else { "" };
-                        format!("{:?}({distinct}{arg})", a.function).to_lowercase()
+                        let separator = a
+                            .separator
+                            .as_ref()
+                            .map_or(String::new(), |s| format!(", {}", show(s)));
+                        let filter = a
+                            .filter
+                            .as_ref()
+                            .map_or(String::new(), |f| format!(" FILTER (WHERE {})", show(f)));
+                        format!("{:?}({distinct}{arg}{separator}){filter}", a.function)
+                            .to_lowercase()
                     })
                     .collect();
                 let _ = write!(line, "aggregate group [{}] {}", groups.join(", "), aggs.join(", "));

@@ -251,8 +251,9 @@ impl<'a> Planner<'a> {
                 .map(|e| e.static_type(&ungrouped))
                 .chain(g.calls.iter().map(|(_, a)| a.static_type(&ungrouped)))
                 .collect();
-            let in_arguments =
-                g.calls.iter().any(|(_, a)| a.arg.as_ref().is_some_and(Expr::has_subquery));
+            let in_arguments = g.calls.iter().any(|(_, a)| {
+                [&a.arg, &a.separator, &a.filter].into_iter().flatten().any(Expr::has_subquery)
+            });
             if group_by.iter().any(Expr::has_subquery) || in_arguments {
                 return Err(SqlError::NotSupported(
                     "subqueries in GROUP BY or in aggregate arguments".into(),
