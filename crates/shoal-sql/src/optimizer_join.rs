@@ -49,12 +49,13 @@ use crate::types::{DataType, TypeCategory};
 /// Plans `join` (a [`Plan::Join`]) under the AND-ed `filter` conjuncts of a WHERE above it.
 pub(crate) fn plan_joins(join: Plan, filter: Vec<Expr>) -> Plan {
     match join {
-        Plan::Join { left, right, kind: JoinKind::Left, on, right_width } => {
-            left_join(*left, *right, on, right_width, filter)
-        }
-        Plan::Join { left, right, kind: JoinKind::Full, on, right_width } => {
-            full_join(*left, *right, on, right_width, filter)
-        }
+        Plan::Join {
+            left,
+            right,
+            kind: kind @ (JoinKind::Left | JoinKind::Full),
+            on,
+            right_width,
+        } => outer_join(kind, *left, *right, on, right_width, filter),
         inner => inner_region(inner, filter),
     }
 }
@@ -221,7 +222,11 @@ fn inner_region(join: Plan, filter: Vec<Expr>) -> Plan {
     }
 }
 
-fn left_join(
+/// Plans a LEFT or FULL join. A LEFT join moves a WHERE conjunct over its left side below it
+/// and an ON conjunct over its right side into the right input; a FULL join keeps every row
+/// of both inputs, so nothing moves below it. Equalities between the sides are hash keys.
+fn outer_join(
+    kind: JoinKind,
     left: Plan,
     right: Plan,
     on: Option<Expr>,
@@ -229,15 +234,16 @@ fn left_join(
     filter: Vec<Expr>,
 ) -> Plan {
     let left_width = left.width();
+    let pushes = kind == JoinKind::Left;
     let (below, above): (Vec<Expr>, Vec<Expr>) =
-        filter.into_iter().partition(|e| e.columns().iter().all(|&c| c < left_width));
+        filter.into_iter().partition(|e| pushes && e.columns().iter().all(|&c| c < left_width));
     let mut types = output_types(&left);
     types.extend(output_types(&right));
     let mut right_filter = Vec::new();
     let (mut left_keys, mut right_keys, mut residual) = (Vec::new(), Vec::new(), Vec::new());
     for part in on.iter().flat_map(|on| conjuncts(on).into_iter().cloned().collect::<Vec<_>>()) {
         let columns = part.columns();
-        if !columns.is_empty() && columns.iter().all(|&c| c >= left_width) {
+        if pushes && !columns.is_empty() && columns.iter().all(|&c| c >= left_width) {
             right_filter.push(part.map_columns(&|c| c - left_width));
             continue;
         }
@@ -253,44 +259,11 @@ fn left_join(
     let right = Box::new(optimize(with_filter(right, right_filter)));
     let on = and_all(residual);
     let join = if left_keys.is_empty() {
-        Plan::Join { left, right, kind: JoinKind::Left, on, right_width }
+        Plan::Join { left, right, kind, on, right_width }
     } else {
-        Plan::HashJoin { left, right, kind: JoinKind::Left, left_keys, right_keys, on, right_width }
+        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width }
     };
     with_filter(join, above)
-}
-
-/// A FULL join keeps every row of both inputs, so nothing moves below it: a WHERE conjunct
-/// stays above, an ON conjunct over one side only decides what matches. Equalities between
-/// the sides are hash keys.
-fn full_join(
-    left: Plan,
-    right: Plan,
-    on: Option<Expr>,
-    right_width: usize,
-    filter: Vec<Expr>,
-) -> Plan {
-    let left_width = left.width();
-    let mut types = output_types(&left);
-    types.extend(output_types(&right));
-    let (mut left_keys, mut right_keys, mut residual) = (Vec::new(), Vec::new(), Vec::new());
-    for part in on.iter().flat_map(|on| conjuncts(on).into_iter().cloned().collect::<Vec<_>>()) {
-        match equality_split(&part, left_width, &types) {
-            Some((l, r)) => {
-                left_keys.push(l);
-                right_keys.push(r.map_columns(&|c| c - left_width));
-            }
-            None => residual.push(part),
-        }
-    }
-    let (left, right) = (Box::new(optimize(left)), Box::new(optimize(right)));
-    let on = and_all(residual);
-    let join = if left_keys.is_empty() {
-        Plan::Join { left, right, kind: JoinKind::Full, on, right_width }
-    } else {
-        Plan::HashJoin { left, right, kind: JoinKind::Full, left_keys, right_keys, on, right_width }
-    };
-    with_filter(join, filter)
 }
 
 /// `plan` under the AND of `filter` (itself when empty).
