@@ -122,8 +122,22 @@ pub fn has_aggregate(expr: &ast::Expr) -> bool {
     let mut found = false;
     visit_shallow(expr, &mut |e| {
         if let ast::Expr::Function(f) = e
+            && f.over.is_none()
             && let Ok(name) = object_name(&f.name)
             && aggregate_function(&name, false).is_some()
+        {
+            found = true;
+        }
+    });
+    found
+}
+
+/// Whether `expr` contains a window function call of its own query.
+pub fn has_window(expr: &ast::Expr) -> bool {
+    let mut found = false;
+    visit_shallow(expr, &mut |e| {
+        if let ast::Expr::Function(f) = e
+            && f.over.is_some()
         {
             found = true;
         }
@@ -169,17 +183,28 @@ pub struct Binder<'a> {
     /// clause holds and knows the queries around it ([`crate::correlated`]); None where
     /// subqueries cannot stand (LIMIT, VALUES, DDL defaults).
     pub planner: Option<&'a crate::planner::Planner<'a>>,
+    /// Set once window functions are computed: each call is a column of their output.
+    pub windows: Option<&'a crate::planner_window::Windows>,
 }
 
 impl<'a> Binder<'a> {
     /// A binder over `scope`, where subqueries cannot stand.
     pub fn new(scope: &'a Scope) -> Self {
-        Binder { scope, grouping: None, planner: None }
+        Binder { scope, grouping: None, planner: None, windows: None }
     }
 
     /// Binds an expression.
     pub fn bind(&self, expr: &ast::Expr) -> Result<Expr> {
         use ast::Expr as A;
+        if let Some(windows) = self.windows
+            && let A::Function(f) = expr
+            && f.over.is_some()
+        {
+            let text = expr.to_string();
+            if let Some(j) = windows.calls.iter().position(|t| *t == text) {
+                return Ok(Expr::Column(windows.base + j));
+            }
+        }
         if let Some(grouping) = self.grouping {
             let text = expr.to_string();
             if let Some(i) = grouping.keys.iter().position(|k| *k == text) {
@@ -383,13 +408,21 @@ impl<'a> Binder<'a> {
 
     fn function(&self, f: &ast::Function) -> Result<Expr> {
         let name = object_name(&f.name)?;
-        if f.over.is_some() || f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(SqlError::NotSupported(format!("window or filtered function {f}")));
+        if f.over.is_some() {
+            return Err(SqlError::Windowing("window functions are not allowed here".into()));
+        }
+        if f.filter.is_some() || !f.within_group.is_empty() {
+            return Err(SqlError::NotSupported(format!("filtered function {f}")));
         }
         let (args, distinct) = function_args(f)?;
         if aggregate_function(&name, false).is_some() {
             return Err(SqlError::Grouping(format!(
                 "aggregate function {name}() is not allowed here"
+            )));
+        }
+        if crate::window::WindowFunction::is_window_function(&name) {
+            return Err(SqlError::WrongObjectType(format!(
+                "window function {name} requires an OVER clause"
             )));
         }
         if distinct {
@@ -417,44 +450,63 @@ impl<'a> Binder<'a> {
         let star = matches!(args.as_slice(), [FunctionArg::Star]);
         let Some(function) = aggregate_function(&name, star) else { return Ok(None) };
         if f.over.is_some() {
-            return Err(SqlError::NotSupported(format!("window function {f}")));
+            return Err(SqlError::Internal(format!("window function {f} bound as an aggregate")));
         }
-        let ungrouped = Binder { scope: self.scope, grouping: None, planner: self.planner };
+        let ungrouped =
+            Binder { scope: self.scope, grouping: None, planner: self.planner, windows: None };
         let unnested = |e: &ast::Expr| {
             if has_aggregate(e) {
                 return Err(SqlError::Grouping("aggregate function calls cannot be nested".into()));
             }
+            if has_window(e) {
+                return Err(SqlError::Grouping(
+                    "aggregate function calls cannot contain window function calls".into(),
+                ));
+            }
             ungrouped.bind(e)
         };
-        let two = function == AggregateFunction::StringAgg;
-        let (arg, separator) = match args.as_slice() {
-            [FunctionArg::Star] => (None, None),
-            [FunctionArg::Expr(e)] if !two => (Some(unnested(e)?), None),
-            [FunctionArg::Expr(e), FunctionArg::Expr(s)] if two => {
-                (Some(unnested(e)?), Some(unnested(s)?))
-            }
-            _ => {
-                return Err(SqlError::UndefinedFunction(format!(
-                    "{name}() with {} arguments",
-                    args.len()
-                )));
-            }
-        };
-        let filter = match &f.filter {
-            Some(condition) => Some(unnested(condition)?),
-            None => None,
-        };
-        Ok(Some(Aggregate { function, arg, distinct, separator, filter }))
+        aggregate_call(f, &name, function, &args, distinct, unnested).map(Some)
     }
 }
 
+/// Binds the parts of aggregate call `f` (of `function`, with `args`) with `bind`.
+pub(crate) fn aggregate_call(
+    f: &ast::Function,
+    name: &str,
+    function: AggregateFunction,
+    args: &[FunctionArg<'_>],
+    distinct: bool,
+    bind: impl Fn(&ast::Expr) -> Result<Expr>,
+) -> Result<Aggregate> {
+    let two = function == AggregateFunction::StringAgg;
+    let (arg, separator) = match args {
+        [FunctionArg::Star] => (None, None),
+        [FunctionArg::Expr(e)] if !two => (Some(bind(e)?), None),
+        [FunctionArg::Expr(e), FunctionArg::Expr(s)] if two => (Some(bind(e)?), Some(bind(s)?)),
+        _ => {
+            return Err(SqlError::UndefinedFunction(format!(
+                "{name}() with {} arguments",
+                args.len()
+            )));
+        }
+    };
+    let filter = match &f.filter {
+        Some(condition) => Some(bind(condition)?),
+        None => None,
+    };
+    Ok(Aggregate { function, arg, distinct, separator, filter })
+}
+
 /// A function argument.
-enum FunctionArg<'e> {
+pub(crate) enum FunctionArg<'e> {
+    /// An expression.
     Expr(&'e ast::Expr),
+    /// `*`.
     Star,
 }
 
-fn function_args(f: &ast::Function) -> Result<(Vec<FunctionArg<'_>>, bool)> {
+/// A call's arguments, and whether they are DISTINCT.
+pub(crate) fn function_args(f: &ast::Function) -> Result<(Vec<FunctionArg<'_>>, bool)> {
     match &f.args {
         ast::FunctionArguments::None => Ok((vec![], false)),
         ast::FunctionArguments::Subquery(_) => {

@@ -101,6 +101,7 @@ impl Binder<'_> {
             scope: self.scope,
             grouping: self.grouping,
             planner: self.planner,
+            windows: None,
         });
         let planned = Planner::nested(planner, &outer).query(query)?;
         let exists = matches!(test, SubqueryTest::Exists);

@@ -106,6 +106,16 @@ pub enum SqlError {
     /// A grouping or aggregate misuse (42803).
     #[error("{0}")]
     Grouping(String),
+    /// A window name that no WINDOW clause defines (42704).
+    #[error("window \"{0}\" does not exist")]
+    UndefinedWindow(String),
+    /// A window function misused: in WHERE, nested, or with an impossible frame (42P20).
+    #[error("{0}")]
+    Windowing(String),
+    /// A name used as the wrong kind of object: `OVER` on a plain function, a window
+    /// function without one (42809).
+    #[error("{0}")]
+    WrongObjectType(String),
     /// A subquery returning several rows where one is wanted (21000).
     #[error("{0}")]
     Cardinality(String),
@@ -201,6 +211,9 @@ impl SqlError {
             SqlError::DivisionByZero => "22012",
             SqlError::InvalidParameter(_) => "22023",
             SqlError::Grouping(_) => "42803",
+            SqlError::Windowing(_) => "42P20",
+            SqlError::UndefinedWindow(_) => "42704",
+            SqlError::WrongObjectType(_) => "42809",
             SqlError::Cardinality(_) => "21000",
             SqlError::ProgramLimit(_) => "54000",
             SqlError::InvalidReference(_) => "42P10",

@@ -25,7 +25,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use rust_decimal::Decimal;
 use shoal_api::scan_filter::ScanFilter;
 use shoal_api::{Request, Response};
 use shoal_keys::{Key, Span};
@@ -34,9 +33,10 @@ use shoal_kvclient::txn::Txn;
 
 use crate::catalog::{IndexDescriptor, TableDescriptor};
 use crate::error::{Result, SqlError};
+use crate::exec_accumulate::Accumulator;
 use crate::expr::{EvalContext, Expr};
 use crate::memory::{MemoryBudget, Reservation};
-use crate::plan::{Aggregate, AggregateFunction, Plan, SortKey};
+use crate::plan::{Aggregate, Plan, SortKey};
 use crate::rowcodec::RowCodec;
 use crate::types::Value;
 
@@ -148,7 +148,8 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
                 None => skipped.boxed(),
             }
         }
-        Plan::Distinct { source } => distinct(build(*source, x, None), x),
+        Plan::Distinct { source, on } => distinct(build(*source, x, None), on, x),
+        Plan::Window { source, calls } => crate::exec_window::window(*source, calls, x),
         Plan::Sort { source, keys } => {
             let input = build(*source, x, None);
             buffered(input, x.memory.reservation("ORDER BY"), move |rows| sort(rows, &keys, &ctx))
@@ -187,19 +188,23 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
 
 /// The first occurrence of each of `rows` (NULLs equal each other), the rows seen held under
 /// the statement's budget.
-pub(crate) fn distinct(rows: Rows, x: &Exec) -> Rows {
+pub(crate) fn distinct(rows: Rows, on: Vec<Expr>, x: &Exec) -> Rows {
     let mut seen: HashSet<Row> = HashSet::new();
     let mut reservation = x.memory.reservation("DISTINCT");
+    let ctx = x.ctx;
     rows.try_filter_map(move |row| {
-        let fresh = !seen.contains(&row);
-        let kept = if fresh {
-            reservation.grow(crate::memory::row_bytes(&row)).map(|()| {
-                seen.insert(row.clone());
-                Some(row)
-            })
-        } else {
-            Ok(None)
+        let key: Result<Row> = match on.is_empty() {
+            true => Ok(row.clone()),
+            false => on.iter().map(|e| e.eval(&row, &ctx)).collect(),
         };
+        let kept = key.and_then(|key| {
+            if seen.contains(&key) {
+                return Ok(None);
+            }
+            reservation.grow(crate::memory::row_bytes(&key))?;
+            seen.insert(key);
+            Ok(Some(row))
+        });
         futures::future::ready(kept)
     })
     .boxed()
@@ -343,68 +348,44 @@ fn sort(rows: Vec<Row>, keys: &[SortKey], ctx: &EvalContext) -> Result<Vec<Row>>
         .into_iter()
         .map(|row| Ok((keys.iter().map(|k| k.expr.eval(&row, ctx)).collect::<Result<_>>()?, row)))
         .collect::<Result<_>>()?;
-    keyed.sort_by(|(a, _), (b, _)| {
-        for ((x, y), key) in a.iter().zip(b).zip(keys) {
-            let ord = match (x.is_null(), y.is_null()) {
-                (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => {
-                    if key.nulls_first {
-                        std::cmp::Ordering::Less
-                    } else {
-                        std::cmp::Ordering::Greater
-                    }
-                }
-                (false, true) => {
-                    if key.nulls_first {
-                        std::cmp::Ordering::Greater
-                    } else {
-                        std::cmp::Ordering::Less
-                    }
-                }
-                (false, false) => {
-                    let ord = x.sort_cmp(y);
-                    if key.ascending { ord } else { ord.reverse() }
-                }
-            };
-            if ord.is_ne() {
-                return ord;
-            }
-        }
-        std::cmp::Ordering::Equal
-    });
+    keyed.sort_by(|(a, _), (b, _)| compare_keys(a, b, keys));
     Ok(keyed.into_iter().map(|(_, row)| row).collect())
+}
+
+/// Orders two rows' sort key values as `keys` say (NULLs first or last, each key ascending
+/// or descending).
+pub(crate) fn compare_keys(a: &[Value], b: &[Value], keys: &[SortKey]) -> std::cmp::Ordering {
+    for ((x, y), key) in a.iter().zip(b).zip(keys) {
+        let ord = match (x.is_null(), y.is_null()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => {
+                if key.nulls_first {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            }
+            (false, true) => {
+                if key.nulls_first {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Less
+                }
+            }
+            (false, false) => {
+                let ord = x.sort_cmp(y);
+                if key.ascending { ord } else { ord.reverse() }
+            }
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    std::cmp::Ordering::Equal
 }
 
 /// How many input rows an aggregation folds between yields to the runtime.
 const YIELD_EVERY_ROWS: u64 = 1024;
-
-/// The running state of one aggregate in one group.
-#[derive(Debug, Clone)]
-enum Accumulator {
-    Count(i64),
-    Sum(Option<Value>),
-    Avg(Option<Value>, i64),
-    Extreme(Option<Value>),
-    Text(Option<String>),
-    Bool(Option<bool>),
-}
-
-fn add(sum: Option<Value>, v: Value) -> Result<Option<Value>> {
-    let v = match v {
-        // Integer sums are exact and cannot overflow: they add up as decimals.
-        Value::Int(i) => Value::Decimal(Decimal::from(i)),
-        other => other,
-    };
-    Ok(Some(match sum {
-        None => v,
-        Some(s) => Expr::Binary(
-            crate::expr::BinaryOp::Add,
-            Box::new(Expr::Literal(s)),
-            Box::new(Expr::Literal(v)),
-        )
-        .eval(&[], &EvalContext::at(shoal_hlc::Timestamp::ZERO))?,
-    }))
-}
 
 /// Folds the input's rows into their groups as they arrive: memory holds one accumulator per
 /// group, never the input.
@@ -416,17 +397,7 @@ async fn aggregate(
     mut reservation: Reservation,
 ) -> Result<Vec<Row>> {
     let fresh = || -> Vec<Accumulator> {
-        aggregates
-            .iter()
-            .map(|a| match a.function {
-                AggregateFunction::CountRows | AggregateFunction::Count => Accumulator::Count(0),
-                AggregateFunction::Sum => Accumulator::Sum(None),
-                AggregateFunction::Avg => Accumulator::Avg(None, 0),
-                AggregateFunction::Min | AggregateFunction::Max => Accumulator::Extreme(None),
-                AggregateFunction::StringAgg => Accumulator::Text(None),
-                AggregateFunction::BoolAnd | AggregateFunction::BoolOr => Accumulator::Bool(None),
-            })
-            .collect()
+        aggregates.iter().map(|a| Accumulator::new(a.function)).collect()
     };
     // Groups in first-seen order, so output is deterministic before any ORDER BY.
     let mut order: Vec<Vec<Value>> = Vec::new();
@@ -452,18 +423,7 @@ async fn aggregate(
             (fresh(), vec![HashSet::new(); aggregates.len()])
         });
         for (i, a) in aggregates.iter().enumerate() {
-            if let Some(filter) = &a.filter
-                && !passes(filter, row, ctx)?
-            {
-                continue;
-            }
-            let value = match &a.arg {
-                Some(arg) => arg.eval(row, ctx)?,
-                None => Value::Bool(true),
-            };
-            if value.is_null() {
-                continue;
-            }
+            let Some(value) = Accumulator::input(a, row, ctx)? else { continue };
             if a.distinct {
                 if entry.1[i].contains(&value) {
                     continue;
@@ -471,45 +431,7 @@ async fn aggregate(
                 reservation.grow(crate::memory::value_bytes(&value))?;
                 entry.1[i].insert(value.clone());
             }
-            let acc = &mut entry.0[i];
-            *acc = match (std::mem::replace(acc, Accumulator::Count(0)), a.function) {
-                (Accumulator::Count(n), _) => Accumulator::Count(n + 1),
-                (Accumulator::Sum(s), _) => Accumulator::Sum(add(s, numeric(value, "sum")?)?),
-                (Accumulator::Avg(s, n), _) => {
-                    Accumulator::Avg(add(s, numeric(value, "avg")?)?, n + 1)
-                }
-                (Accumulator::Extreme(None), _) => Accumulator::Extreme(Some(value)),
-                (Accumulator::Extreme(Some(best)), f) => {
-                    let ord = value.sql_cmp(&best)?.unwrap_or(std::cmp::Ordering::Equal);
-                    let better =
-                        if f == AggregateFunction::Min { ord.is_lt() } else { ord.is_gt() };
-                    Accumulator::Extreme(Some(if better { value } else { best }))
-                }
-                (Accumulator::Text(joined), _) => {
-                    let text = value.to_text().unwrap_or_default();
-                    Accumulator::Text(Some(match joined {
-                        None => text,
-                        Some(mut joined) => {
-                            let separator = match &a.separator {
-                                Some(s) => s.eval(row, ctx)?.to_text().unwrap_or_default(),
-                                None => String::new(),
-                            };
-                            reservation.grow(separator.len() + text.len())?;
-                            joined.push_str(&separator);
-                            joined.push_str(&text);
-                            joined
-                        }
-                    }))
-                }
-                (Accumulator::Bool(b), f) => {
-                    let v = value.as_condition()?.unwrap_or(f == AggregateFunction::BoolAnd);
-                    Accumulator::Bool(Some(match (b, f) {
-                        (None, _) => v,
-                        (Some(b), AggregateFunction::BoolAnd) => b && v,
-                        (Some(b), _) => b || v,
-                    }))
-                }
-            };
+            entry.0[i].add(a, value, row, ctx, &mut reservation)?;
         }
     }
     if order.is_empty() && group_by.is_empty() {
@@ -521,34 +443,9 @@ async fn aggregate(
         let (accs, _) = groups.remove(&key).expect("every ordered group exists");
         let mut row = key;
         for acc in accs {
-            row.push(match acc {
-                Accumulator::Count(n) => Value::Int(n),
-                Accumulator::Sum(s) | Accumulator::Extreme(s) => s.unwrap_or(Value::Null),
-                Accumulator::Text(t) => t.map_or(Value::Null, Value::Text),
-                Accumulator::Bool(b) => b.map_or(Value::Null, Value::Bool),
-                Accumulator::Avg(None, _) => Value::Null,
-                Accumulator::Avg(Some(s), n) => Expr::Binary(
-                    crate::expr::BinaryOp::Div,
-                    Box::new(Expr::Literal(match s {
-                        Value::Int(i) => Value::Decimal(Decimal::from(i)),
-                        other => other,
-                    })),
-                    Box::new(Expr::Literal(Value::Int(n))),
-                )
-                .eval(&[], ctx)?,
-            });
+            row.push(acc.value(ctx)?);
         }
         out.push(row);
     }
     Ok(out)
-}
-
-fn numeric(v: Value, f: &str) -> Result<Value> {
-    match v {
-        Value::Int(_) | Value::Float(_) | Value::Decimal(_) => Ok(v),
-        other => Err(SqlError::DatatypeMismatch(format!(
-            "{f}() takes a number, not {}",
-            other.type_name()
-        ))),
-    }
 }

@@ -212,7 +212,11 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
             keys: keys.into_iter().map(|k| SortKey { expr: e(k.expr), ..k }).collect(),
         },
         Plan::Limit { source, limit, offset } => Plan::Limit { source: sub(source), limit, offset },
-        Plan::Distinct { source } => Plan::Distinct { source: sub(source) },
+        Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on: all(on) },
+        Plan::Window { source, calls } => Plan::Window {
+            source: sub(source),
+            calls: calls.into_iter().map(|c| c.map_exprs(&mut |x| x.bind_outer(values))).collect(),
+        },
         Plan::Join { left, right, kind, on, right_width } => {
             Plan::Join { left: sub(left), right: sub(right), kind, on: opt(on), right_width }
         }

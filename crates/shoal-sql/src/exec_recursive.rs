@@ -108,7 +108,8 @@ fn bind_working_table(plan: Plan, rows: &[Row]) -> Plan {
         }
         Plan::Sort { source, keys } => Plan::Sort { source: sub(source), keys },
         Plan::Limit { source, limit, offset } => Plan::Limit { source: sub(source), limit, offset },
-        Plan::Distinct { source } => Plan::Distinct { source: sub(source) },
+        Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on },
+        Plan::Window { source, calls } => Plan::Window { source: sub(source), calls },
         Plan::Join { left, right, kind, on, right_width } => {
             Plan::Join { left: sub(left), right: sub(right), kind, on, right_width }
         }

@@ -33,7 +33,7 @@ pub(crate) fn set_operation(op: SetOperator, all: bool, left: Plan, right: Plan,
         let both = left.chain(right).boxed();
         return match all {
             true => both,
-            false => crate::exec::distinct(both, x),
+            false => crate::exec::distinct(both, Vec::new(), x),
         };
     }
     let mut reservation = x.memory.reservation(match op {

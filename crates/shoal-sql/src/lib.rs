@@ -41,10 +41,12 @@ pub mod ddl;
 pub mod dml;
 pub mod error;
 pub mod exec;
+pub mod exec_accumulate;
 pub mod exec_apply;
 pub mod exec_join;
 pub mod exec_recursive;
 pub mod exec_set;
+pub mod exec_window;
 pub mod expr;
 pub mod expr_columns;
 pub mod expr_function;
@@ -57,6 +59,7 @@ pub mod planner;
 pub mod planner_cte;
 pub mod planner_join;
 pub mod planner_set;
+pub mod planner_window;
 pub mod pushdown;
 pub mod rowcodec;
 pub mod runtime;
@@ -67,6 +70,7 @@ pub mod session_vars;
 pub mod subquery;
 pub mod syntax;
 pub mod types;
+pub mod window;
 
 #[cfg(test)]
 mod planner_tests;

@@ -89,7 +89,10 @@ pub fn optimize(plan: Plan) -> Plan {
         Plan::Limit { source, limit, offset } => {
             Plan::Limit { source: Box::new(optimize(*source)), limit, offset }
         }
-        Plan::Distinct { source } => Plan::Distinct { source: Box::new(optimize(*source)) },
+        Plan::Distinct { source, on } => Plan::Distinct { source: Box::new(optimize(*source)), on },
+        Plan::Window { source, calls } => {
+            Plan::Window { source: Box::new(optimize(*source)), calls }
+        }
         // A correlated subquery's scans get spans again once its outer values are bound.
         scan @ Plan::Scan { filter: Some(_), .. } => derive_spans(scan),
         Plan::Apply { source, subqueries } => {

@@ -362,7 +362,13 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
         Plan::Filter { source, .. }
         | Plan::Sort { source, .. }
         | Plan::Limit { source, .. }
-        | Plan::Distinct { source } => output_types(source),
+        | Plan::Distinct { source, .. } => output_types(source),
+        Plan::Window { source, calls } => {
+            let mut types = output_types(source);
+            let input = types.clone();
+            types.extend(calls.iter().map(|c| c.static_type(&input)));
+            types
+        }
         Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
             let mut types = output_types(left);
             types.extend(output_types(right));
@@ -401,9 +407,10 @@ pub(crate) fn estimate(plan: &Plan) -> f64 {
         Plan::IndexScan { spans, .. } => (10.0 * spans.len() as f64).min(TABLE_ROWS),
         Plan::Values { rows, .. } => rows.len() as f64,
         Plan::Filter { source, .. } => estimate(source) * FILTER_KEEPS,
-        Plan::Project { source, .. } | Plan::Sort { source, .. } | Plan::Distinct { source } => {
-            estimate(source)
-        }
+        Plan::Project { source, .. }
+        | Plan::Sort { source, .. }
+        | Plan::Distinct { source, .. }
+        | Plan::Window { source, .. } => estimate(source),
         Plan::Limit { source, limit, .. } => {
             let rows = estimate(source);
             limit.map_or(rows, |l| rows.min(l as f64))

@@ -22,6 +22,7 @@ use shoal_keys::Span;
 use crate::catalog::{IndexDescriptor, TableDescriptor};
 use crate::expr::Expr;
 use crate::types::DataType;
+use crate::window::WindowCall;
 
 /// A column of a plan's output.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +77,16 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
+    /// The aggregate as EXPLAIN shows it: `sum(#1) filter (where #2 > 0)`.
+    pub fn explain(&self) -> String {
+        let arg = self.arg.as_ref().map_or("*".to_string(), show);
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        let separator = self.separator.as_ref().map_or(String::new(), |s| format!(", {}", show(s)));
+        let filter =
+            self.filter.as_ref().map_or(String::new(), |f| format!(" FILTER (WHERE {})", show(f)));
+        format!("{:?}({distinct}{arg}{separator}){filter}", self.function).to_lowercase()
+    }
+
     /// The type of the aggregate's values over rows of `input`, where evident: counts are
     /// INT8; sum and avg are DECIMAL (integers add up exactly) or FLOAT8 over floats; min and
     /// max keep their argument's type.
@@ -247,10 +258,20 @@ pub enum Plan {
         /// Rows skipped first.
         offset: u64,
     },
-    /// Drops duplicate rows (NULLs equal each other here).
+    /// Drops rows whose key repeats an earlier row's (NULLs equal each other here).
     Distinct {
         /// Input.
         source: Box<Plan>,
+        /// The key: `DISTINCT ON` expressions; none: the whole row.
+        on: Vec<Expr>,
+    },
+    /// Computes window functions over all of its input; outputs the input's columns, then
+    /// one per call ([`crate::window`]).
+    Window {
+        /// Input.
+        source: Box<Plan>,
+        /// The calls.
+        calls: Vec<WindowCall>,
     },
     /// A nested-loop join: every left row against every right row (the right side is read
     /// once and buffered). Output: left columns, then right ones.
@@ -335,7 +356,8 @@ impl Plan {
             Plan::Filter { source, .. }
             | Plan::Sort { source, .. }
             | Plan::Limit { source, .. }
-            | Plan::Distinct { source } => source.width(),
+            | Plan::Distinct { source, .. } => source.width(),
+            Plan::Window { source, calls } => source.width() + calls.len(),
             Plan::Join { left, right_width, .. } | Plan::HashJoin { left, right_width, .. } => {
                 left.width() + right_width
             }
@@ -392,23 +414,7 @@ impl Plan {
             }
             Plan::Aggregate { group_by, aggregates, .. } => {
                 let groups: Vec<String> = group_by.iter().map(show).collect();
-                let aggs: Vec<String> = aggregates
-                    .iter()
-                    .map(|a| {
-                        let arg = a.arg.as_ref().map_or("*".to_string(), show);
-                        let distinct = if a.distinct { "DISTINCT " } else { "" };
-                        let separator = a
-                            .separator
-                            .as_ref()
-                            .map_or(String::new(), |s| format!(", {}", show(s)));
-                        let filter = a
-                            .filter
-                            .as_ref()
-                            .map_or(String::new(), |f| format!(" FILTER (WHERE {})", show(f)));
-                        format!("{:?}({distinct}{arg}{separator}){filter}", a.function)
-                            .to_lowercase()
-                    })
-                    .collect();
+                let aggs: Vec<String> = aggregates.iter().map(Aggregate::explain).collect();
                 let _ = write!(line, "aggregate group [{}] {}", groups.join(", "), aggs.join(", "));
             }
             Plan::Sort { keys, .. } => {
@@ -427,7 +433,15 @@ impl Plan {
                     limit.map_or("ALL".into(), |l| l.to_string())
                 );
             }
-            Plan::Distinct { .. } => line.push_str("distinct"),
+            Plan::Distinct { on, .. } if on.is_empty() => line.push_str("distinct"),
+            Plan::Distinct { on, .. } => {
+                let keys: Vec<String> = on.iter().map(show).collect();
+                let _ = write!(line, "distinct on [{}]", keys.join(", "));
+            }
+            Plan::Window { calls, .. } => {
+                let shown: Vec<String> = calls.iter().map(WindowCall::explain).collect();
+                let _ = write!(line, "window {}", shown.join(", "));
+            }
             Plan::Join { kind, on, .. } => {
                 let _ = write!(line, "{} join", kind.name());
                 match on {
@@ -506,7 +520,8 @@ impl Plan {
             | Plan::Aggregate { source, .. }
             | Plan::Sort { source, .. }
             | Plan::Limit { source, .. }
-            | Plan::Distinct { source } => vec![source],
+            | Plan::Distinct { source, .. }
+            | Plan::Window { source, .. } => vec![source],
             Plan::Join { left, right, .. }
             | Plan::HashJoin { left, right, .. }
             | Plan::SetOp { left, right, .. } => vec![left, right],

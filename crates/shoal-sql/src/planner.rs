@@ -4,9 +4,12 @@
 //!
 //! ```text
 //!   FROM (scans, joins) → WHERE (filter) → GROUP BY / aggregates → HAVING (filter)
-//!     → projection (+ hidden ORDER BY columns) → DISTINCT → ORDER BY → LIMIT/OFFSET
-//!     → drop the hidden columns
+//!     → window functions → projection (+ hidden ORDER BY columns) → DISTINCT
+//!     → ORDER BY → LIMIT/OFFSET → drop the hidden columns
 //! ```
+//!
+//! `DISTINCT ON (keys)` sorts first (by the ORDER BY, whose leading items must be the
+//! keys, then by the keys) and keeps each key's first row, as PostgreSQL does.
 //!
 //! ORDER BY may name an output column (by alias or position) or any expression over the
 //! input; the latter is computed as a hidden extra column of the projection, sorted on, then
@@ -52,6 +55,33 @@ pub struct Planner<'a> {
     pub(crate) ctes: RefCell<Vec<(String, CteDef)>>,
 }
 
+/// What a SELECT's FROM … HAVING and window functions produce, for the projection, ORDER BY
+/// and LIMIT to finish.
+pub(crate) struct Selected {
+    /// The plan so far.
+    plan: Plan,
+    /// The ungrouped columns.
+    scope: Scope,
+    /// The projection: expressions over the plan's rows, and the output columns.
+    items: Vec<(Expr, Column)>,
+    /// Set after GROUP BY or aggregates.
+    grouping: Option<Grouping>,
+    /// Set when window functions are computed.
+    windows: Option<crate::planner_window::Windows>,
+    /// DISTINCT or DISTINCT ON.
+    distinct: SelectDistinct,
+}
+
+/// A SELECT's DISTINCT clause.
+pub(crate) enum SelectDistinct {
+    /// None (or ALL).
+    No,
+    /// DISTINCT: whole rows.
+    Rows,
+    /// DISTINCT ON (keys).
+    On(Vec<ast::Expr>),
+}
+
 /// Rejects a clause Shoal does not implement.
 fn unsupported(present: bool, what: &str) -> Result<()> {
     if present { Err(SqlError::NotSupported(what.to_string())) } else { Ok(()) }
@@ -81,7 +111,7 @@ impl<'a> Planner<'a> {
         scope: &'b Scope,
         grouping: Option<&'b Grouping>,
     ) -> Binder<'b> {
-        Binder { scope, grouping, planner: Some(self) }
+        Binder { scope, grouping, planner: Some(self), windows: None }
     }
 
     /// Plans a query.
@@ -122,13 +152,13 @@ impl<'a> Planner<'a> {
         limit: Option<u64>,
         offset: u64,
     ) -> Result<Planned> {
-        let (input, scope, items, grouping, distinct) = match body {
+        let selected = match body {
             ast::SetExpr::Select(select) => self.select_input(select, order_by)?,
             ast::SetExpr::Values(values) => {
                 let (plan, columns) = self.values(values)?;
                 let items =
                     (0..columns.len()).map(|i| (Expr::Column(i), columns[i].clone())).collect();
-                (plan, Scope { columns }, items, None, false)
+                Selected::plain(plan, Scope { columns }, items)
             }
             ast::SetExpr::Query(inner) if order_by.is_empty() && limit.is_none() && offset == 0 => {
                 return self.query(inner);
@@ -139,28 +169,23 @@ impl<'a> Planner<'a> {
             }
             other => return Err(SqlError::NotSupported(format!("query {other}"))),
         };
-        self.finish(input, &scope, grouping.as_ref(), items, distinct, order_by, limit, offset)
+        self.finish(selected, order_by, limit, offset)
     }
 
     /// A planned query as the input of ORDER BY and LIMIT: its columns, unqualified.
-    #[allow(clippy::type_complexity)]
-    fn derived(
-        &self,
-        planned: Planned,
-    ) -> (Plan, Scope, Vec<(Expr, Column)>, Option<Grouping>, bool) {
+    fn derived(&self, planned: Planned) -> Selected {
         let columns: Vec<Column> =
             planned.columns.into_iter().map(|c| Column { table: None, ..c }).collect();
         let items = columns.iter().enumerate().map(|(i, c)| (Expr::Column(i), c.clone())).collect();
-        (planned.plan, Scope { columns }, items, None, false)
+        Selected::plain(planned.plan, Scope { columns }, items)
     }
 
-    /// Plans FROM, WHERE, GROUP BY and HAVING, and binds the projection.
-    #[allow(clippy::type_complexity)]
+    /// Plans FROM, WHERE, GROUP BY, HAVING and window functions, and binds the projection.
     fn select_input(
         &self,
         select: &ast::Select,
         order_by: &[ast::OrderByExpr],
-    ) -> Result<(Plan, Scope, Vec<(Expr, Column)>, Option<Grouping>, bool)> {
+    ) -> Result<Selected> {
         unsupported(select.top.is_some(), "TOP")?;
         unsupported(select.into.is_some(), "SELECT INTO")?;
         unsupported(!select.lateral_views.is_empty(), "LATERAL VIEW")?;
@@ -169,17 +194,25 @@ impl<'a> Planner<'a> {
         unsupported(!select.cluster_by.is_empty(), "CLUSTER BY")?;
         unsupported(!select.distribute_by.is_empty(), "DISTRIBUTE BY")?;
         unsupported(!select.sort_by.is_empty(), "SORT BY")?;
-        unsupported(!select.named_window.is_empty(), "WINDOW")?;
         unsupported(select.qualify.is_some(), "QUALIFY")?;
         unsupported(select.exclude.is_some(), "EXCLUDE")?;
         let distinct = match &select.distinct {
-            None | Some(ast::Distinct::All) => false,
-            Some(ast::Distinct::Distinct) => true,
-            Some(ast::Distinct::On(_)) => return Err(SqlError::NotSupported("DISTINCT ON".into())),
+            None | Some(ast::Distinct::All) => SelectDistinct::No,
+            Some(ast::Distinct::Distinct) => SelectDistinct::Rows,
+            Some(ast::Distinct::On(keys)) => SelectDistinct::On(keys.clone()),
+        };
+        let windowed = |e: &ast::Expr, clause: &str| {
+            if crate::binder::has_window(e) {
+                return Err(SqlError::Windowing(format!(
+                    "window functions are not allowed in {clause}"
+                )));
+            }
+            Ok(())
         };
 
         let (mut plan, scope) = self.from(&select.from)?;
         if let Some(selection) = &select.selection {
+            windowed(selection, "WHERE")?;
             if crate::binder::has_aggregate(selection) {
                 return Err(SqlError::Grouping(
                     "aggregate functions are not allowed in WHERE".into(),
@@ -192,7 +225,10 @@ impl<'a> Planner<'a> {
         let group_exprs: Vec<ast::Expr> = match &select.group_by {
             ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs
                 .iter()
-                .map(|e| self.group_key(e, &select.projection))
+                .map(|e| {
+                    windowed(e, "GROUP BY")?;
+                    self.group_key(e, &select.projection)
+                })
                 .collect::<Result<_>>()?,
             other => return Err(SqlError::NotSupported(format!("{other}"))),
         };
@@ -200,6 +236,7 @@ impl<'a> Planner<'a> {
         let mut collect = |e: &ast::Expr| {
             crate::binder::visit_shallow(e, &mut |e| {
                 if let ast::Expr::Function(f) = e
+                    && f.over.is_none()
                     && object_name(&f.name).is_ok_and(|n| aggregate_function(&n, false).is_some())
                 {
                     aggregate_calls.push(f.clone());
@@ -265,19 +302,37 @@ impl<'a> Planner<'a> {
                 aggregates: g.calls.iter().map(|(_, a)| a.clone()).collect(),
             };
             if let Some(having) = &select.having {
+                windowed(having, "HAVING")?;
                 let predicate = self.binder(&scope, Some(&g)).bind(having)?;
                 plan = self.filter(plan, predicate)?;
             }
             grouping = Some(g);
         }
 
-        let binder = self.binder(&scope, grouping.as_ref());
         // Output types are known for expressions over the row: the scanned one, or the
-        // grouped one (group keys, then aggregates).
-        let input_types: Vec<Option<DataType>> = match grouping {
+        // grouped one (group keys, then aggregates), then the window functions'.
+        let mut input_types: Vec<Option<DataType>> = match grouping {
             None => scope.columns.iter().map(|c| c.data_type).collect(),
             Some(_) => grouped_types,
         };
+        let projected = select.projection.iter().filter_map(|item| match item {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(e)
+            }
+            _ => None,
+        });
+        let calls =
+            crate::planner_window::window_calls(projected.chain(order_by.iter().map(|o| &o.expr)));
+        let mut windows = None;
+        if !calls.is_empty() {
+            let binder = self.binder(&scope, grouping.as_ref());
+            let (windowed, w, types) =
+                self.plan_windows(plan, &calls, &select.named_window, binder, &input_types)?;
+            plan = windowed;
+            input_types.extend(types);
+            windows = Some(w);
+        }
+        let binder = Binder { windows: windows.as_ref(), ..self.binder(&scope, grouping.as_ref()) };
         let typed = |e: &Expr| e.static_type(&input_types);
         let mut items = Vec::new();
         for item in &select.projection {
@@ -336,7 +391,7 @@ impl<'a> Planner<'a> {
                 other => return Err(SqlError::NotSupported(format!("select item {other}"))),
             }
         }
-        Ok((plan, scope, items, grouping, distinct))
+        Ok(Selected { plan, scope, items, grouping, windows, distinct })
     }
 
     /// Resolves `GROUP BY 1` to the first projection item.
@@ -359,75 +414,58 @@ impl<'a> Planner<'a> {
         Ok(e.clone())
     }
 
-    /// Adds projection, DISTINCT, ORDER BY and LIMIT above `input`.
-    #[allow(clippy::too_many_arguments)]
+    /// Adds projection, DISTINCT, ORDER BY and LIMIT above `selected`.
     fn finish(
         &self,
-        input: Plan,
-        scope: &Scope,
-        grouping: Option<&Grouping>,
-        items: Vec<(Expr, Column)>,
-        distinct: bool,
+        selected: Selected,
         order_by: &[ast::OrderByExpr],
         limit: Option<u64>,
         offset: u64,
     ) -> Result<Planned> {
+        let Selected { plan: input, scope, items, grouping, windows, distinct } = selected;
+        let binder = Binder { windows: windows.as_ref(), ..self.binder(&scope, grouping.as_ref()) };
         let visible = items.len();
         let (mut exprs, columns): (Vec<Expr>, Vec<Column>) = items.into_iter().unzip();
         let mut keys = Vec::new();
         for o in order_by {
-            if o.with_fill.is_some() {
-                return Err(SqlError::NotSupported("WITH FILL".into()));
-            }
-            let ascending = match &o.options.sort {
-                None | Some(ast::OrderBySort::Asc) => true,
-                Some(ast::OrderBySort::Desc) => false,
-                Some(other) => return Err(SqlError::NotSupported(format!("ORDER BY {other:?}"))),
-            };
-            let nulls_first = o.options.nulls_first.unwrap_or(!ascending);
-            let position = match &o.expr {
-                ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
-                    let ast::Value::Number(n, _) = &v.value else { unreachable!() };
-                    let p: usize =
-                        n.parse().map_err(|_| SqlError::Syntax(format!("ORDER BY {n}")))?;
-                    if p == 0 || p > visible {
-                        return Err(SqlError::InvalidReference(format!(
-                            "ORDER BY position {n} is not in select list"
-                        )));
-                    }
-                    p - 1
-                }
-                ast::Expr::Identifier(id)
-                    if columns.iter().filter(|c| c.name == ident(id)).count() == 1 =>
-                {
-                    columns.iter().position(|c| c.name == ident(id)).expect("counted")
-                }
-                e => {
-                    let bound = self.binder(scope, grouping).bind(e)?;
-                    match exprs.iter().position(|x| *x == bound) {
-                        Some(p) => p,
-                        None if distinct => {
-                            return Err(SqlError::InvalidReference(
-                                "for SELECT DISTINCT, ORDER BY expressions must appear in select list".into(),
-                            ));
-                        }
-                        None => {
-                            exprs.push(bound);
-                            exprs.len() - 1
-                        }
-                    }
-                }
-            };
+            let (ascending, nulls_first) = sort_direction(o)?;
+            let may_add = !matches!(distinct, SelectDistinct::Rows);
+            let position =
+                output_position(&o.expr, &columns, &mut exprs, &binder, may_add, "ORDER BY")?;
             keys.push(SortKey { expr: Expr::Column(position), ascending, nulls_first });
+        }
+        let mut distinct_on = Vec::new();
+        if let SelectDistinct::On(on) = &distinct {
+            for e in on {
+                let position =
+                    output_position(e, &columns, &mut exprs, &binder, true, "DISTINCT ON")?;
+                distinct_on.push(Expr::Column(position));
+            }
+            // The ORDER BY must start with the DISTINCT ON keys (in any order), so that each
+            // key's first row is the one the ORDER BY wants; the keys not in it sort next.
+            let leading = keys.iter().take(distinct_on.len());
+            if leading.clone().any(|k| !distinct_on.contains(&k.expr)) {
+                return Err(SqlError::InvalidReference(
+                    "SELECT DISTINCT ON expressions must match initial ORDER BY expressions".into(),
+                ));
+            }
+            for key in &distinct_on {
+                if !keys.iter().any(|k| k.expr == *key) {
+                    keys.push(SortKey { expr: key.clone(), ascending: true, nulls_first: false });
+                }
+            }
         }
         let width = exprs.len();
         let input = self.hoist(input, &mut exprs)?;
         let mut plan = Plan::Project { source: Box::new(input), exprs };
-        if distinct {
-            plan = Plan::Distinct { source: Box::new(plan) };
+        if matches!(distinct, SelectDistinct::Rows) {
+            plan = Plan::Distinct { source: Box::new(plan), on: Vec::new() };
         }
         if !keys.is_empty() {
             plan = Plan::Sort { source: Box::new(plan), keys };
+        }
+        if !distinct_on.is_empty() {
+            plan = Plan::Distinct { source: Box::new(plan), on: distinct_on };
         }
         if limit.is_some() || offset > 0 {
             plan = Plan::Limit { source: Box::new(plan), limit, offset };
@@ -557,6 +595,74 @@ impl<'a> Planner<'a> {
             other => Err(SqlError::NotSupported(format!("FROM {other}"))),
         }
     }
+}
+
+/// Where ORDER BY (or DISTINCT ON) item `e` is among the projection's `exprs`: an output
+/// column by position (`1`) or by name, or an expression over the input, added to `exprs` as
+/// a hidden column unless it is there already (or `may_add` is false: SELECT DISTINCT).
+fn output_position(
+    e: &ast::Expr,
+    columns: &[Column],
+    exprs: &mut Vec<Expr>,
+    binder: &Binder<'_>,
+    may_add: bool,
+    clause: &str,
+) -> Result<usize> {
+    let visible = columns.len();
+    Ok(match e {
+        ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => {
+            let ast::Value::Number(n, _) = &v.value else { unreachable!() };
+            let p: usize = n.parse().map_err(|_| SqlError::Syntax(format!("{clause} {n}")))?;
+            if p == 0 || p > visible {
+                return Err(SqlError::InvalidReference(format!(
+                    "{clause} position {n} is not in select list"
+                )));
+            }
+            p - 1
+        }
+        ast::Expr::Identifier(id)
+            if columns.iter().filter(|c| c.name == ident(id)).count() == 1 =>
+        {
+            columns.iter().position(|c| c.name == ident(id)).expect("counted")
+        }
+        e => {
+            let bound = binder.bind(e)?;
+            match exprs.iter().position(|x| *x == bound) {
+                Some(p) => p,
+                None if !may_add => {
+                    return Err(SqlError::InvalidReference(
+                        "for SELECT DISTINCT, ORDER BY expressions must appear in select list"
+                            .into(),
+                    ));
+                }
+                None => {
+                    exprs.push(bound);
+                    exprs.len() - 1
+                }
+            }
+        }
+    })
+}
+
+impl Selected {
+    /// A query's rows as they are: no grouping, windows or DISTINCT.
+    fn plain(plan: Plan, scope: Scope, items: Vec<(Expr, Column)>) -> Selected {
+        Selected { plan, scope, items, grouping: None, windows: None, distinct: SelectDistinct::No }
+    }
+}
+
+/// An ORDER BY item's direction: (ascending, NULLs first). NULLs sort last ascending and
+/// first descending unless NULLS FIRST / LAST says otherwise.
+pub(crate) fn sort_direction(o: &ast::OrderByExpr) -> Result<(bool, bool)> {
+    if o.with_fill.is_some() {
+        return Err(SqlError::NotSupported("WITH FILL".into()));
+    }
+    let ascending = match &o.options.sort {
+        None | Some(ast::OrderBySort::Asc) => true,
+        Some(ast::OrderBySort::Desc) => false,
+        Some(other) => return Err(SqlError::NotSupported(format!("ORDER BY {other:?}"))),
+    };
+    Ok((ascending, o.options.nulls_first.unwrap_or(!ascending)))
 }
 
 fn wildcard_options(options: &ast::WildcardAdditionalOptions) -> Result<()> {

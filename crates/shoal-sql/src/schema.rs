@@ -212,7 +212,8 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         | Plan::Aggregate { source, .. }
         | Plan::Sort { source, .. }
         | Plan::Limit { source, .. }
-        | Plan::Distinct { source } => spans_of(source, out),
+        | Plan::Distinct { source, .. }
+        | Plan::Window { source, .. } => spans_of(source, out),
         Plan::Join { left, right, .. }
         | Plan::HashJoin { left, right, .. }
         | Plan::SetOp { left, right, .. } => {
