@@ -152,7 +152,7 @@ async fn sql_logic_tests_pass_on_a_three_node_cluster() {
         // Each file starts from an empty schema.
         let mut session = engines[0].session();
         for table in rows(&mut session, "SHOW TABLES").await {
-            session.execute(&format!("DROP TABLE \"{}\"", table[0])).await.unwrap();
+            session.execute(&format!("DROP TABLE \"{}\" CASCADE", table[0])).await.unwrap();
         }
         for database in rows(&mut session, "SHOW DATABASES").await {
             if database[0] != "defaultdb" {

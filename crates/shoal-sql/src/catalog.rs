@@ -4,9 +4,9 @@
 //! ```text
 //!   /System/sql/version                  catalog version: incremented by every schema change
 //!   /System/sql/seq                      descriptor id generator
-//!   /System/sql/desc/<id>                Descriptor: a database or a table (postcard)
+//!   /System/sql/desc/<id>                Descriptor: a database, table or view (postcard)
 //!   /System/sql/ns/<parent id>/<name>    the id of <name>: databases under parent 0,
-//!                                        tables under their database's id
+//!                                        tables and views under their database's id
 //! ```
 //!
 //! `defaultdb` (id 1) always exists and has no descriptor; `CREATE DATABASE` adds others.
@@ -63,6 +63,26 @@ pub struct DatabaseDescriptor {
 enum Descriptor {
     Database(DatabaseDescriptor),
     Table(TableDescriptor),
+    // New variants go last: postcard encodes the variant's position.
+    View(ViewDescriptor),
+}
+
+/// A view: a stored query, planned again wherever the view is read ([`crate::view`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewDescriptor {
+    /// Id, from the same sequence as table ids.
+    pub id: u64,
+    /// The id of the database holding the view.
+    pub parent_id: u64,
+    /// Name, unqualified; tables and views share one namespace.
+    pub name: String,
+    /// The query, as SQL text.
+    pub query: String,
+    /// The output column names, fixed when the view was created.
+    pub columns: Vec<String>,
+    /// The ids of every table and view the query reads, through other views too: what
+    /// cannot be dropped without dropping this view (2BP01, or CASCADE).
+    pub depends_on: Vec<u64>,
 }
 
 /// A column.
@@ -193,6 +213,8 @@ pub struct Contents {
     pub databases: BTreeMap<String, Arc<DatabaseDescriptor>>,
     /// Tables by database id and name.
     pub tables: BTreeMap<(u64, String), Arc<TableDescriptor>>,
+    /// Views by database id and name.
+    pub views: BTreeMap<(u64, String), Arc<ViewDescriptor>>,
 }
 
 impl Contents {
@@ -203,6 +225,7 @@ impl Contents {
             version,
             databases: BTreeMap::from([(default.name.clone(), Arc::new(default))]),
             tables: BTreeMap::new(),
+            views: BTreeMap::new(),
         }
     }
 
@@ -252,7 +275,13 @@ impl Default for Snapshot {
 impl Snapshot {
     /// Returns the table `name` (bare, or `db.t`) or a 42P01 error.
     pub fn table(&self, name: &str) -> Result<Arc<TableDescriptor>> {
-        self.lookup(name)?.ok_or_else(|| SqlError::UndefinedTable(name.to_string()))
+        match self.lookup(name)? {
+            Some(table) => Ok(table),
+            None if self.lookup_view(name)?.is_some() => Err(SqlError::NotSupported(format!(
+                "\"{name}\" is a view; only SELECT reads views"
+            ))),
+            None => Err(SqlError::UndefinedTable(name.to_string())),
+        }
     }
 
     /// Returns the table `name` (bare, or `db.t`) if it exists; an error if its database
@@ -273,6 +302,17 @@ impl Snapshot {
             .map(|d| d.id)
             .ok_or_else(|| SqlError::UndefinedDatabase(database.to_string()))?;
         Ok((id, bare.to_string()))
+    }
+
+    /// Returns the view `name` (bare, or `db.v`) if it exists.
+    pub fn lookup_view(&self, name: &str) -> Result<Option<Arc<ViewDescriptor>>> {
+        let (parent_id, bare) = self.resolve(name)?;
+        Ok(self.contents.views.get(&(parent_id, bare)).cloned())
+    }
+
+    /// The views that read relation `id` (directly or through other views).
+    pub fn dependents(&self, id: u64) -> Vec<Arc<ViewDescriptor>> {
+        self.contents.views.values().filter(|v| v.depends_on.contains(&id)).cloned().collect()
     }
 
     /// Returns the table of the current database holding index `name`.
@@ -319,6 +359,9 @@ impl Catalog {
                     Descriptor::Table(t) => {
                         contents.tables.insert((t.parent_id, t.name.clone()), Arc::new(t));
                     }
+                    Descriptor::View(v) => {
+                        contents.views.insert((v.parent_id, v.name.clone()), Arc::new(v));
+                    }
                 }
             }
             match page.last() {
@@ -356,6 +399,17 @@ impl Catalog {
     /// Removes a table's descriptor and name, and bumps the catalog version.
     pub async fn drop_table(&self, txn: &impl KvOps, table: &TableDescriptor) -> Result<()> {
         drop_descriptor(txn, table.id, name_key(table.parent_id, &table.name)).await
+    }
+
+    /// Creates or replaces a view's descriptor and name, and bumps the catalog version.
+    pub async fn write_view(&self, txn: &impl KvOps, view: &ViewDescriptor) -> Result<()> {
+        let name = name_key(view.parent_id, &view.name);
+        write_descriptor(txn, view.id, name, &Descriptor::View(view.clone())).await
+    }
+
+    /// Removes a view's descriptor and name, and bumps the catalog version.
+    pub async fn drop_view(&self, txn: &impl KvOps, view: &ViewDescriptor) -> Result<()> {
+        drop_descriptor(txn, view.id, name_key(view.parent_id, &view.name)).await
     }
 
     /// Creates a database's descriptor and name, and bumps the catalog version.

@@ -92,6 +92,20 @@ pub async fn drop(
                 "database \"{name}\" is not empty and RESTRICT was specified"
             )));
         }
+        let views: Vec<_> = snapshot
+            .contents
+            .views
+            .range((database.id, String::new())..(database.id + 1, String::new()))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if restrict && !views.is_empty() {
+            return Err(SqlError::DependentObjects(format!(
+                "database \"{name}\" is not empty and RESTRICT was specified"
+            )));
+        }
+        for view in views {
+            catalog.drop_view(txn, &view).await?;
+        }
         for table in tables {
             let span = RowCodec::default().table_span(&table);
             txn.send(vec![shoal_api::Request::DeleteRange { span }]).await?;

@@ -70,6 +70,7 @@ pub mod session_vars;
 pub mod subquery;
 pub mod syntax;
 pub mod types;
+pub mod view;
 pub mod window;
 
 #[cfg(test)]

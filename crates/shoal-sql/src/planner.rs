@@ -18,6 +18,7 @@
 //! into scans and turns predicates on key columns into key spans.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use sqlparser::ast;
@@ -53,6 +54,9 @@ pub struct Planner<'a> {
     pub(crate) subqueries: RefCell<Vec<Option<SubqueryPlan>>>,
     /// The CTEs in scope, innermost last ([`crate::planner_cte`]).
     pub(crate) ctes: RefCell<Vec<(String, CteDef)>>,
+    /// The ids of the tables and views read, shared with the planners of subqueries and
+    /// views: what a view created from the query depends on.
+    pub(crate) relations: Rc<RefCell<Vec<u64>>>,
 }
 
 /// What a SELECT's FROM … HAVING and window functions produce, for the projection, ORDER BY
@@ -96,13 +100,29 @@ impl<'a> Planner<'a> {
             outer: None,
             subqueries: RefCell::default(),
             ctes: RefCell::default(),
+            relations: Rc::default(),
         }
+    }
+
+    /// The ids of the tables and views the queries planned so far read.
+    pub fn relations(&self) -> Vec<u64> {
+        let mut ids = self.relations.borrow().clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// A planner of a subquery of `parent`'s query, inside `outer`.
     pub(crate) fn nested(parent: &Planner<'a>, outer: &'a OuterScope<'a>) -> Self {
         let (subqueries, ctes) = (RefCell::default(), RefCell::default());
-        Planner { catalog: parent.catalog, ctx: parent.ctx, outer: Some(outer), subqueries, ctes }
+        Planner {
+            catalog: parent.catalog,
+            ctx: parent.ctx,
+            outer: Some(outer),
+            subqueries,
+            ctes,
+            relations: parent.relations.clone(),
+        }
     }
 
     /// A binder for a clause of this planner's query.
@@ -555,35 +575,33 @@ impl<'a> Planner<'a> {
                 let label = alias.as_ref().map_or(name.clone(), |a| ident(&a.name));
                 if let Some((plan, mut scope)) = self.cte(&name, &label) {
                     if let Some(a) = alias {
-                        for (c, renamed) in scope.columns.iter_mut().zip(&a.columns) {
-                            c.name = ident(&renamed.name);
-                        }
+                        rename_columns(&mut scope, &a.columns, &label)?;
                     }
                     return Ok((plan, scope));
                 }
+                if let Some(view) = self.catalog.lookup_view(&name)? {
+                    return self.view_scan(&view, alias.as_ref());
+                }
                 let table = self.catalog.table(&name)?;
-                let label = match alias {
-                    Some(a) if !a.columns.is_empty() => {
-                        return Err(SqlError::NotSupported("column aliases on a table".into()));
-                    }
-                    Some(a) => ident(&a.name),
-                    None => table.name.clone(),
-                };
-                Ok(table_scan(table, &label))
+                self.relations.borrow_mut().push(table.id);
+                let label = alias.as_ref().map_or(table.name.clone(), |a| ident(&a.name));
+                let (plan, mut scope) = table_scan(table, &label);
+                if let Some(a) = alias {
+                    rename_columns(&mut scope, &a.columns, &label)?;
+                }
+                Ok((plan, scope))
             }
             ast::TableFactor::Derived { lateral: false, subquery, alias, sample: None } => {
                 let planned = self.query(subquery)?;
                 let label = alias.as_ref().map(|a| ident(&a.name));
-                let mut columns = planned.columns;
+                let mut scope = Scope { columns: planned.columns };
                 if let Some(a) = alias {
-                    for (c, name) in columns.iter_mut().zip(&a.columns) {
-                        c.name = ident(&name.name);
-                    }
+                    rename_columns(&mut scope, &a.columns, &ident(&a.name))?;
                 }
-                for c in &mut columns {
+                for c in &mut scope.columns {
                     c.table = label.clone();
                 }
-                Ok((planned.plan, Scope { columns }))
+                Ok((planned.plan, scope))
             }
             ast::TableFactor::NestedJoin { table_with_joins, alias: None } => {
                 let mut joined = self.table_factor(&table_with_joins.relation)?;
@@ -663,6 +681,26 @@ pub(crate) fn sort_direction(o: &ast::OrderByExpr) -> Result<(bool, bool)> {
         Some(other) => return Err(SqlError::NotSupported(format!("ORDER BY {other:?}"))),
     };
     Ok((ascending, o.options.nulls_first.unwrap_or(!ascending)))
+}
+
+/// Renames the visible columns of `scope` by a FROM alias's column list (`t AS x(a, b)`):
+/// the first ones, in order; more names than columns is 42P10.
+pub(crate) fn rename_columns(
+    scope: &mut Scope,
+    names: &[ast::TableAliasColumnDef],
+    label: &str,
+) -> Result<()> {
+    let available = scope.columns.iter().filter(|c| !c.hidden).count();
+    if names.len() > available {
+        return Err(SqlError::InvalidReference(format!(
+            "table \"{label}\" has {available} columns available but {} columns specified",
+            names.len()
+        )));
+    }
+    for (column, name) in scope.columns.iter_mut().filter(|c| !c.hidden).zip(names) {
+        column.name = ident(&name.name);
+    }
+    Ok(())
 }
 
 fn wildcard_options(options: &ast::WildcardAdditionalOptions) -> Result<()> {

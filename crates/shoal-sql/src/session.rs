@@ -531,6 +531,7 @@ impl Session {
                     | Statement::CreateDatabase { .. }
                     | Statement::CreateIndex(_)
                     | Statement::AlterTable(_)
+                    | Statement::CreateView(_)
                     | Statement::Drop { .. }
             )
         {
@@ -544,7 +545,9 @@ impl Session {
         let env = self.engine.exec_env();
         let now_micros = ctx.now_micros;
         let inlined;
-        let parsed = if crate::subquery::parsed_has_subquery(parsed) {
+        // A view keeps its subqueries: they run whenever it is read.
+        let defines_view = matches!(parsed, Parsed::Statement(s) if matches!(s.as_ref(), Statement::CreateView(_)));
+        let parsed = if !defines_view && crate::subquery::parsed_has_subquery(parsed) {
             let mut copy = parsed.clone();
             crate::subquery::inline_parsed(&mut copy, &catalog, txn, ctx, &env).await?;
             inlined = copy;
@@ -599,7 +602,7 @@ impl Session {
             }
             Statement::CreateTable(create) => {
                 let name = crate::binder::object_name(&create.name)?;
-                if catalog.lookup(&name)?.is_some() {
+                if catalog.lookup(&name)?.is_some() || catalog.lookup_view(&name)?.is_some() {
                     if create.if_not_exists {
                         return Ok(Output::Done("CREATE TABLE"));
                     }
@@ -611,11 +614,26 @@ impl Session {
                 self.engine.catalog.write_table(txn, &table).await?;
                 Ok(Output::Done("CREATE TABLE"))
             }
+            Statement::CreateView(create) => {
+                crate::view::create(txn, &self.engine.catalog, catalog, create, ctx).await
+            }
+            Statement::Drop {
+                object_type: ast::ObjectType::View,
+                if_exists,
+                names,
+                cascade,
+                purge: false,
+                temporary: false,
+                ..
+            } => {
+                let cache = &self.engine.catalog;
+                crate::view::drop(txn, cache, catalog, names, *if_exists, *cascade).await
+            }
             Statement::Drop {
                 object_type: ast::ObjectType::Table,
                 if_exists,
                 names,
-                cascade: false,
+                cascade,
                 purge: false,
                 temporary: false,
                 ..
@@ -623,11 +641,19 @@ impl Session {
                 for name in names {
                     let name = crate::binder::object_name(name)?;
                     let Some(table) = catalog.lookup(&name)? else {
+                        if catalog.lookup_view(&name)?.is_some() {
+                            return Err(SqlError::WrongObjectType(format!(
+                                "\"{name}\" is not a table"
+                            )));
+                        }
                         if *if_exists {
                             continue;
                         }
                         return Err(SqlError::UndefinedTable(name));
                     };
+                    let cache = &self.engine.catalog;
+                    crate::view::drop_dependents(txn, cache, catalog, table.id, &name, *cascade)
+                        .await?;
                     let span = crate::rowcodec::RowCodec::default().table_span(&table);
                     txn.send(vec![shoal_api::Request::DeleteRange { span }]).await?;
                     self.engine.catalog.drop_table(txn, &table).await?;
