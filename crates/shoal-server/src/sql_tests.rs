@@ -140,6 +140,7 @@ async fn sql_logic_tests_pass_on_a_three_node_cluster() {
     let mut failures = Vec::new();
     let mut split_upto = 0;
     for (i, file) in slt_files().into_iter().enumerate() {
+        let started = std::time::Instant::now();
         split_ahead(&nodes[0], &engines[0], &mut split_upto).await;
         let engine = engines[i % engines.len()].clone();
         let mut runner = sqllogictest::Runner::new(move || {
@@ -149,6 +150,7 @@ async fn sql_logic_tests_pass_on_a_three_node_cluster() {
         if let Err(e) = runner.run_file_async(&file).await {
             failures.push(format!("{}: {}", file.display(), e.display(false)));
         }
+        eprintln!("slt: {} took {:?}", file.display(), started.elapsed());
         // Each file starts from an empty schema.
         let mut session = engines[0].session();
         for table in rows(&mut session, "SHOW TABLES").await {

@@ -29,7 +29,8 @@
 //!
 //! Out of scope: subqueries in GROUP BY, in aggregate arguments and in an outer join's ON
 //! (0A000); an aggregate in a subquery over only outer columns belongs to the subquery here,
-//! where PostgreSQL gives it to the outer query; LATERAL.
+//! where PostgreSQL gives it to the outer query. LATERAL subqueries in FROM use the same
+//! outer scopes ([`crate::planner_lateral`]).
 
 use std::cell::RefCell;
 
@@ -53,6 +54,11 @@ impl<'a> OuterScope<'a> {
     /// The scope of the clause `binder` binds.
     pub fn new(binder: Binder<'a>) -> Self {
         OuterScope { binder, params: RefCell::new(Vec::new()) }
+    }
+
+    /// The outer values the subquery read, as expressions over the outer row.
+    pub(crate) fn into_params(self) -> Vec<Expr> {
+        self.params.into_inner()
     }
 
     /// The planner of the outer query, whose CTEs the subquery sees.

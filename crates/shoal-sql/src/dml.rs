@@ -29,7 +29,7 @@ use crate::catalog::{Snapshot, TableDescriptor};
 use crate::error::{Result, SqlError};
 use crate::exec::{self, Row, passes};
 use crate::expr::{EvalContext, Expr};
-use crate::plan::{Column, Plan};
+use crate::plan::Column;
 use crate::planner::{Planner, table_scan};
 use crate::rowcodec::RowCodec;
 use crate::session::Output;
@@ -64,9 +64,10 @@ pub(crate) fn parse_expr(text: &str) -> Result<ast::Expr> {
 /// Binds the RETURNING list over the table's columns.
 pub(crate) fn returning(
     table: &Arc<TableDescriptor>,
+    label: &str,
     items: &[ast::SelectItem],
 ) -> Result<(Vec<Expr>, Vec<Column>)> {
-    let scope = table_scope(table);
+    let scope = table_scan(table.clone(), label).1;
     let binder = Binder::new(&scope);
     let types: Vec<_> = scope.columns.iter().map(|c| c.data_type).collect();
     let mut exprs = Vec::new();
@@ -267,7 +268,7 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
     let checks = bound_checks(&table)?;
     let conflict = on_conflict(&table, insert.on.as_ref())?;
     let (ret_exprs, ret_columns) = match &insert.returning {
-        Some(items) => returning(&table, items)?,
+        Some(items) => returning(&table, &table.name, items)?,
         None => (Vec::new(), Vec::new()),
     };
     let codec = RowCodec::default();
@@ -532,7 +533,7 @@ fn on_conflict(table: &Arc<TableDescriptor>, on: Option<&ast::OnInsert>) -> Resu
     })
 }
 
-fn assignments(
+pub(crate) fn assignments(
     table: &TableDescriptor,
     list: &[ast::Assignment],
     binder: &Binder<'_>,
@@ -553,55 +554,46 @@ fn assignments(
     Ok(out)
 }
 
-/// Reads the rows of `table` that pass `selection`, planned like a SELECT (so key predicates
-/// become spans).
-async fn target_rows(
-    d: &DmlContext<'_>,
-    table: &Arc<TableDescriptor>,
-    selection: Option<&ast::Expr>,
-) -> Result<Vec<Row>> {
-    let (mut plan, scope) = table_scan(table.clone(), &table.name);
-    if let Some(selection) = selection {
-        let predicate = Binder::new(&scope).bind(selection)?;
-        plan = Plan::Filter { source: Box::new(plan), predicate };
-    }
-    let plan = crate::optimizer::optimize(plan);
-    exec::collect(plan, d.txn.clone(), d.ctx, d.env).await
-}
-
-fn single_table(from: &ast::TableWithJoins) -> Result<String> {
-    if !from.joins.is_empty() {
-        return Err(SqlError::NotSupported("joins in UPDATE/DELETE".into()));
-    }
-    match &from.relation {
-        ast::TableFactor::Table { name, alias: None, args: None, .. } => object_name(name),
-        other => Err(SqlError::NotSupported(format!("target {other}"))),
-    }
-}
-
-/// Runs an UPDATE.
+/// Runs an UPDATE, with FROM and subqueries anywhere in SET and WHERE ([`crate::dml_target`]).
 pub async fn update(d: &DmlContext<'_>, update: &ast::Update) -> Result<Output> {
-    if update.from.is_some()
-        || update.or.is_some()
-        || !update.order_by.is_empty()
-        || update.limit.is_some()
-    {
+    if update.or.is_some() || !update.order_by.is_empty() || update.limit.is_some() {
         return Err(SqlError::NotSupported("this UPDATE form".into()));
     }
-    let table = d.catalog.table(&single_table(&update.table)?)?;
-    let scope = table_scope(&table);
-    let assignments = assignments(&table, &update.assignments, &Binder::new(&scope))?;
+    let (name, label) = crate::dml_target::target(&update.table)?;
+    let table = d.catalog.table(&name)?;
+    let from = match &update.from {
+        None => &[][..],
+        Some(
+            ast::UpdateTableFromKind::AfterSet(from) | ast::UpdateTableFromKind::BeforeSet(from),
+        ) => from.as_slice(),
+    };
+    let targets = crate::dml_target::plan_targets(
+        d.catalog,
+        d.ctx,
+        &table,
+        &label,
+        from,
+        update.selection.as_ref(),
+        &update.assignments,
+    )?;
     let checks = bound_checks(&table)?;
     let (ret_exprs, ret_columns) = match &update.returning {
-        Some(items) => returning(&table, items)?,
+        Some(items) => returning(&table, &label, items)?,
         None => (Vec::new(), Vec::new()),
     };
+    let mut rows = exec::collect(targets.plan, d.txn.clone(), d.ctx, d.env).await?;
+    if targets.joined {
+        rows = crate::dml_target::first_per_key(&table, rows)?;
+    }
+    let width = table.columns.len();
     let mut count = 0;
     let mut returned = Vec::new();
-    for old in target_rows(d, &table, update.selection.as_ref()).await? {
+    for mut row in rows {
+        let values = row.split_off(width);
+        let old = row;
         let mut new = old.clone();
-        for (position, e) in &assignments {
-            new[*position] = e.eval(&old, &d.ctx)?;
+        for (position, value) in targets.assigned.iter().zip(values) {
+            new[*position] = value;
         }
         let new = validate(&table, &checks, new, &d.ctx)?;
         let (requests, unique) = row_writes(&table, Some(&old), Some(&new))?;
@@ -614,29 +606,40 @@ pub async fn update(d: &DmlContext<'_>, update: &ast::Update) -> Result<Output> 
     Ok(finish("UPDATE", count, ret_columns, returned, update.returning.is_some()))
 }
 
-/// Runs a DELETE.
+/// Runs a DELETE, with USING and subqueries in WHERE ([`crate::dml_target`]).
 pub async fn delete(d: &DmlContext<'_>, delete: &ast::Delete) -> Result<Output> {
-    if delete.using.is_some()
-        || !delete.order_by.is_empty()
-        || delete.limit.is_some()
-        || !delete.tables.is_empty()
-    {
+    if !delete.order_by.is_empty() || delete.limit.is_some() || !delete.tables.is_empty() {
         return Err(SqlError::NotSupported("this DELETE form".into()));
     }
     let from = match &delete.from {
         ast::FromTable::WithFromKeyword(from) | ast::FromTable::WithoutKeyword(from) => from,
     };
     let [from] = from.as_slice() else {
-        return Err(SqlError::NotSupported("DELETE from several tables".into()));
+        return Err(SqlError::NotSupported("DELETE from several tables (use USING)".into()));
     };
-    let table = d.catalog.table(&single_table(from)?)?;
+    let (name, label) = crate::dml_target::target(from)?;
+    let table = d.catalog.table(&name)?;
+    let using = delete.using.as_deref().unwrap_or_default();
+    let targets = crate::dml_target::plan_targets(
+        d.catalog,
+        d.ctx,
+        &table,
+        &label,
+        using,
+        delete.selection.as_ref(),
+        &[],
+    )?;
     let (ret_exprs, ret_columns) = match &delete.returning {
-        Some(items) => returning(&table, items)?,
+        Some(items) => returning(&table, &label, items)?,
         None => (Vec::new(), Vec::new()),
     };
+    let mut rows = exec::collect(targets.plan, d.txn.clone(), d.ctx, d.env).await?;
+    if targets.joined {
+        rows = crate::dml_target::first_per_key(&table, rows)?;
+    }
     let mut count = 0;
     let mut returned = Vec::new();
-    for old in target_rows(d, &table, delete.selection.as_ref()).await? {
+    for old in rows {
         let (requests, _) = row_writes(&table, Some(&old), None)?;
         d.txn.send(requests).await?;
         count += 1;

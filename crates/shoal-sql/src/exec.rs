@@ -173,6 +173,9 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
             crate::exec_join::hash_join(*left, *right, kind, keys, on, right_width, x)
         }
         Plan::Apply { source, subqueries } => crate::exec_apply::apply(*source, subqueries, x),
+        Plan::Lateral { left, right, params, kind, on, right_width } => {
+            crate::exec_lateral::lateral(*left, *right, params, kind, on, right_width, x)
+        }
         Plan::SetOp { op, all, left, right } => {
             crate::exec_set::set_operation(op, all, *left, *right, x)
         }

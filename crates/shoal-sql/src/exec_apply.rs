@@ -231,6 +231,15 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
                 right_width,
             }
         }
+        // The right side's own outer references are its parameters: bound when it runs.
+        Plan::Lateral { left, right, params, kind, on, right_width } => Plan::Lateral {
+            left: sub(left),
+            right,
+            params: all(params),
+            kind,
+            on: opt(on),
+            right_width,
+        },
         Plan::Apply { source, subqueries } => Plan::Apply {
             source: sub(source),
             subqueries: subqueries

@@ -124,6 +124,9 @@ fn bind_working_table(plan: Plan, rows: &[Row]) -> Plan {
                 right_width,
             }
         }
+        Plan::Lateral { left, right, params, kind, on, right_width } => {
+            Plan::Lateral { left: sub(left), right: sub(right), params, kind, on, right_width }
+        }
         Plan::Apply { source, subqueries } => Plan::Apply {
             source: sub(source),
             subqueries: subqueries

@@ -95,6 +95,10 @@ pub fn optimize(plan: Plan) -> Plan {
         }
         // A correlated subquery's scans get spans again once its outer values are bound.
         scan @ Plan::Scan { filter: Some(_), .. } => derive_spans(scan),
+        // The right side is optimized once its outer values are bound, row by row.
+        Plan::Lateral { left, right, params, kind, on, right_width } => {
+            Plan::Lateral { left: Box::new(optimize(*left)), right, params, kind, on, right_width }
+        }
         Plan::Apply { source, subqueries } => {
             Plan::Apply { source: Box::new(optimize(*source)), subqueries }
         }

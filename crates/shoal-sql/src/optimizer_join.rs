@@ -369,7 +369,9 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
             types.extend(calls.iter().map(|c| c.static_type(&input)));
             types
         }
-        Plan::Join { left, right, .. } | Plan::HashJoin { left, right, .. } => {
+        Plan::Join { left, right, .. }
+        | Plan::HashJoin { left, right, .. }
+        | Plan::Lateral { left, right, .. } => {
             let mut types = output_types(left);
             types.extend(output_types(right));
             types
@@ -425,6 +427,7 @@ pub(crate) fn estimate(plan: &Plan) -> f64 {
         Plan::Join { left, right, .. } => estimate(left) * estimate(right),
         Plan::HashJoin { left, right, .. } => estimate(left).max(estimate(right)),
         Plan::Apply { source, .. } => estimate(source),
+        Plan::Lateral { left, right, .. } => estimate(left) * estimate(right),
         Plan::SetOp { left, right, .. } => estimate(left) + estimate(right),
         Plan::Recursive { anchor, step, .. } => estimate(anchor) + 10.0 * estimate(step),
         Plan::WorkTable { .. } => 10.0,

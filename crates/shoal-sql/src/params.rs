@@ -528,7 +528,7 @@ fn describe(parsed: Parsed, catalog: &Snapshot, ctx: EvalContext) -> Result<Opti
     let returning = |table: &ast::ObjectName, items: &Option<Vec<ast::SelectItem>>| {
         let Some(items) = items else { return Ok(None) };
         let table = catalog.table(&crate::binder::object_name(table)?)?;
-        Ok(Some(crate::dml::returning(&table, items)?.1))
+        Ok(Some(crate::dml::returning(&table, &table.name.clone(), items)?.1))
     };
     match statement {
         Statement::Query(query) => plan(query).map(Some),

@@ -315,6 +315,23 @@ pub enum Plan {
         /// The subqueries, in the order of their columns.
         subqueries: Vec<SubqueryPlan>,
     },
+    /// A LATERAL join: for each left row, the right side, whose outer references read the
+    /// left row's `params`, runs (once per distinct set of values) and its rows follow the
+    /// left row's ([`crate::exec_lateral`]). Output: left columns, then right ones.
+    Lateral {
+        /// Left input.
+        left: Box<Plan>,
+        /// The right side, with [`Expr::Outer`] references to `params`.
+        right: Box<Plan>,
+        /// The values of the left row the right side reads.
+        params: Vec<Expr>,
+        /// Inner or left.
+        kind: JoinKind,
+        /// The join condition, over the combined row.
+        on: Option<Expr>,
+        /// The right side's width (for NULL padding).
+        right_width: usize,
+    },
     /// `WITH RECURSIVE`: the anchor's rows, then the step's over each round's new rows,
     /// until a round adds none; without ALL, rows produced before are dropped
     /// ([`crate::exec_recursive`]).
@@ -362,6 +379,7 @@ impl Plan {
                 left.width() + right_width
             }
             Plan::Apply { source, subqueries } => source.width() + subqueries.len(),
+            Plan::Lateral { left, right_width, .. } => left.width() + right_width,
             Plan::SetOp { left, .. } => left.width(),
             Plan::Recursive { anchor, .. } => anchor.width(),
             Plan::WorkTable { types } => types.len(),
@@ -493,6 +511,14 @@ impl Plan {
                 }
                 return;
             }
+            Plan::Lateral { kind, params, on, .. } => {
+                let shown: Vec<String> = params.iter().map(show).collect();
+                let _ =
+                    write!(line, "lateral {} join, outer values {}", kind.name(), shown.join(", "));
+                if let Some(on) = on {
+                    let _ = write!(line, " on {}", show(on));
+                }
+            }
             Plan::Recursive { all, .. } => {
                 let _ = write!(line, "recursive union{}", if *all { " all" } else { "" });
             }
@@ -524,7 +550,8 @@ impl Plan {
             | Plan::Window { source, .. } => vec![source],
             Plan::Join { left, right, .. }
             | Plan::HashJoin { left, right, .. }
-            | Plan::SetOp { left, right, .. } => vec![left, right],
+            | Plan::SetOp { left, right, .. }
+            | Plan::Lateral { left, right, .. } => vec![left, right],
             Plan::Apply { source, .. } => vec![source],
         }
     }

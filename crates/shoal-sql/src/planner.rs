@@ -522,13 +522,17 @@ impl<'a> Planner<'a> {
     }
 
     fn values(&self, values: &ast::Values) -> Result<(Plan, Vec<Column>)> {
+        // Rows read no table, but may read an outer query's columns (LATERAL, a subquery).
         let empty = Scope::default();
-        let binder = Binder::new(&empty);
+        let binder = self.binder(&empty, None);
         let rows: Vec<Vec<Expr>> = values
             .rows
             .iter()
             .map(|row| row.iter().map(|e| binder.bind(e)).collect::<Result<Vec<_>>>())
             .collect::<Result<_>>()?;
+        if rows.iter().flatten().any(Expr::has_subquery) {
+            return Err(SqlError::NotSupported("subqueries in VALUES".into()));
+        }
         let width = rows.first().map_or(0, Vec::len);
         if rows.iter().any(|r| r.len() != width) {
             return Err(SqlError::Syntax("VALUES lists must all be the same length".into()));
@@ -545,17 +549,24 @@ impl<'a> Planner<'a> {
     }
 
     /// Plans the FROM clause: comma-separated items are cross joins.
-    fn from(&self, from: &[ast::TableWithJoins]) -> Result<(Plan, Scope)> {
+    pub(crate) fn from(&self, from: &[ast::TableWithJoins]) -> Result<(Plan, Scope)> {
         let mut result: Option<(Plan, Scope)> = None;
         for item in from {
-            let mut joined = self.table_factor(&item.relation)?;
+            // A LATERAL item reads the items before it: it joins them directly.
+            let mut joined = match result.take() {
+                Some(left)
+                    if item.joins.is_empty()
+                        || crate::planner_lateral::lateral_subquery(&item.relation).is_some() =>
+                {
+                    self.comma_join(left, &item.relation)?
+                }
+                Some(left) => cross(left, self.table_factor(&item.relation)?),
+                None => self.table_factor(&item.relation)?,
+            };
             for join in &item.joins {
                 joined = self.join(joined, join)?;
             }
-            result = Some(match result {
-                None => joined,
-                Some(left) => cross(left, joined),
-            });
+            result = Some(joined);
         }
         Ok(result.unwrap_or((Plan::Values { rows: vec![vec![]], width: 0 }, Scope::default())))
     }
@@ -591,7 +602,8 @@ impl<'a> Planner<'a> {
                 }
                 Ok((plan, scope))
             }
-            ast::TableFactor::Derived { lateral: false, subquery, alias, sample: None } => {
+            // LATERAL before any other item has nothing to read: a plain derived table.
+            ast::TableFactor::Derived { subquery, alias, sample: None, .. } => {
                 let planned = self.query(subquery)?;
                 let label = alias.as_ref().map(|a| ident(&a.name));
                 let mut scope = Scope { columns: planned.columns };
@@ -712,7 +724,7 @@ fn wildcard_options(options: &ast::WildcardAdditionalOptions) -> Result<()> {
     if plain { Ok(()) } else { Err(SqlError::NotSupported(format!("* {options}"))) }
 }
 
-fn cross(left: (Plan, Scope), right: (Plan, Scope)) -> (Plan, Scope) {
+pub(crate) fn cross(left: (Plan, Scope), right: (Plan, Scope)) -> (Plan, Scope) {
     let right_width = right.1.columns.len();
     let mut scope = left.1;
     scope.columns.extend(right.1.columns);

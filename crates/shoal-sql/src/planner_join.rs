@@ -49,6 +49,24 @@ impl Planner<'_> {
                 ));
             }
         };
+        if let Some((subquery, alias)) = crate::planner_lateral::lateral_subquery(&join.relation) {
+            let on = match constraint {
+                ast::JoinConstraint::On(e) => Some(e),
+                ast::JoinConstraint::None => None,
+                _ => return Err(SqlError::NotSupported("USING or NATURAL with LATERAL".into())),
+            };
+            return match written {
+                Written::Inner | Written::Left if on.is_some() || written == Written::Inner => {
+                    self.lateral_join(left, subquery, alias, written == Written::Left, on)
+                }
+                Written::Left => {
+                    Err(SqlError::Syntax("an outer join needs an ON condition".into()))
+                }
+                _ => Err(SqlError::InvalidReference(
+                    "the combining JOIN type must be INNER or LEFT for a LATERAL reference".into(),
+                )),
+            };
+        }
         let right = self.table_factor(&join.relation)?;
         let (left_plan, left_scope) = left;
         let (right_plan, right_scope) = right;

@@ -216,7 +216,8 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         | Plan::Window { source, .. } => spans_of(source, out),
         Plan::Join { left, right, .. }
         | Plan::HashJoin { left, right, .. }
-        | Plan::SetOp { left, right, .. } => {
+        | Plan::SetOp { left, right, .. }
+        | Plan::Lateral { left, right, .. } => {
             spans_of(left, out);
             spans_of(right, out);
         }
