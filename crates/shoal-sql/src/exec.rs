@@ -8,7 +8,8 @@
 //! reading early and a large table is never held in memory by a scan. A LIMIT right above a
 //! scan (through projections only) also shrinks the page to what it wants, so `LIMIT 5`
 //! asks the ranges for five rows, not a thousand. Sort, aggregation,
-//! DISTINCT and the build side of a join must see all their input, and buffer it: they
+//! DISTINCT and the build side of a join must see all their input, and buffer it (a sort
+//! under a LIMIT keeps only the rows the LIMIT can return, [`crate::exec_topk`]): they
 //! reserve what they hold from the statement's memory budget ([`crate::memory`]), and a
 //! statement past it fails with 53200. Joins are in [`crate::exec_join`].
 //!
@@ -150,6 +151,12 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
         }
         Plan::Distinct { source, on } => distinct(build(*source, x, None), on, x),
         Plan::Window { source, calls } => crate::exec_window::window(*source, calls, x),
+        // Under a LIMIT, only the first `wanted` rows are ever read: keep just those.
+        Plan::Sort { source, keys } if wanted.is_some() => {
+            let input = build(*source, x, None);
+            let k = wanted.unwrap_or(u64::MAX);
+            crate::exec_topk::top_k(input, keys, k, x.memory.reservation("ORDER BY … LIMIT"), ctx)
+        }
         Plan::Sort { source, keys } => {
             let input = build(*source, x, None);
             buffered(input, x.memory.reservation("ORDER BY"), move |rows| sort(rows, &keys, &ctx))

@@ -48,6 +48,7 @@ pub mod exec_join;
 pub mod exec_lateral;
 pub mod exec_recursive;
 pub mod exec_set;
+pub mod exec_topk;
 pub mod exec_window;
 pub mod expr;
 pub mod expr_columns;

@@ -103,6 +103,13 @@ impl Reservation {
         Ok(())
     }
 
+    /// Gives back `bytes` of what this reservation holds (at most all of it).
+    pub fn shrink(&mut self, bytes: usize) {
+        let bytes = bytes.min(self.bytes);
+        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.bytes -= bytes;
+    }
+
     /// The bytes this reservation holds.
     pub fn bytes(&self) -> usize {
         self.bytes

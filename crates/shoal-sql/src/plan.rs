@@ -444,12 +444,20 @@ impl Plan {
                     .collect();
                 let _ = write!(line, "sort {}", shown.join(", "));
             }
-            Plan::Limit { limit, offset, .. } => {
+            Plan::Limit { limit, offset, source } => {
                 let _ = write!(
                     line,
                     "limit {} offset {offset}",
                     limit.map_or("ALL".into(), |l| l.to_string())
                 );
+                // A sort the limit reads (through projections) keeps only the top rows.
+                let mut below = source.as_ref();
+                while let Plan::Project { source, .. } = below {
+                    below = source;
+                }
+                if limit.is_some() && matches!(below, Plan::Sort { .. }) {
+                    line.push_str(" (top-k sort)");
+                }
             }
             Plan::Distinct { on, .. } if on.is_empty() => line.push_str("distinct"),
             Plan::Distinct { on, .. } => {
