@@ -74,6 +74,9 @@ pub struct Grouping {
     pub bound: Vec<Expr>,
     /// Aggregate calls, as SQL text, with what they compute over the ungrouped row.
     pub calls: Vec<(String, Aggregate)>,
+    /// `grouping(…)` calls, as SQL text: columns after the aggregates'
+    /// ([`crate::planner_grouping`]).
+    pub groupings: Vec<String>,
 }
 
 /// Normalizes an identifier: unquoted ones fold to lower case, as in PostgreSQL.
@@ -212,6 +215,9 @@ impl<'a> Binder<'a> {
             }
             if let Some(j) = grouping.calls.iter().position(|(t, _)| *t == text) {
                 return Ok(Expr::Column(grouping.keys.len() + j));
+            }
+            if let Some(j) = grouping.groupings.iter().position(|t| *t == text) {
+                return Ok(Expr::Column(grouping.keys.len() + grouping.calls.len() + j));
             }
             // By meaning: the expression over the ungrouped row is a key's, however written.
             if !matches!(expr, A::Value(_)) && !has_aggregate(expr) {

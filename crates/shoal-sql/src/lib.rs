@@ -60,6 +60,7 @@ pub mod params;
 pub mod plan;
 pub mod planner;
 pub mod planner_cte;
+pub mod planner_grouping;
 pub mod planner_join;
 pub mod planner_lateral;
 pub mod planner_set;

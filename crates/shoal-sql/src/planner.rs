@@ -242,24 +242,31 @@ impl<'a> Planner<'a> {
             plan = self.filter(plan, predicate)?;
         }
 
-        let group_exprs: Vec<ast::Expr> = match &select.group_by {
-            ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs
-                .iter()
-                .map(|e| {
+        let grouping_sets = match &select.group_by {
+            ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => {
+                for e in exprs {
                     windowed(e, "GROUP BY")?;
+                }
+                crate::planner_grouping::GroupingSets::expand(exprs, |e| {
                     self.group_key(e, &select.projection)
-                })
-                .collect::<Result<_>>()?,
+                })?
+            }
             other => return Err(SqlError::NotSupported(format!("{other}"))),
         };
+        let group_exprs = &grouping_sets.keys;
         let mut aggregate_calls: Vec<ast::Function> = Vec::new();
+        let mut grouping_calls: Vec<ast::Function> = Vec::new();
         let mut collect = |e: &ast::Expr| {
             crate::binder::visit_shallow(e, &mut |e| {
                 if let ast::Expr::Function(f) = e
                     && f.over.is_none()
-                    && object_name(&f.name).is_ok_and(|n| aggregate_function(&n, false).is_some())
+                    && let Ok(name) = object_name(&f.name)
                 {
-                    aggregate_calls.push(f.clone());
+                    if aggregate_function(&name, false).is_some() {
+                        aggregate_calls.push(f.clone());
+                    } else if name == "grouping" {
+                        grouping_calls.push(f.clone());
+                    }
                 }
             });
         };
@@ -276,8 +283,11 @@ impl<'a> Planner<'a> {
         for o in order_by {
             collect(&o.expr);
         }
-        let aggregating =
-            !group_exprs.is_empty() || !aggregate_calls.is_empty() || select.having.is_some();
+        let aggregating = !group_exprs.is_empty()
+            || grouping_sets.explicit
+            || !aggregate_calls.is_empty()
+            || !grouping_calls.is_empty()
+            || select.having.is_some();
 
         let mut grouping = None;
         // The types of a grouped row's columns: the group keys', then the aggregates'.
@@ -286,7 +296,7 @@ impl<'a> Planner<'a> {
             let binder = self.binder(&scope, None);
             let mut g = Grouping::default();
             let mut group_by = Vec::new();
-            for e in &group_exprs {
+            for e in group_exprs {
                 g.keys.push(e.to_string());
                 let key = binder.bind(e)?;
                 g.bound.push(key.clone());
@@ -302,11 +312,20 @@ impl<'a> Planner<'a> {
                     .ok_or_else(|| SqlError::Internal(format!("{f} is no aggregate")))?;
                 g.calls.push((text, aggregate));
             }
+            let mut grouping_args = Vec::new();
+            for f in &grouping_calls {
+                let text = ast::Expr::Function(f.clone()).to_string();
+                if !g.groupings.contains(&text) {
+                    grouping_args.push(crate::planner_grouping::grouping_args(f, &g, &binder)?);
+                    g.groupings.push(text);
+                }
+            }
             let ungrouped: Vec<_> = scope.columns.iter().map(|c| c.data_type).collect();
             grouped_types = group_by
                 .iter()
                 .map(|e| e.static_type(&ungrouped))
                 .chain(g.calls.iter().map(|(_, a)| a.static_type(&ungrouped)))
+                .chain(g.groupings.iter().map(|_| Some(DataType::Int(4))))
                 .collect();
             let in_arguments = g.calls.iter().any(|(_, a)| {
                 [&a.arg, &a.separator, &a.filter].into_iter().flatten().any(Expr::has_subquery)
@@ -316,10 +335,17 @@ impl<'a> Planner<'a> {
                     "subqueries in GROUP BY or in aggregate arguments".into(),
                 ));
             }
-            plan = Plan::Aggregate {
-                source: Box::new(plan),
-                group_by,
-                aggregates: g.calls.iter().map(|(_, a)| a.clone()).collect(),
+            let aggregates = g.calls.iter().map(|(_, a)| a.clone()).collect();
+            plan = if grouping_sets.explicit || !grouping_args.is_empty() {
+                self.grouping_plan(
+                    plan,
+                    &group_by,
+                    &grouping_sets.sets,
+                    aggregates,
+                    &grouping_args,
+                )?
+            } else {
+                Plan::Aggregate { source: Box::new(plan), group_by, aggregates }
             };
             if let Some(having) = &select.having {
                 windowed(having, "HAVING")?;
