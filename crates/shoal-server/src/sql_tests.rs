@@ -507,3 +507,52 @@ async fn results_stream_to_the_client_while_the_scan_reads() {
     // The session is usable afterwards: the statement's transaction was rolled back.
     assert_eq!(rows(&mut reader, "SELECT count(*) FROM t").await, [["5000"]]);
 }
+
+/// EXPLAIN ANALYZE runs the query and shows, per operator, the rows it produced and its time,
+/// then the statement's rows, KV requests and peak memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn explain_analyze_counts_each_operators_rows() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (_nodes, engines) = table_t(&dirs, "v INT", 300, |k| format!("({k}, {})", k % 10)).await;
+    let mut session = engines[0].session();
+    let lines: Vec<String> = rows(
+        &mut session,
+        "EXPLAIN ANALYZE SELECT v, count(*) FROM t WHERE v < 3 GROUP BY v ORDER BY v LIMIT 2",
+    )
+    .await
+    .into_iter()
+    .map(|mut row| row.remove(0))
+    .collect();
+    let find = |operator: &str| {
+        lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(operator))
+            .unwrap_or_else(|| panic!("no {operator} line in {lines:#?}"))
+            .clone()
+    };
+    // 90 rows pass the filter, which runs on the ranges; 3 groups; the limit keeps 2.
+    assert!(find("scan t").contains("(actual rows=90 "), "{lines:#?}");
+    assert!(find("aggregate").contains("(actual rows=3 "), "{lines:#?}");
+    assert!(find("limit 2").contains("(actual rows=2 "), "{lines:#?}");
+    let footer = lines.last().unwrap();
+    assert!(footer.starts_with("execution: 2 rows in "), "{footer}");
+    let kv: u64 =
+        footer.split("kv requests ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
+    assert!(kv >= 1, "{footer}");
+    assert!(!footer.ends_with("peak memory 0 B"), "{footer}");
+
+    // A join: each input's rows, and the join's.
+    let lines: Vec<String> = rows(
+        &mut session,
+        "EXPLAIN ANALYZE SELECT a.k FROM t a JOIN t b ON a.k = b.v WHERE b.k < 20",
+    )
+    .await
+    .into_iter()
+    .map(|mut row| row.remove(0))
+    .collect();
+    // 19 rows of b; their v (k % 10) is a's key for 18 of them (b.k = 10 has v = 0).
+    let join = lines.iter().find(|l| l.contains("hash join")).expect("a hash join");
+    assert!(join.contains("(actual rows=18 "), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("filter (#0 < 20)  (actual rows=19 ")), "{lines:#?}");
+}

@@ -65,11 +65,14 @@ pub struct ExecEnv {
     pub runtime: Option<tokio::runtime::Handle>,
     /// The statement's memory budget.
     pub memory: MemoryBudget,
+    /// Set for EXPLAIN ANALYZE: where measured operators count what they do.
+    pub profile: Option<Arc<crate::profile::Profile>>,
 }
 
 /// Returns the rows of `plan`, read through `txn`, computed on `env`'s runtime.
 pub fn execute(plan: Plan, txn: Txn, ctx: EvalContext, env: &ExecEnv) -> Rows {
-    let rows = build(plan, &Exec { txn, ctx, memory: env.memory.clone() }, None);
+    let exec = Exec { txn, ctx, memory: env.memory.clone(), profile: env.profile.clone() };
+    let rows = build(plan, &exec, None);
     match &env.runtime {
         Some(runtime) => crate::runtime::offload(rows, runtime),
         None => rows,
@@ -94,6 +97,7 @@ pub(crate) struct Exec {
     pub(crate) txn: Txn,
     pub(crate) ctx: EvalContext,
     pub(crate) memory: MemoryBudget,
+    pub(crate) profile: Option<Arc<crate::profile::Profile>>,
 }
 
 /// Spends tokio's task budget for each row, so the task yields every so often: rows computed
@@ -114,11 +118,18 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
     let (txn, ctx) = (x.txn.clone(), x.ctx);
     match plan {
         Plan::Scan { table, spans, filter } => {
-            cooperative(scan(table, spans, filter, page, txn, ctx))
+            cooperative(scan(table, spans, filter, page, txn, ctx, x.profile.clone()))
         }
         Plan::IndexScan { table, index, spans, filter } => {
-            cooperative(index_scan(table, index, spans, filter, page, txn, ctx))
+            let profile = x.profile.clone();
+            cooperative(index_scan(table, index, spans, filter, page, txn, ctx, profile))
         }
+        Plan::Measure { id, source } => match &x.profile {
+            Some(profile) => {
+                crate::profile::measured(build(*source, x, wanted), id, profile.clone())
+            }
+            None => build(*source, x, wanted),
+        },
         Plan::Values { rows, .. } => {
             let evaluated: Vec<Result<Row>> = rows
                 .into_iter()
@@ -257,10 +268,11 @@ fn scan(
     page: u64,
     txn: Txn,
     ctx: EvalContext,
+    profile: Option<Arc<crate::profile::Profile>>,
 ) -> Rows {
     let codec = RowCodec::default();
     let pushed = filter.as_ref().map(|f| crate::pushdown::scan_filter(&table, f, &ctx));
-    pages(spans, pushed, page, txn)
+    pages(spans, pushed, page, txn, profile)
         .and_then(move |page| {
             let rows: Result<Vec<Row>> = page
                 .into_iter()
@@ -283,16 +295,27 @@ fn scan(
 
 /// Reads `spans` in order, `page` rows at a time; with a filter, the ranges return only the
 /// rows it keeps ([`crate::pushdown`]).
-fn pages(spans: Vec<Span>, filter: Option<ScanFilter>, page: u64, txn: Txn) -> Pages {
+/// Each request sent is counted in `profile` (EXPLAIN ANALYZE).
+fn pages(
+    spans: Vec<Span>,
+    filter: Option<ScanFilter>,
+    page: u64,
+    txn: Txn,
+    profile: Option<Arc<crate::profile::Profile>>,
+) -> Pages {
     let mut spans = std::collections::VecDeque::from(spans);
     let current = spans.pop_front();
     stream::try_unfold((current, spans, txn), move |(current, mut rest, txn)| {
         let filter = filter.clone();
+        let profile = profile.clone();
         async move {
             let Some(span) = current else { return Ok(None) };
             if span.is_empty() {
                 let next = rest.pop_front();
                 return Ok(Some((Vec::new(), (next, rest, txn))));
+            }
+            if let Some(profile) = &profile {
+                profile.count_kv_request();
             }
             let request = Request::Scan { span, limit: Some(page), filter };
             let Some(Response::Scan { rows, resume }) = txn.send(vec![request]).await?.pop() else {
@@ -313,12 +336,16 @@ fn index_scan(
     page: u64,
     txn: Txn,
     ctx: EvalContext,
+    profile: Option<Arc<crate::profile::Profile>>,
 ) -> Rows {
     let _ = index;
     let fetch = txn.clone();
     let codec = RowCodec::default();
-    pages(spans, None, page, txn)
+    pages(spans, None, page, txn, profile.clone())
         .and_then(move |entries| {
+            if let (Some(profile), false) = (&profile, entries.is_empty()) {
+                profile.count_kv_request();
+            }
             let fetch = fetch.clone();
             let table = table.clone();
             let filter = filter.clone();

@@ -263,5 +263,6 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
             Plan::Recursive { anchor: sub(anchor), step: sub(step), all }
         }
         Plan::WorkTable { types } => Plan::WorkTable { types },
+        Plan::Measure { id, source } => Plan::Measure { id, source: sub(source) },
     }
 }

@@ -110,6 +110,7 @@ fn bind_working_table(plan: Plan, rows: &[Row]) -> Plan {
         Plan::Limit { source, limit, offset } => Plan::Limit { source: sub(source), limit, offset },
         Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on },
         Plan::Window { source, calls } => Plan::Window { source: sub(source), calls },
+        Plan::Measure { id, source } => Plan::Measure { id, source: sub(source) },
         Plan::Join { left, right, kind, on, right_width } => {
             Plan::Join { left: sub(left), right: sub(right), kind, on, right_width }
         }

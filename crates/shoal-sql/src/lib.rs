@@ -65,6 +65,7 @@ pub mod planner_join;
 pub mod planner_lateral;
 pub mod planner_set;
 pub mod planner_window;
+pub mod profile;
 pub mod pushdown;
 pub mod rowcodec;
 pub mod runtime;

@@ -38,6 +38,7 @@ pub const DEFAULT_QUERY_MEMORY_LIMIT: usize = 256 << 20;
 pub struct MemoryBudget {
     limit: usize,
     used: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 impl Default for MemoryBudget {
@@ -49,12 +50,17 @@ impl Default for MemoryBudget {
 impl MemoryBudget {
     /// A budget of `limit` bytes, none used.
     pub fn new(limit: usize) -> Self {
-        MemoryBudget { limit, used: Arc::new(AtomicUsize::new(0)) }
+        MemoryBudget { limit, used: Arc::new(AtomicUsize::new(0)), peak: Arc::default() }
     }
 
     /// The limit in bytes.
     pub fn limit(&self) -> usize {
         self.limit
+    }
+
+    /// The most bytes reserved at once so far (EXPLAIN ANALYZE).
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
     }
 
     /// The bytes reserved now.
@@ -80,7 +86,10 @@ impl MemoryBudget {
             }
             match self.used.compare_exchange_weak(used, next, Ordering::Relaxed, Ordering::Relaxed)
             {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    self.peak.fetch_max(next, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err(current) => used = current,
             }
         }

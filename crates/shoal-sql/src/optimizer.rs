@@ -90,6 +90,7 @@ pub fn optimize(plan: Plan) -> Plan {
             Plan::Limit { source: Box::new(optimize(*source)), limit, offset }
         }
         Plan::Distinct { source, on } => Plan::Distinct { source: Box::new(optimize(*source)), on },
+        Plan::Measure { id, source } => Plan::Measure { id, source: Box::new(optimize(*source)) },
         Plan::Window { source, calls } => {
             Plan::Window { source: Box::new(optimize(*source)), calls }
         }

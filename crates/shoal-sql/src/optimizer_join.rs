@@ -362,7 +362,8 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
         Plan::Filter { source, .. }
         | Plan::Sort { source, .. }
         | Plan::Limit { source, .. }
-        | Plan::Distinct { source, .. } => output_types(source),
+        | Plan::Distinct { source, .. }
+        | Plan::Measure { source, .. } => output_types(source),
         Plan::Window { source, calls } => {
             let mut types = output_types(source);
             let input = types.clone();
@@ -412,7 +413,8 @@ pub(crate) fn estimate(plan: &Plan) -> f64 {
         Plan::Project { source, .. }
         | Plan::Sort { source, .. }
         | Plan::Distinct { source, .. }
-        | Plan::Window { source, .. } => estimate(source),
+        | Plan::Window { source, .. }
+        | Plan::Measure { source, .. } => estimate(source),
         Plan::Limit { source, limit, .. } => {
             let rows = estimate(source);
             limit.map_or(rows, |l| rows.min(l as f64))

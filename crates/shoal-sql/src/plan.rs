@@ -332,6 +332,13 @@ pub enum Plan {
         /// The right side's width (for NULL padding).
         right_width: usize,
     },
+    /// Its source, counted for EXPLAIN ANALYZE as operator `id` ([`crate::profile`]).
+    Measure {
+        /// The operator's number.
+        id: usize,
+        /// The operator.
+        source: Box<Plan>,
+    },
     /// `WITH RECURSIVE`: the anchor's rows, then the step's over each round's new rows,
     /// until a round adds none; without ALL, rows produced before are dropped
     /// ([`crate::exec_recursive`]).
@@ -380,6 +387,7 @@ impl Plan {
             }
             Plan::Apply { source, subqueries } => source.width() + subqueries.len(),
             Plan::Lateral { left, right_width, .. } => left.width() + right_width,
+            Plan::Measure { source, .. } => source.width(),
             Plan::SetOp { left, .. } => left.width(),
             Plan::Recursive { anchor, .. } => anchor.width(),
             Plan::WorkTable { types } => types.len(),
@@ -389,12 +397,35 @@ impl Plan {
     /// Renders the plan as an indented tree (EXPLAIN); `ranges` describes which ranges a span
     /// touches.
     pub fn explain(&self, ranges: &dyn Fn(&Span) -> String) -> Vec<String> {
+        self.explain_with(ranges, &|_| String::new())
+    }
+
+    /// EXPLAIN's lines, each [`Plan::Measure`]d operator's followed by `notes` of its number
+    /// (EXPLAIN ANALYZE's counts).
+    pub fn explain_with(
+        &self,
+        ranges: &dyn Fn(&Span) -> String,
+        notes: &dyn Fn(usize) -> String,
+    ) -> Vec<String> {
         let mut lines = Vec::new();
-        self.explain_into(&mut lines, 0, ranges);
+        self.explain_into(&mut lines, 0, &Explaining { ranges, notes });
         lines
     }
 
-    fn explain_into(&self, out: &mut Vec<String>, depth: usize, ranges: &dyn Fn(&Span) -> String) {
+    fn explain_into(&self, out: &mut Vec<String>, depth: usize, how: &Explaining<'_>) {
+        let ranges = how.ranges;
+        if let Plan::Measure { id, source } = self {
+            let first = out.len();
+            source.explain_into(out, depth, how);
+            let note = (how.notes)(*id);
+            if let Some(line) = out.get_mut(first)
+                && !note.is_empty()
+            {
+                line.push_str("  ");
+                line.push_str(&note);
+            }
+            return;
+        }
         let pad = "  ".repeat(depth);
         let mut line = String::new();
         let spans = |spans: &[Span]| -> String {
@@ -497,7 +528,7 @@ impl Plan {
                 let first = source.width();
                 let _ = write!(line, "apply");
                 out.push(format!("{pad}{line}"));
-                source.explain_into(out, depth + 1, ranges);
+                source.explain_into(out, depth + 1, how);
                 for (i, s) in subqueries.iter().enumerate() {
                     let test = match &s.test {
                         SubqueryTest::Scalar => "scalar".to_string(),
@@ -515,7 +546,7 @@ impl Plan {
                         false => format!("outer values {}", params.join(", ")),
                     };
                     out.push(format!("{pad}  subquery #{} {test}, {correlated}", first + i));
-                    s.plan.explain_into(out, depth + 2, ranges);
+                    s.plan.explain_into(out, depth + 2, how);
                 }
                 return;
             }
@@ -531,6 +562,7 @@ impl Plan {
                 let _ = write!(line, "recursive union{}", if *all { " all" } else { "" });
             }
             Plan::WorkTable { .. } => line.push_str("working table"),
+            Plan::Measure { .. } => unreachable!("explained above"),
             Plan::SetOp { op, all, .. } => {
                 let name = format!("{op:?}").to_lowercase();
                 let _ = write!(line, "{name}{}", if *all { " all" } else { "" });
@@ -538,7 +570,7 @@ impl Plan {
         }
         out.push(format!("{pad}{line}"));
         for child in self.children() {
-            child.explain_into(out, depth + 1, ranges);
+            child.explain_into(out, depth + 1, how);
         }
     }
 
@@ -555,7 +587,8 @@ impl Plan {
             | Plan::Sort { source, .. }
             | Plan::Limit { source, .. }
             | Plan::Distinct { source, .. }
-            | Plan::Window { source, .. } => vec![source],
+            | Plan::Window { source, .. }
+            | Plan::Measure { source, .. } => vec![source],
             Plan::Join { left, right, .. }
             | Plan::HashJoin { left, right, .. }
             | Plan::SetOp { left, right, .. }
@@ -563,6 +596,12 @@ impl Plan {
             Plan::Apply { source, .. } => vec![source],
         }
     }
+}
+
+/// How EXPLAIN describes spans and measured operators.
+struct Explaining<'a> {
+    ranges: &'a dyn Fn(&Span) -> String,
+    notes: &'a dyn Fn(usize) -> String,
 }
 
 /// A compact rendering of a bound expression for EXPLAIN: columns as `#i`.

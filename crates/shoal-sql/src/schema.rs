@@ -213,7 +213,8 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         | Plan::Sort { source, .. }
         | Plan::Limit { source, .. }
         | Plan::Distinct { source, .. }
-        | Plan::Window { source, .. } => spans_of(source, out),
+        | Plan::Window { source, .. }
+        | Plan::Measure { source, .. } => spans_of(source, out),
         Plan::Join { left, right, .. }
         | Plan::HashJoin { left, right, .. }
         | Plan::SetOp { left, right, .. }
@@ -230,6 +231,26 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
 
 /// Runs `EXPLAIN`: the plan as rows of text, each scan with its spans and their ranges.
 pub async fn explain(client: &KvClient, plan: &Plan) -> Result<Output> {
+    explain_with(client, plan, &|_| String::new(), Vec::new()).await
+}
+
+/// EXPLAIN ANALYZE's output: the plan with each measured operator's counts, then `footer`.
+pub async fn explain_analyzed(
+    client: &KvClient,
+    plan: &Plan,
+    profile: &crate::profile::Profile,
+    footer: Vec<String>,
+) -> Result<Output> {
+    let notes = |id: usize| crate::profile::show(&profile.operator(id));
+    explain_with(client, plan, &notes, footer).await
+}
+
+async fn explain_with(
+    client: &KvClient,
+    plan: &Plan,
+    notes: &(dyn Fn(usize) -> String + Sync),
+    footer: Vec<String>,
+) -> Result<Output> {
     let mut spans = Vec::new();
     spans_of(plan, &mut spans);
     let mut ranges = Vec::new();
@@ -246,7 +267,8 @@ pub async fn explain(client: &KvClient, plan: &Plan) -> Result<Output> {
             None => "?".into(),
         }
     };
-    let rows = plan.explain(&describe).into_iter().map(|line| vec![Value::Text(line)]).collect();
+    let lines = plan.explain_with(&describe, notes).into_iter().chain(footer);
+    let rows = lines.map(|line| vec![Value::Text(line)]).collect();
     Ok(Output::Rows { columns: vec![text_column("info")], rows })
 }
 

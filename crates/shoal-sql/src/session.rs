@@ -121,6 +121,7 @@ impl SqlEngine {
         ExecEnv {
             runtime: self.runtime.as_ref().map(|r| r.handle()),
             memory: MemoryBudget::new(self.query_memory_limit()),
+            profile: None,
         }
     }
 
@@ -730,6 +731,22 @@ impl Session {
             } => {
                 crate::schema::drop_index(txn, &self.engine.catalog, catalog, names, *if_exists)
                     .await
+            }
+            Statement::Explain {
+                statement,
+                analyze: true,
+                verbose: false,
+                estimate: false,
+                format: None,
+                options: None,
+                ..
+            } => {
+                let Statement::Query(query) = statement.as_ref() else {
+                    return Err(SqlError::NotSupported(
+                        "EXPLAIN ANALYZE of statements other than queries".into(),
+                    ));
+                };
+                crate::profile::explain_analyze(d, &self.engine.client, query).await
             }
             Statement::Explain {
                 statement,

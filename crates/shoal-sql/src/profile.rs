@@ -1,0 +1,191 @@
+//! EXPLAIN ANALYZE: what each operator of a statement did when it ran.
+//!
+//! Before the statement runs, [`instrument`] wraps each operator of its plan in a
+//! [`Plan::Measure`] with the operator's number (pre-order, as EXPLAIN lists them). The
+//! executor then counts, per operator, the rows it produced and the time spent pulling them
+//! (inclusive of its inputs, as PostgreSQL's "actual time" is); the statement as a whole
+//! counts its KV read requests and the peak of its memory budget.
+//!
+//! ```text
+//!   EXPLAIN ANALYZE SELECT k FROM t WHERE v > 1
+//!
+//!   project #0  (actual rows=2 time=0.21ms)
+//!     scan t spans [...] on r12 - filter (#1 > 1)  (actual rows=2 time=0.19ms)
+//!   execution: 2 rows in 0.25ms, kv requests 1, peak memory 96 B
+//! ```
+//!
+//! Not measured: the plans of subqueries and of LATERAL right sides, which are re-planned per
+//! outer value (their operators' lines carry no counts; the apply or lateral join above them
+//! includes their time); memory per operator (the statement's peak is given); the
+//! statement's transaction restarts (an implicit transaction that restarts runs the whole
+//! statement again, and the counts are those of the last run).
+
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use futures::stream::StreamExt;
+
+use crate::error::Result;
+use crate::exec::{Row, Rows};
+use crate::plan::Plan;
+
+/// What one operator did.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorStats {
+    /// Rows produced.
+    pub rows: u64,
+    /// Time spent producing them, inputs included.
+    pub time: Duration,
+}
+
+/// The counts of one statement's run.
+#[derive(Debug, Default)]
+pub struct Profile {
+    operators: Mutex<Vec<OperatorStats>>,
+    kv_requests: AtomicU64,
+}
+
+impl Profile {
+    /// A profile for a plan of `operators` instrumented operators.
+    pub fn new(operators: usize) -> Self {
+        Profile {
+            operators: Mutex::new(vec![OperatorStats::default(); operators]),
+            kv_requests: AtomicU64::new(0),
+        }
+    }
+
+    /// What operator `id` did so far.
+    pub fn operator(&self, id: usize) -> OperatorStats {
+        self.operators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The KV read requests the statement's scans sent.
+    pub fn kv_requests(&self) -> u64 {
+        self.kv_requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts one KV read request.
+    pub(crate) fn count_kv_request(&self) {
+        self.kv_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn record(&self, id: usize, rows: u64, time: Duration) {
+        let mut operators = self.operators.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(stats) = operators.get_mut(id) {
+            stats.rows += rows;
+            stats.time += time;
+        }
+    }
+}
+
+/// `plan` with each operator of its main tree wrapped in a [`Plan::Measure`], numbered from
+/// `*next` in pre-order; `*next` ends past the last number.
+pub fn instrument(plan: Plan, next: &mut usize) -> Plan {
+    let id = *next;
+    *next += 1;
+    let mut sub = |p: Box<Plan>| Box::new(instrument(*p, next));
+    let plan = match plan {
+        Plan::Filter { source, predicate } => Plan::Filter { source: sub(source), predicate },
+        Plan::Project { source, exprs } => Plan::Project { source: sub(source), exprs },
+        Plan::Aggregate { source, group_by, aggregates } => {
+            Plan::Aggregate { source: sub(source), group_by, aggregates }
+        }
+        Plan::Sort { source, keys } => Plan::Sort { source: sub(source), keys },
+        Plan::Limit { source, limit, offset } => Plan::Limit { source: sub(source), limit, offset },
+        Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on },
+        Plan::Window { source, calls } => Plan::Window { source: sub(source), calls },
+        Plan::Apply { source, subqueries } => Plan::Apply { source: sub(source), subqueries },
+        Plan::Join { left, right, kind, on, right_width } => {
+            let left = sub(left);
+            Plan::Join { left, right: sub(right), kind, on, right_width }
+        }
+        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
+            let left = sub(left);
+            Plan::HashJoin { left, right: sub(right), kind, left_keys, right_keys, on, right_width }
+        }
+        Plan::SetOp { op, all, left, right } => {
+            let left = sub(left);
+            Plan::SetOp { op, all, left, right: sub(right) }
+        }
+        Plan::Recursive { anchor, step, all } => {
+            let anchor = sub(anchor);
+            Plan::Recursive { anchor, step: sub(step), all }
+        }
+        Plan::Lateral { left, right, params, kind, on, right_width } => {
+            Plan::Lateral { left: sub(left), right, params, kind, on, right_width }
+        }
+        leaf @ (Plan::Scan { .. }
+        | Plan::IndexScan { .. }
+        | Plan::Values { .. }
+        | Plan::WorkTable { .. }
+        | Plan::Measure { .. }) => leaf,
+    };
+    Plan::Measure { id, source: Box::new(plan) }
+}
+
+/// Counts the rows `inner` produces and the time spent pulling them, as operator `id`.
+pub(crate) fn measured(inner: Rows, id: usize, profile: std::sync::Arc<Profile>) -> Rows {
+    Measured { inner, id, profile }.boxed()
+}
+
+struct Measured {
+    inner: Rows,
+    id: usize,
+    profile: std::sync::Arc<Profile>,
+}
+
+impl Stream for Measured {
+    type Item = Result<Row>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // Wall-clock time of this process's own work, for the report only: nothing decides on
+        // it, so it is read here rather than injected.
+        let started = Instant::now();
+        let polled = self.inner.poll_next_unpin(cx);
+        let row = matches!(polled, Poll::Ready(Some(Ok(_))));
+        self.profile.record(self.id, u64::from(row), started.elapsed());
+        polled
+    }
+}
+
+/// Runs `query` with its operators measured, and returns its plan with what each did.
+pub async fn explain_analyze(
+    d: &crate::dml::DmlContext<'_>,
+    client: &shoal_kvclient::KvClient,
+    query: &sqlparser::ast::Query,
+) -> Result<crate::session::Output> {
+    let planned = crate::planner::Planner::new(d.catalog, d.ctx).query(query)?;
+    let mut operators = 0;
+    let plan = instrument(planned.plan, &mut operators);
+    let profile = std::sync::Arc::new(Profile::new(operators));
+    let env = crate::exec::ExecEnv { profile: Some(profile.clone()), ..d.env.clone() };
+    // Wall-clock time of the run, for the report only.
+    let started = Instant::now();
+    let mut rows = crate::exec::execute(plan.clone(), d.txn.clone(), d.ctx, &env);
+    let mut count = 0u64;
+    while futures::TryStreamExt::try_next(&mut rows).await?.is_some() {
+        count += 1;
+    }
+    let elapsed = started.elapsed();
+    let footer = vec![format!(
+        "execution: {count} rows in {:.3}ms, kv requests {}, peak memory {}",
+        elapsed.as_secs_f64() * 1000.0,
+        profile.kv_requests(),
+        crate::memory::show_bytes(env.memory.peak()),
+    )];
+    crate::schema::explain_analyzed(client, &plan, &profile, footer).await
+}
+
+/// An operator's counts as EXPLAIN ANALYZE shows them.
+pub fn show(stats: &OperatorStats) -> String {
+    format!("(actual rows={} time={:.3}ms)", stats.rows, stats.time.as_secs_f64() * 1000.0)
+}
