@@ -32,7 +32,7 @@ use shoal_keys::{Key, Span};
 use shoal_kvclient::KvOps;
 use shoal_kvclient::txn::Txn;
 
-use crate::catalog::{IndexDescriptor, TableDescriptor};
+use crate::catalog::TableDescriptor;
 use crate::error::{Result, SqlError};
 use crate::exec_accumulate::Accumulator;
 use crate::expr::{EvalContext, Expr};
@@ -120,9 +120,9 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
         Plan::Scan { table, spans, filter } => {
             cooperative(scan(table, spans, filter, page, txn, ctx, x.profile.clone()))
         }
-        Plan::IndexScan { table, index, spans, filter } => {
+        Plan::IndexScan { table, spans, filter, .. } => {
             let profile = x.profile.clone();
-            cooperative(index_scan(table, index, spans, filter, page, txn, ctx, profile))
+            cooperative(index_scan(table, spans, filter, page, txn, ctx, profile))
         }
         Plan::Measure { id, source } => match &x.profile {
             Some(profile) => {
@@ -328,9 +328,9 @@ fn pages(
     .boxed()
 }
 
+/// Reads an index's entries in `spans` and fetches the rows they point to.
 fn index_scan(
     table: Arc<TableDescriptor>,
-    index: IndexDescriptor,
     spans: Vec<Span>,
     filter: Option<Expr>,
     page: u64,
@@ -338,7 +338,6 @@ fn index_scan(
     ctx: EvalContext,
     profile: Option<Arc<crate::profile::Profile>>,
 ) -> Rows {
-    let _ = index;
     let fetch = txn.clone();
     let codec = RowCodec::default();
     pages(spans, None, page, txn, profile.clone())
