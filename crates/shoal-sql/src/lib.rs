@@ -72,10 +72,12 @@ pub mod runtime;
 pub mod schema;
 pub mod session;
 pub mod session_results;
+pub mod session_statement;
 pub mod session_vars;
 pub mod subquery;
 pub mod syntax;
 pub mod types;
+pub mod types_text;
 pub mod view;
 pub mod window;
 
