@@ -103,6 +103,11 @@ pub async fn render(server: &Server) -> Result<String> {
         gauge(leaseholders.len() as f64),
     );
     registry.register("replicas", "Range replicas on this node", gauge(replicas.len() as f64));
+    registry.register(
+        "sql_query_tasks",
+        "Statements' operator trees running on this node's SQL runtime",
+        gauge(cluster.sql.running_query_tasks() as f64),
+    );
     let stats = &server.inner.stats;
     let counter = |value: &AtomicU64| ConstCounter::new(value.load(Ordering::Relaxed));
     registry.register("range_splits", "Splits made by this node", counter(&stats.splits));

@@ -27,6 +27,8 @@
 //!
 //! A cancel request (on a connection of its own, with the process id and secret key the
 //! connection got at startup) stops the statement that connection is running with 57014.
+//! A client that closes its connection while a statement runs stops it the same way
+//! ([`cancel_on_disconnect`]), so abandoned queries do not keep computing.
 //!
 //! TLS (an SSLRequest gets `N`, so clients fall back to plain text), authentication and COPY.
 //! A simple query's statements each run in their own implicit transaction (PostgreSQL runs a
@@ -90,18 +92,53 @@ pub(crate) async fn serve(
         let _ = socket.set_nodelay(true);
         let engine = server.cluster().map(|c| c.sql.clone());
         let cancels = cancels.clone();
+        // A second handle on the socket, to notice the client going away mid-statement.
+        let Ok((socket, watched)) = split_watch(socket) else { continue };
         connections.spawn(async move {
             let connection = Arc::new(Connection::new(engine, cancels.clone()));
             let handlers = Arc::new(Handlers { connection: connection.clone(), cancels });
+            let watcher = tokio::spawn(cancel_on_disconnect(watched, connection.clone()));
             if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
                 tracing::debug!(error = %e, "pgwire connection ended with an error");
             }
+            watcher.abort();
             connection.unregister();
         });
     }
     // Aborting a connection drops its session (an open transaction is abandoned, as when the
     // client disconnects) and closes its socket.
     connections.shutdown().await;
+}
+
+/// The socket, and a duplicate of it that only peeks ([`cancel_on_disconnect`]).
+fn split_watch(
+    socket: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, tokio::net::TcpStream)> {
+    let socket = socket.into_std()?;
+    let watched = socket.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(socket)?, tokio::net::TcpStream::from_std(watched)?))
+}
+
+/// How long the watcher waits before peeking again when the client has sent bytes the
+/// session has not read yet (its next message, while a statement runs).
+const PEEK_AGAIN: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Cancels the connection's running statement once the client has closed its end, so that a
+/// client that gives up (or retries) leaves no work behind: while a statement computes,
+/// nobody reads the socket, and the session would not notice until it next wrote. Peeking
+/// never takes bytes from the protocol handler.
+async fn cancel_on_disconnect(socket: tokio::net::TcpStream, connection: Arc<Connection>) {
+    let mut byte = [0u8; 1];
+    loop {
+        match socket.peek(&mut byte).await {
+            Ok(0) | Err(_) => {
+                connection.cancel_statement();
+                return;
+            }
+            // Unread bytes wake the peek at once until they are read: wait rather than spin.
+            Ok(_) => tokio::time::sleep(PEEK_AGAIN).await,
+        }
+    }
 }
 
 /// What one connection's handlers share.
@@ -178,6 +215,16 @@ impl Connection {
             parameters,
             cancels,
             pid: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Cancels the statement the connection runs, if any, as a cancel request would.
+    fn cancel_statement(&self) {
+        let Some(pid) = *self.pid.lock().unwrap_or_else(|p| p.into_inner()) else { return };
+        if let Some((_, signal)) =
+            self.cancels.connections.lock().unwrap_or_else(|p| p.into_inner()).get(&pid)
+        {
+            signal.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 

@@ -86,6 +86,12 @@ impl SqlRuntime {
     pub fn handle(&self) -> tokio::runtime::Handle {
         self.handle.clone()
     }
+
+    /// How many tasks are alive on the runtime: the operator trees of running statements
+    /// (and the small tasks they spawned).
+    pub fn alive_tasks(&self) -> usize {
+        self.handle.metrics().num_alive_tasks()
+    }
 }
 
 impl Drop for SqlRuntime {

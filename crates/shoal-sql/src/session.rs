@@ -125,6 +125,11 @@ impl SqlEngine {
         }
     }
 
+    /// How many query tasks run on this node's SQL runtime now (0 without one).
+    pub fn running_query_tasks(&self) -> usize {
+        self.runtime.as_ref().map_or(0, |r| r.alive_tasks())
+    }
+
     /// The id the next table will get, as [`Catalog::peek_next_id`] says.
     pub async fn peek_next_table_id(&self) -> Result<u64> {
         self.catalog.peek_next_id(&self.client).await

@@ -332,3 +332,50 @@ async fn a_cancel_request_stops_a_running_query() {
     let count: i64 = client.query_one("SELECT count(*) FROM n", &[]).await.unwrap().get(0);
     assert_eq!(count, 2_000, "the connection serves the next query");
 }
+
+/// The node's `shoal_sql_query_tasks` gauge: statements' operator trees running there.
+async fn query_tasks(node: &Node) -> f64 {
+    let text =
+        reqwest::get(format!("http://{}/metrics", node.http)).await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("shoal_sql_query_tasks "))
+        .unwrap_or_else(|| panic!("no shoal_sql_query_tasks in {text}"))
+        .parse()
+        .unwrap()
+}
+
+/// A client that disconnects while its query runs leaves no work behind: the server cancels
+/// the statement (without it, the cross join would compute until a timeout ends it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_stops_its_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = three_nodes(dir.path()).await;
+    let setup = connect(&nodes[0]).await;
+    setup.batch_execute("CREATE TABLE d (i INT PRIMARY KEY)").await.unwrap();
+    let values: Vec<String> = (0..2_000).map(|i| format!("({i})")).collect();
+    setup.batch_execute(&format!("INSERT INTO d VALUES {}", values.join(","))).await.unwrap();
+    // A connection whose socket the test owns: aborting its task closes it.
+    let (host, port) = nodes[0].pg.split_once(':').unwrap();
+    let config = format!("host={host} port={port} user=root dbname=defaultdb");
+    let (client, connection) = tokio_postgres::connect(&config, NoTls).await.unwrap();
+    let socket = tokio::spawn(connection);
+    let running = tokio::spawn(async move {
+        let _ = client.query_one("SELECT count(*) FROM d a, d b, d c", &[]).await;
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while query_tasks(&nodes[0]).await < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client goes away mid-query: its socket closes.
+    socket.abort();
+    running.abort();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while query_tasks(&nodes[0]).await > 0.0 {
+        assert!(std::time::Instant::now() < deadline, "the query still runs after its client left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The node still serves its other connections.
+    let count: i64 = setup.query_one("SELECT count(*) FROM d", &[]).await.unwrap().get(0);
+    assert_eq!(count, 2_000);
+}
