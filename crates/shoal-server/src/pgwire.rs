@@ -28,7 +28,7 @@
 //! A cancel request (on a connection of its own, with the process id and secret key the
 //! connection got at startup) stops the statement that connection is running with 57014.
 //! A client that closes its connection while a statement runs stops it the same way
-//! ([`cancel_on_disconnect`]), so abandoned queries do not keep computing.
+//! (`cancel_on_disconnect`), so abandoned queries do not keep computing.
 //!
 //! TLS (an SSLRequest gets `N`, so clients fall back to plain text), authentication and COPY.
 //! A simple query's statements each run in their own implicit transaction (PostgreSQL runs a

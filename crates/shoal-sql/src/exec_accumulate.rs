@@ -2,8 +2,8 @@
 //! ([`crate::exec`]) and windowed aggregates ([`crate::exec_window`]).
 //!
 //! An accumulator folds in the non-NULL argument values of the rows that pass the
-//! aggregate's FILTER ([`Accumulator::input`] picks them), and says its value at any time
-//! ([`Accumulator::value`]): a window frame that grows row by row reads a running total
+//! aggregate's FILTER (`Accumulator::input` picks them), and says its value at any time
+//! (`Accumulator::value`): a window frame that grows row by row reads a running total
 //! without starting again.
 //!
 //! ```text

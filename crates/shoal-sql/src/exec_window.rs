@@ -19,7 +19,7 @@
 //! so running totals and whole-partition aggregates cost one pass; a sliding frame is
 //! folded afresh for each row (rows × frame width).
 //!
-//! The loops yield to the runtime every [`YIELD_EVERY`] steps, so a cancel or timeout stops
+//! The loops yield to the runtime every `YIELD_EVERY` steps, so a cancel or timeout stops
 //! a long computation there.
 
 use futures::stream::{self, StreamExt, TryStreamExt};
