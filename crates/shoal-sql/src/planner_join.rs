@@ -38,6 +38,11 @@ impl Planner<'_> {
     /// Joins `left` with the relation of `join`.
     pub(crate) fn join(&self, left: (Plan, Scope), join: &ast::Join) -> Result<(Plan, Scope)> {
         use ast::JoinOperator as J;
+        if let J::Join(ast::JoinConstraint::None) | J::Inner(ast::JoinConstraint::None) =
+            &join.join_operator
+        {
+            return Err(SqlError::Syntax("JOIN needs ON or USING (or CROSS JOIN)".into()));
+        }
         let (written, constraint) = match &join.join_operator {
             J::Join(c) | J::Inner(c) | J::CrossJoin(c) => (Written::Inner, c),
             J::Left(c) | J::LeftOuter(c) => (Written::Left, c),

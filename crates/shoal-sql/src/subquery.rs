@@ -108,9 +108,19 @@ pub async fn inline<V: ast::VisitMut + ast::Visit>(
     }
     // Pre-order: every subquery comes before the subqueries nested in it, so evaluating in
     // reverse order has each subquery's own subqueries done before it runs.
+    // `x op ANY/ALL (subquery)` compares x with every row: the planner runs those
+    // ([`crate::correlated`]), since a scalar result here would be the wrong question.
+    // Addresses, not pointers, so the future stays Send.
+    let mut quantified: Vec<usize> = Vec::new();
+    let _ = ast::visit_expressions(node, |e| {
+        if let ast::Expr::AnyOp { right, .. } | ast::Expr::AllOp { right, .. } = e {
+            quantified.push(right.as_ref() as *const ast::Expr as usize);
+        }
+        ControlFlow::<()>::Continue(())
+    });
     let mut pending: Vec<ast::Expr> = Vec::new();
     let _ = ast::visit_expressions(node, |e| {
-        if subquery_of(e).is_some() {
+        if subquery_of(e).is_some() && !quantified.contains(&(e as *const ast::Expr as usize)) {
             pending.push(e.clone());
         }
         ControlFlow::<()>::Continue(())
