@@ -94,51 +94,29 @@ impl Rounds {
 
 /// `plan` with each working table replaced by `rows`, in subqueries too.
 fn bind_working_table(plan: Plan, rows: &[Row]) -> Plan {
-    let sub = |p: Box<Plan>| Box::new(bind_working_table(*p, rows));
     match plan {
         Plan::WorkTable { types } => Plan::Values {
             rows: rows.iter().map(|r| r.iter().cloned().map(Expr::Literal).collect()).collect(),
             width: types.len(),
         },
-        leaf @ (Plan::Scan { .. } | Plan::IndexScan { .. } | Plan::Values { .. }) => leaf,
-        Plan::Filter { source, predicate } => Plan::Filter { source: sub(source), predicate },
-        Plan::Project { source, exprs } => Plan::Project { source: sub(source), exprs },
-        Plan::Aggregate { source, group_by, aggregates } => {
-            Plan::Aggregate { source: sub(source), group_by, aggregates }
-        }
-        Plan::Sort { source, keys } => Plan::Sort { source: sub(source), keys },
-        Plan::Limit { source, limit, offset } => Plan::Limit { source: sub(source), limit, offset },
-        Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on },
-        Plan::Window { source, calls } => Plan::Window { source: sub(source), calls },
-        Plan::Measure { id, source } => Plan::Measure { id, source: sub(source) },
-        Plan::Join { left, right, kind, on, right_width } => {
-            Plan::Join { left: sub(left), right: sub(right), kind, on, right_width }
-        }
-        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
-            Plan::HashJoin {
-                left: sub(left),
-                right: sub(right),
-                kind,
-                left_keys,
-                right_keys,
-                on,
-                right_width,
-            }
-        }
-        Plan::Lateral { left, right, params, kind, on, right_width } => {
-            Plan::Lateral { left: sub(left), right: sub(right), params, kind, on, right_width }
-        }
+        // A nested recursive CTE has its own working table.
+        nested @ Plan::Recursive { .. } => nested,
+        // Plans run per outer value may read the working table too.
         Plan::Apply { source, subqueries } => Plan::Apply {
-            source: sub(source),
+            source: Box::new(bind_working_table(*source, rows)),
             subqueries: subqueries
                 .into_iter()
                 .map(|s| SubqueryPlan { plan: bind_working_table(s.plan, rows), ..s })
                 .collect(),
         },
-        Plan::SetOp { op, all, left, right } => {
-            Plan::SetOp { op, all, left: sub(left), right: sub(right) }
-        }
-        // A nested recursive CTE has its own working table.
-        nested @ Plan::Recursive { .. } => nested,
+        Plan::Lateral { left, right, params, kind, on, right_width } => Plan::Lateral {
+            left: Box::new(bind_working_table(*left, rows)),
+            right: Box::new(bind_working_table(*right, rows)),
+            params,
+            kind,
+            on,
+            right_width,
+        },
+        other => other.map_inputs(|input| bind_working_table(input, rows)),
     }
 }

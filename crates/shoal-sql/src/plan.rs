@@ -574,6 +574,52 @@ impl Plan {
         }
     }
 
+    /// This operator with `f` applied to each of its inputs (sources, both sides of a join or
+    /// set operation, a recursive CTE's anchor and step, a LATERAL join's left side), not to
+    /// the plans that run per outer value (subqueries, a LATERAL right side).
+    pub fn map_inputs(self, mut f: impl FnMut(Plan) -> Plan) -> Plan {
+        let mut sub = |p: Box<Plan>| Box::new(f(*p));
+        match self {
+            Plan::Filter { source, predicate } => Plan::Filter { source: sub(source), predicate },
+            Plan::Project { source, exprs } => Plan::Project { source: sub(source), exprs },
+            Plan::Aggregate { source, group_by, aggregates } => {
+                Plan::Aggregate { source: sub(source), group_by, aggregates }
+            }
+            Plan::Sort { source, keys } => Plan::Sort { source: sub(source), keys },
+            Plan::Limit { source, limit, offset } => {
+                Plan::Limit { source: sub(source), limit, offset }
+            }
+            Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on },
+            Plan::Window { source, calls } => Plan::Window { source: sub(source), calls },
+            Plan::Measure { id, source } => Plan::Measure { id, source: sub(source) },
+            Plan::Apply { source, subqueries } => Plan::Apply { source: sub(source), subqueries },
+            Plan::Join { left, right, kind, on, right_width } => {
+                let left = sub(left);
+                Plan::Join { left, right: sub(right), kind, on, right_width }
+            }
+            Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
+                let left = sub(left);
+                let right = sub(right);
+                Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width }
+            }
+            Plan::SetOp { op, all, left, right } => {
+                let left = sub(left);
+                Plan::SetOp { op, all, left, right: sub(right) }
+            }
+            Plan::Recursive { anchor, step, all } => {
+                let anchor = sub(anchor);
+                Plan::Recursive { anchor, step: sub(step), all }
+            }
+            Plan::Lateral { left, right, params, kind, on, right_width } => {
+                Plan::Lateral { left: sub(left), right, params, kind, on, right_width }
+            }
+            leaf @ (Plan::Scan { .. }
+            | Plan::IndexScan { .. }
+            | Plan::Values { .. }
+            | Plan::WorkTable { .. }) => leaf,
+        }
+    }
+
     fn children(&self) -> Vec<&Plan> {
         match self {
             Plan::Scan { .. }

@@ -92,42 +92,9 @@ impl Profile {
 pub fn instrument(plan: Plan, next: &mut usize) -> Plan {
     let id = *next;
     *next += 1;
-    let mut sub = |p: Box<Plan>| Box::new(instrument(*p, next));
     let plan = match plan {
-        Plan::Filter { source, predicate } => Plan::Filter { source: sub(source), predicate },
-        Plan::Project { source, exprs } => Plan::Project { source: sub(source), exprs },
-        Plan::Aggregate { source, group_by, aggregates } => {
-            Plan::Aggregate { source: sub(source), group_by, aggregates }
-        }
-        Plan::Sort { source, keys } => Plan::Sort { source: sub(source), keys },
-        Plan::Limit { source, limit, offset } => Plan::Limit { source: sub(source), limit, offset },
-        Plan::Distinct { source, on } => Plan::Distinct { source: sub(source), on },
-        Plan::Window { source, calls } => Plan::Window { source: sub(source), calls },
-        Plan::Apply { source, subqueries } => Plan::Apply { source: sub(source), subqueries },
-        Plan::Join { left, right, kind, on, right_width } => {
-            let left = sub(left);
-            Plan::Join { left, right: sub(right), kind, on, right_width }
-        }
-        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
-            let left = sub(left);
-            Plan::HashJoin { left, right: sub(right), kind, left_keys, right_keys, on, right_width }
-        }
-        Plan::SetOp { op, all, left, right } => {
-            let left = sub(left);
-            Plan::SetOp { op, all, left, right: sub(right) }
-        }
-        Plan::Recursive { anchor, step, all } => {
-            let anchor = sub(anchor);
-            Plan::Recursive { anchor, step: sub(step), all }
-        }
-        Plan::Lateral { left, right, params, kind, on, right_width } => {
-            Plan::Lateral { left: sub(left), right, params, kind, on, right_width }
-        }
-        leaf @ (Plan::Scan { .. }
-        | Plan::IndexScan { .. }
-        | Plan::Values { .. }
-        | Plan::WorkTable { .. }
-        | Plan::Measure { .. }) => leaf,
+        measured @ Plan::Measure { .. } => measured,
+        other => other.map_inputs(|input| instrument(input, next)),
     };
     Plan::Measure { id, source: Box::new(plan) }
 }
