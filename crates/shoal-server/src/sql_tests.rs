@@ -555,3 +555,36 @@ async fn explain_analyze_counts_each_operators_rows() {
     assert!(join.contains("(actual rows=18 "), "{lines:#?}");
     assert!(lines.iter().any(|l| l.contains("filter (#0 < 20)  (actual rows=19 ")), "{lines:#?}");
 }
+
+/// A correlated subquery runs per outer value while each run is a point lookup, and switches
+/// to its decorrelated plan (one scan, grouped by the correlated key) once a run had to read
+/// the whole table: EXPLAIN ANALYZE counts both, and either way the answer is the join's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn correlated_subqueries_switch_to_one_hashed_run_when_runs_scan_whole_tables() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (_nodes, engines) = table_t(&dirs, "v INT", 300, |k| format!("({k}, {})", k % 10)).await;
+    let mut session = engines[1].session();
+    let footer = |lines: Vec<Vec<String>>| lines.last().unwrap()[0].clone();
+
+    // b.v is no key: the first outer value's run scans t, and the rest are hashed.
+    let scanning = "SELECT count(*) FROM t a WHERE EXISTS (SELECT 1 FROM t b WHERE b.v = a.k)";
+    assert_eq!(rows(&mut session, scanning).await, [["9"]]);
+    let joined = "SELECT count(DISTINCT a.k) FROM t a JOIN t b ON b.v = a.k";
+    assert_eq!(rows(&mut session, joined).await, [["9"]]);
+    let analyzed = footer(rows(&mut session, &format!("EXPLAIN ANALYZE {scanning}")).await);
+    assert!(analyzed.ends_with("subquery runs 1, hashed 1"), "{analyzed}");
+
+    // b.k is the key: each of the 10 distinct outer values is one point lookup.
+    let looking_up = "SELECT count(*) FROM t a WHERE EXISTS (SELECT 1 FROM t b WHERE b.k = a.v)";
+    assert_eq!(rows(&mut session, looking_up).await, [["270"]]);
+    let analyzed = footer(rows(&mut session, &format!("EXPLAIN ANALYZE {looking_up}")).await);
+    assert!(analyzed.ends_with("subquery runs 10, hashed 0"), "{analyzed}");
+
+    // An aggregate: outer values without rows get count(*) = 0 from the hashed plan too.
+    let counted =
+        "SELECT sum(n) FROM (SELECT (SELECT count(*) FROM t b WHERE b.v = a.k) AS n FROM t a) s";
+    assert_eq!(rows(&mut session, counted).await, [["270"]]);
+    let analyzed = footer(rows(&mut session, &format!("EXPLAIN ANALYZE {counted}")).await);
+    assert!(analyzed.ends_with("subquery runs 1, hashed 1"), "{analyzed}");
+}

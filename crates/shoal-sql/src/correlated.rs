@@ -122,7 +122,8 @@ impl Binder<'_> {
             _ => Some(DataType::Bool),
         };
         let params = outer.params.into_inner();
-        Ok(planner.register(SubqueryPlan { plan: planned.plan, params, test }, data_type))
+        let hashed = crate::decorrelate::decorrelate(&planned.plan, &test);
+        Ok(planner.register(SubqueryPlan { plan: planned.plan, params, test, hashed }, data_type))
     }
 
     /// Binds `operand op ANY/ALL (subquery)`; `IN` is `= ANY` and `NOT IN` its negation.

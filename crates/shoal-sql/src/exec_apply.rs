@@ -33,8 +33,20 @@
 //! - Scalar subqueries read at most two rows (the second only to fail with 21000), EXISTS
 //!   one; a quantified comparison (`IN`, `ANY`, `ALL`) reads them all.
 //!
-//! Out of scope: decorrelating into semi-joins (every subquery here runs per outer value),
-//! and subqueries that return more than one column (row comparisons).
+//! # Per outer value, or once hashed
+//!
+//! A subquery that [`crate::decorrelate`] could decorrelate starts per outer value all the
+//! same: with few outer rows and a correlation on a key, point lookups are the cheapest
+//! plan, and a single outer row costs one run either way. When a run had to read a whole
+//! table, the next new outer value switches the subquery to its decorrelated plan: it runs
+//! once, its rows are kept grouped by their keys, and every outer row from then on (cached
+//! values included) is answered from its group, so n outer values cost one scan instead of
+//! n. Both give the same rows for a value, at the statement's snapshot. A table that would
+//! take more than the cache's share of the budget is dropped, and the subquery goes on per
+//! outer value.
+//!
+//! Out of scope: subqueries that return more than one column (row comparisons), and
+//! choosing from statistics rather than from what the first run read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +67,18 @@ const CACHE_SHARE: usize = 4;
 struct Cached {
     subquery: SubqueryPlan,
     results: HashMap<Vec<Value>, Arc<Vec<Value>>>,
+    /// Whether a run for one outer value read a whole table: the next outer value switches
+    /// to the decorrelated plan, if there is one.
+    scanned_whole: bool,
+    /// The decorrelated plan's rows, grouped by their keys, once it has run.
+    hashed: Option<Hashed>,
+}
+
+/// A decorrelated subquery's rows, grouped by their keys.
+struct Hashed {
+    groups: HashMap<Vec<Value>, Arc<Vec<Value>>>,
+    /// What an outer value without a group gets.
+    missing: Arc<Vec<Value>>,
 }
 
 struct ApplyState {
@@ -63,6 +87,8 @@ struct ApplyState {
     x: Exec,
     /// Holds the cached results.
     cache: Reservation,
+    /// Hold the decorrelated subqueries' tables.
+    tables: Vec<Reservation>,
 }
 
 /// Each row of `source` followed by the value of each subquery for it.
@@ -71,10 +97,16 @@ pub(crate) fn apply(source: Plan, subqueries: Vec<SubqueryPlan>, x: &Exec) -> Ro
         input: build(source, x, None),
         subqueries: subqueries
             .into_iter()
-            .map(|subquery| Cached { subquery, results: HashMap::new() })
+            .map(|subquery| Cached {
+                subquery,
+                results: HashMap::new(),
+                scanned_whole: false,
+                hashed: None,
+            })
             .collect(),
         x: x.clone(),
         cache: x.memory.reservation("subquery results"),
+        tables: Vec::new(),
     };
     let rows = stream::try_unfold(state, |mut s| async move {
         let Some(mut row) = s.input.try_next().await? else { return Ok(None) };
@@ -98,8 +130,16 @@ impl ApplyState {
             .iter()
             .map(|p| p.eval(row, &ctx))
             .collect::<Result<_>>()?;
-        let results = match self.subqueries[i].results.get(&params) {
-            Some(results) => results.clone(),
+        let cached = &self.subqueries[i];
+        let known = match &cached.hashed {
+            Some(table) => Some(group(table, &params)),
+            None => cached.results.get(&params).cloned(),
+        };
+        let results = match known {
+            Some(results) => results,
+            None if self.subqueries[i].scanned_whole && self.hash(i).await? => {
+                group(self.subqueries[i].hashed.as_ref().expect("just built"), &params)
+            }
             None => {
                 let results = Arc::new(self.run(i, &params).await?);
                 self.subqueries[i].results.insert(params, results.clone());
@@ -109,16 +149,66 @@ impl ApplyState {
         test(&self.subqueries[i].subquery.test, &results, row, &ctx)
     }
 
+    /// Runs subquery `i`'s decorrelated plan, if it has one, and keeps its rows grouped by
+    /// their keys; false (and per-value runs from then on) when it has none or its table
+    /// would take more than the cache's share of the memory budget.
+    async fn hash(&mut self, i: usize) -> Result<bool> {
+        let Some(decorrelated) = self.subqueries[i].subquery.hashed.take() else {
+            return Ok(false);
+        };
+        let wanted = wanted(&self.subqueries[i].subquery.test);
+        let share = self.x.memory.limit() / CACHE_SHARE;
+        let missing = match decorrelated.empty {
+            Some(empty) => {
+                let mut rows = build(crate::optimizer::optimize(empty), &self.x, Some(1));
+                let row = rows.try_next().await?.unwrap_or_default();
+                vec![row.into_iter().next().unwrap_or(Value::Null)]
+            }
+            None => Vec::new(),
+        };
+        let mut rows = build(crate::optimizer::optimize(decorrelated.plan), &self.x, None);
+        let mut table: HashMap<Vec<Value>, Vec<Value>> = HashMap::new();
+        let mut reservation = self.x.memory.reservation("decorrelated subqueries");
+        while let Some(row) = rows.try_next().await? {
+            let mut row = row.into_iter();
+            let value = row.next().unwrap_or(Value::Null);
+            let keys: Vec<Value> = row.collect();
+            // `NULL = x` is never true: a row with a NULL key is no outer value's.
+            if keys.iter().any(|k| matches!(k, Value::Null)) {
+                continue;
+            }
+            let key_bytes = if table.contains_key(&keys) { 0 } else { row_bytes(&keys) };
+            let values = table.entry(keys).or_default();
+            if wanted.is_some_and(|w| values.len() as u64 >= w) {
+                continue;
+            }
+            let bytes = crate::memory::value_bytes(&value) + key_bytes;
+            if reservation.bytes() + bytes > share || reservation.grow(bytes).is_err() {
+                return Ok(false);
+            }
+            values.push(value);
+        }
+        self.tables.push(reservation);
+        if let Some(profile) = &self.x.profile {
+            profile.count_subquery_hashed();
+        }
+        let groups = table.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let cached = &mut self.subqueries[i];
+        cached.hashed = Some(Hashed { groups, missing: Arc::new(missing) });
+        cached.results.clear();
+        Ok(true)
+    }
+
     /// Runs subquery `i` for the outer values `params`: the first column of its rows (as
     /// many as its test needs), reserved in the cache.
     async fn run(&mut self, i: usize, params: &[Value]) -> Result<Vec<Value>> {
         let subquery = &self.subqueries[i].subquery;
-        let wanted = match subquery.test {
-            SubqueryTest::Exists => Some(1),
-            SubqueryTest::Scalar => Some(2),
-            SubqueryTest::Quantified { .. } => None,
-        };
+        let wanted = wanted(&subquery.test);
         let plan = crate::optimizer::optimize(bind_plan(subquery.plan.clone(), params));
+        self.subqueries[i].scanned_whole |= reads_whole_table(&plan);
+        if let Some(profile) = &self.x.profile {
+            profile.count_subquery_run();
+        }
         let mut rows = build(plan, &self.x, wanted);
         let mut values = Vec::new();
         self.reserve(row_bytes(params))?;
@@ -143,6 +233,33 @@ impl ApplyState {
             self.cache = self.x.memory.reservation("subquery results");
         }
         self.cache.grow(bytes)
+    }
+}
+
+/// How many rows of a subquery its test reads: scalar subqueries two (the second only to
+/// fail with 21000), EXISTS one, quantified comparisons all.
+fn wanted(test: &SubqueryTest) -> Option<u64> {
+    match test {
+        SubqueryTest::Exists => Some(1),
+        SubqueryTest::Scalar => Some(2),
+        SubqueryTest::Quantified { .. } => None,
+    }
+}
+
+/// The rows a decorrelated subquery's `table` holds for the outer values `params` (a NULL
+/// among them matches no group).
+fn group(table: &Hashed, params: &[Value]) -> Arc<Vec<Value>> {
+    table.groups.get(params).unwrap_or(&table.missing).clone()
+}
+
+/// Whether `plan` reads some table whole (so running it per outer value scans it again for
+/// each).
+fn reads_whole_table(plan: &Plan) -> bool {
+    match plan {
+        Plan::Scan { table, spans, .. } => {
+            *spans == [crate::rowcodec::RowCodec::default().index_span(table, &table.primary)]
+        }
+        other => other.children().into_iter().any(reads_whole_table),
     }
 }
 
@@ -247,6 +364,7 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
                 .map(|s| SubqueryPlan {
                     plan: s.plan,
                     params: all(s.params),
+                    hashed: s.hashed,
                     test: match s.test {
                         SubqueryTest::Quantified { operand, op, all } => {
                             SubqueryTest::Quantified { operand: e(operand), op, all }

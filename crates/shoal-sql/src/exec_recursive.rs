@@ -106,7 +106,15 @@ fn bind_working_table(plan: Plan, rows: &[Row]) -> Plan {
             source: Box::new(bind_working_table(*source, rows)),
             subqueries: subqueries
                 .into_iter()
-                .map(|s| SubqueryPlan { plan: bind_working_table(s.plan, rows), ..s })
+                .map(|s| SubqueryPlan {
+                    plan: bind_working_table(s.plan, rows),
+                    hashed: s.hashed.map(|h| crate::decorrelate::Decorrelated {
+                        plan: bind_working_table(h.plan, rows),
+                        keys: h.keys,
+                        empty: h.empty.map(|e| bind_working_table(e, rows)),
+                    }),
+                    ..s
+                })
                 .collect(),
         },
         Plan::Lateral { left, right, params, kind, on, right_width } => Plan::Lateral {

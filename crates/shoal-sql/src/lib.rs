@@ -38,6 +38,7 @@ pub mod catalog;
 pub mod correlated;
 pub mod database;
 pub mod ddl;
+pub mod decorrelate;
 pub mod dml;
 pub mod dml_target;
 pub mod error;

@@ -311,7 +311,8 @@ fn equality_split(e: &Expr, left_width: usize, types: &[Option<DataType>]) -> Op
     }
 }
 
-fn hashable(a: &Expr, b: &Expr, types: &[Option<DataType>]) -> bool {
+/// Whether `a = b` may be a hash key: a hash match must mean exactly what `=` would.
+pub(crate) fn hashable(a: &Expr, b: &Expr, types: &[Option<DataType>]) -> bool {
     // Numbers hash by value across widths and kinds; text and varchar alike. CHAR pads, so
     // it hashes only with itself.
     let unpadded = |t: DataType| !matches!(t, DataType::Char(_));

@@ -151,6 +151,9 @@ pub struct SubqueryPlan {
     pub params: Vec<Expr>,
     /// What the subquery's rows become.
     pub test: SubqueryTest,
+    /// The plan answering it for every outer value at once, when it has one
+    /// ([`crate::decorrelate`]).
+    pub hashed: Option<crate::decorrelate::Decorrelated>,
 }
 
 /// A set operation.
@@ -547,6 +550,13 @@ impl Plan {
                     };
                     out.push(format!("{pad}  subquery #{} {test}, {correlated}", first + i));
                     s.plan.explain_into(out, depth + 2, how);
+                    if let Some(hashed) = &s.hashed {
+                        let keys: Vec<String> = (hashed.keys.iter().enumerate())
+                            .map(|(k, param)| format!("#{} = $outer{param}", k + 1))
+                            .collect();
+                        out.push(format!("{pad}  or once, hashed on {}", keys.join(", ")));
+                        hashed.plan.explain_into(out, depth + 2, how);
+                    }
                 }
                 return;
             }
@@ -620,7 +630,7 @@ impl Plan {
         }
     }
 
-    fn children(&self) -> Vec<&Plan> {
+    pub(crate) fn children(&self) -> Vec<&Plan> {
         match self {
             Plan::Scan { .. }
             | Plan::IndexScan { .. }

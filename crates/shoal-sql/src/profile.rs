@@ -4,7 +4,9 @@
 //! [`Plan::Measure`] with the operator's number (pre-order, as EXPLAIN lists them). The
 //! executor then counts, per operator, the rows it produced and the time spent pulling them
 //! (inclusive of its inputs, as PostgreSQL's "actual time" is); the statement as a whole
-//! counts its KV read requests and the peak of its memory budget.
+//! counts its KV read requests, the peak of its memory budget, and (when it has correlated
+//! subqueries) how many times they ran for one outer value and how many switched to their
+//! decorrelated plan ([`crate::exec_apply`]).
 //!
 //! ```text
 //!   EXPLAIN ANALYZE SELECT k FROM t WHERE v > 1
@@ -47,6 +49,8 @@ pub struct OperatorStats {
 pub struct Profile {
     operators: Mutex<Vec<OperatorStats>>,
     kv_requests: AtomicU64,
+    subquery_runs: AtomicU64,
+    subqueries_hashed: AtomicU64,
 }
 
 impl Profile {
@@ -55,6 +59,8 @@ impl Profile {
         Profile {
             operators: Mutex::new(vec![OperatorStats::default(); operators]),
             kv_requests: AtomicU64::new(0),
+            subquery_runs: AtomicU64::new(0),
+            subqueries_hashed: AtomicU64::new(0),
         }
     }
 
@@ -76,6 +82,26 @@ impl Profile {
     /// Counts one KV read request.
     pub(crate) fn count_kv_request(&self) {
         self.kv_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one run of a correlated subquery for one outer value.
+    pub(crate) fn count_subquery_run(&self) {
+        self.subquery_runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one subquery switched to its decorrelated plan ([`crate::exec_apply`]).
+    pub(crate) fn count_subquery_hashed(&self) {
+        self.subqueries_hashed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The statement's subquery work, for the footer: empty when it ran none.
+    fn subqueries(&self) -> String {
+        let runs = self.subquery_runs.load(Ordering::Relaxed);
+        let hashed = self.subqueries_hashed.load(Ordering::Relaxed);
+        match (runs, hashed) {
+            (0, 0) => String::new(),
+            _ => format!(", subquery runs {runs}, hashed {hashed}"),
+        }
     }
 
     fn record(&self, id: usize, rows: u64, time: Duration) {
@@ -144,10 +170,11 @@ pub async fn explain_analyze(
     }
     let elapsed = started.elapsed();
     let footer = vec![format!(
-        "execution: {count} rows in {:.3}ms, kv requests {}, peak memory {}",
+        "execution: {count} rows in {:.3}ms, kv requests {}, peak memory {}{}",
         elapsed.as_secs_f64() * 1000.0,
         profile.kv_requests(),
         crate::memory::show_bytes(env.memory.peak()),
+        profile.subqueries(),
     )];
     crate::schema::explain_analyzed(client, &plan, &profile, footer).await
 }
