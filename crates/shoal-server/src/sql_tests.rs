@@ -588,3 +588,49 @@ async fn correlated_subqueries_switch_to_one_hashed_run_when_runs_scan_whole_tab
     let analyzed = footer(rows(&mut session, &format!("EXPLAIN ANALYZE {counted}")).await);
     assert!(analyzed.ends_with("subquery runs 1, hashed 1"), "{analyzed}");
 }
+
+/// The OLTP join: a few rows of one table joined on another table's key read only the keys
+/// they name (a lookup join), not the other table whole, on the primary index and on a
+/// secondary one, and give the hash join's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_few_rows_joined_on_a_key_look_up_only_their_matches() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (nodes, engines) = table_t(&dirs, "v INT", 2000, |k| format!("({k}, {})", k % 1000)).await;
+    let mut session = engines[1].session();
+    session.execute("CREATE INDEX t_v ON t (v)").await.unwrap();
+
+    // a.k = 7 gives a.v = 7; b.k = 7 is one row of the primary index.
+    let by_key = "SELECT a.k, b.k, b.v FROM t a JOIN t b ON b.k = a.v WHERE a.k = 7";
+    let plan = rows(&mut session, &format!("EXPLAIN {by_key}")).await.concat().join("\n");
+    assert!(plan.contains("lookup join inner t@primary"), "{plan}");
+    let (answer, scanned) = rows_counting_reads(&nodes, &mut session, by_key).await;
+    assert_eq!(answer, [["7", "7", "7"]]);
+    assert!(scanned <= 4, "{scanned} rows read for two point lookups");
+
+    // Through the secondary index: b.v = 7 holds for b.k 7 and 1007.
+    let by_index =
+        "SELECT a.k, b.k FROM t a JOIN t b ON b.v = a.k WHERE a.k IN (7, 8) ORDER BY b.k";
+    let plan = rows(&mut session, &format!("EXPLAIN {by_index}")).await.concat().join("\n");
+    assert!(plan.contains("lookup join inner t@t_v"), "{plan}");
+    let (answer, scanned) = rows_counting_reads(&nodes, &mut session, by_index).await;
+    assert_eq!(answer, [["7", "7"], ["8", "8"], ["7", "1007"], ["8", "1008"]]);
+    assert!(scanned <= 20, "{scanned} rows read for two index lookups");
+
+    // Two whole tables: a hash join, which reads both (the same answer for the same rows).
+    let whole = "SELECT count(*) FROM t a JOIN t b ON b.k = a.v";
+    let plan = rows(&mut session, &format!("EXPLAIN {whole}")).await.concat().join("\n");
+    assert!(plan.contains("hash join"), "{plan}");
+    assert_eq!(rows(&mut session, whole).await, [["1998"]]);
+}
+
+/// The rows of `sql`, and how many rows the stores' scans returned for it.
+async fn rows_counting_reads(
+    nodes: &[crate::server::Server],
+    session: &mut Session,
+    sql: &str,
+) -> (Vec<Vec<String>>, u64) {
+    let before = rows_returned(nodes);
+    let answer = rows(session, sql).await;
+    (answer, rows_returned(nodes) - before)
+}

@@ -190,6 +190,29 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
             let keys = crate::exec_join::JoinKeys { left: left_keys, right: right_keys };
             crate::exec_join::hash_join(*left, *right, kind, keys, on, right_width, x)
         }
+        Plan::LookupJoin {
+            left,
+            table,
+            index,
+            lookup,
+            filter,
+            kind,
+            left_keys,
+            right_keys,
+            on,
+        } => {
+            let how = crate::exec_lookup::Lookup {
+                table,
+                index,
+                lookup,
+                filter,
+                kind,
+                left_keys,
+                right_keys,
+                on,
+            };
+            crate::exec_lookup::lookup_join(*left, how, x)
+        }
         Plan::Apply { source, subqueries } => crate::exec_apply::apply(*source, subqueries, x),
         Plan::Lateral { left, right, params, kind, on, right_width } => {
             crate::exec_lateral::lateral(*left, *right, params, kind, on, right_width, x)

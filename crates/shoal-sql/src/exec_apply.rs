@@ -337,6 +337,27 @@ pub(crate) fn bind_plan(plan: Plan, values: &[Value]) -> Plan {
         Plan::Join { left, right, kind, on, right_width } => {
             Plan::Join { left: sub(left), right: sub(right), kind, on: opt(on), right_width }
         }
+        Plan::LookupJoin {
+            left,
+            table,
+            index,
+            lookup,
+            filter,
+            kind,
+            left_keys,
+            right_keys,
+            on,
+        } => Plan::LookupJoin {
+            left: sub(left),
+            table,
+            index,
+            lookup: all(lookup),
+            filter: opt(filter),
+            kind,
+            left_keys: all(left_keys),
+            right_keys: all(right_keys),
+            on: opt(on),
+        },
         Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width } => {
             Plan::HashJoin {
                 left: sub(left),

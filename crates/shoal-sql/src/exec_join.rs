@@ -20,7 +20,8 @@
 //! `=` does for the types the optimizer lets through (numbers of any width alike, text with
 //! text): [`Value`]'s `Hash` agrees with its equality across numeric types.
 //!
-//! Out of scope here: merge joins, index lookup joins, spilling a build side to disk.
+//! Index lookup joins are [`crate::exec_lookup`]'s. Out of scope: merge joins, spilling a
+//! build side to disk.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -47,6 +47,7 @@ pub mod exec_accumulate;
 pub mod exec_apply;
 pub mod exec_join;
 pub mod exec_lateral;
+pub mod exec_lookup;
 pub mod exec_recursive;
 pub mod exec_set;
 pub mod exec_topk;

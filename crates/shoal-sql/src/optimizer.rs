@@ -103,6 +103,7 @@ pub fn optimize(plan: Plan) -> Plan {
         Plan::Apply { source, subqueries } => {
             Plan::Apply { source: Box::new(optimize(*source)), subqueries }
         }
+        lookup @ Plan::LookupJoin { .. } => lookup.map_inputs(optimize),
         Plan::Recursive { anchor, step, all } => Plan::Recursive {
             anchor: Box::new(optimize(*anchor)),
             step: Box::new(optimize(*step)),
@@ -160,7 +161,7 @@ fn comparison(e: &Expr) -> Option<(usize, BinaryOp, Value)> {
 
 /// Casts a constant to a key column's type, so it encodes like the stored keys (an integer
 /// literal compared with a FLOAT column, say). None when it does not fit: no span then.
-fn key_value(table: &TableDescriptor, position: usize, v: &Value) -> Option<Value> {
+pub(crate) fn key_value(table: &TableDescriptor, position: usize, v: &Value) -> Option<Value> {
     if v.is_null() {
         return None;
     }

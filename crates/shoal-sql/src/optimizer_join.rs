@@ -38,7 +38,13 @@
 //! A FULL join moves nothing below it (every row of both inputs must reach it); its
 //! equalities are hash keys.
 //!
-//! Out of scope: reordering across LEFT joins, merge and index lookup joins, statistics.
+//! An inner or LEFT join whose right input is a table read whole becomes an index lookup
+//! join ([`crate::exec_lookup`]) when its equalities set the leading columns of one of the
+//! table's indexes (the one with the most such columns; the primary index on a tie;
+//! hash-sharded ones never) and the left input is estimated at least ten times smaller:
+//! reading a few keys per left row beats reading the table.
+//!
+//! Out of scope: reordering across LEFT joins, merge joins, statistics.
 
 use crate::expr::{BinaryOp, Expr};
 use crate::optimizer::{conjuncts, optimize};
@@ -199,15 +205,7 @@ fn inner_region(join: Plan, filter: Vec<Expr>) -> Plan {
                 right_width,
             }
         } else {
-            Plan::HashJoin {
-                left: Box::new(tree),
-                right: Box::new(right),
-                kind: JoinKind::Inner,
-                left_keys,
-                right_keys,
-                on,
-                right_width,
-            }
+            equi_join(tree, right, JoinKind::Inner, (left_keys, right_keys), on, right_width)
         };
     }
 
@@ -255,13 +253,13 @@ fn outer_join(
             None => residual.push(part),
         }
     }
-    let left = Box::new(optimize(with_filter(left, below)));
-    let right = Box::new(optimize(with_filter(right, right_filter)));
+    let left = optimize(with_filter(left, below));
+    let right = optimize(with_filter(right, right_filter));
     let on = and_all(residual);
     let join = if left_keys.is_empty() {
-        Plan::Join { left, right, kind, on, right_width }
+        Plan::Join { left: Box::new(left), right: Box::new(right), kind, on, right_width }
     } else {
-        Plan::HashJoin { left, right, kind, left_keys, right_keys, on, right_width }
+        equi_join(left, right, kind, (left_keys, right_keys), on, right_width)
     };
     with_filter(join, above)
 }
@@ -378,6 +376,11 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
             types.extend(output_types(right));
             types
         }
+        Plan::LookupJoin { left, table, .. } => {
+            let mut types = output_types(left);
+            types.extend(table.columns.iter().map(|c| Some(c.data_type)));
+            types
+        }
         Plan::Apply { source, subqueries } => {
             let mut types = output_types(source);
             types.extend(subqueries.iter().map(|s| match s.test {
@@ -429,10 +432,90 @@ pub(crate) fn estimate(plan: &Plan) -> f64 {
         }
         Plan::Join { left, right, .. } => estimate(left) * estimate(right),
         Plan::HashJoin { left, right, .. } => estimate(left).max(estimate(right)),
+        Plan::LookupJoin { left, .. } => estimate(left),
         Plan::Apply { source, .. } => estimate(source),
         Plan::Lateral { left, right, .. } => estimate(left) * estimate(right),
         Plan::SetOp { left, right, .. } => estimate(left) + estimate(right),
         Plan::Recursive { anchor, step, .. } => estimate(anchor) + 10.0 * estimate(step),
         Plan::WorkTable { .. } => 10.0,
     }
+}
+
+/// How much smaller than a table its other input must be estimated for a lookup join:
+/// reading a few keys per left row must beat reading the table once.
+const LOOKUP_RATIO: f64 = 10.0;
+
+/// The join of `left` and `right` on equality keys: a lookup join
+/// ([`crate::exec_lookup`]) when `right` is a table read whole, led on some index by
+/// columns the keys equal, and `left` is estimated [`LOOKUP_RATIO`] times smaller; a hash
+/// join otherwise.
+fn equi_join(
+    left: Plan,
+    right: Plan,
+    kind: JoinKind,
+    (left_keys, right_keys): (Vec<Expr>, Vec<Expr>),
+    on: Option<Expr>,
+    right_width: usize,
+) -> Plan {
+    let lookup = match &right {
+        Plan::Scan { table, spans, .. }
+            if kind != JoinKind::Full
+                && *spans == [RowCodec::default().index_span(table, &table.primary)]
+                && estimate(&left) * LOOKUP_RATIO <= estimate(&right) =>
+        {
+            lookup_index(table, &left_keys, &right_keys)
+        }
+        _ => None,
+    };
+    match (lookup, right) {
+        (Some((index, lookup)), Plan::Scan { table, filter, .. }) => Plan::LookupJoin {
+            left: Box::new(left),
+            index: (index != table.primary).then(|| Box::new(index)),
+            table,
+            lookup,
+            filter,
+            kind,
+            left_keys,
+            right_keys,
+            on,
+        },
+        (_, right) => Plan::HashJoin {
+            left: Box::new(left),
+            right: Box::new(right),
+            kind,
+            left_keys,
+            right_keys,
+            on,
+            right_width,
+        },
+    }
+}
+
+/// The index of `table` with the most leading columns that the join keys set (the primary
+/// index on a tie), and the left key for each of those columns; None when no index leads
+/// with one. Hash-sharded indexes are skipped (their keys start with a bucket).
+fn lookup_index(
+    table: &crate::catalog::TableDescriptor,
+    left_keys: &[Expr],
+    right_keys: &[Expr],
+) -> Option<(crate::catalog::IndexDescriptor, Vec<Expr>)> {
+    let mut best: Option<(crate::catalog::IndexDescriptor, Vec<Expr>)> = None;
+    for index in std::iter::once(&table.primary).chain(&table.indexes) {
+        if index.hash_buckets.is_some() {
+            continue;
+        }
+        let mut lookup = Vec::new();
+        for (id, _) in &index.columns {
+            let Ok(position) = table.column_position(*id) else { break };
+            let key = right_keys.iter().position(|r| *r == Expr::Column(position));
+            match key {
+                Some(k) => lookup.push(left_keys[k].clone()),
+                None => break,
+            }
+        }
+        if !lookup.is_empty() && best.as_ref().is_none_or(|(_, l)| lookup.len() > l.len()) {
+            best = Some((index.clone(), lookup));
+        }
+    }
+    best
 }

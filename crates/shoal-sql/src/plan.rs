@@ -310,6 +310,29 @@ pub enum Plan {
         /// The right side's width (for NULL padding).
         right_width: usize,
     },
+    /// An index lookup join: each batch of left rows reads only its matches, by key, from
+    /// the right table's index, rather than the whole table ([`crate::exec_lookup`]).
+    /// Output: left columns, then the table's.
+    LookupJoin {
+        /// Left input.
+        left: Box<Plan>,
+        /// The right table.
+        table: Arc<TableDescriptor>,
+        /// The index looked up; None for the primary index.
+        index: Option<Box<IndexDescriptor>>,
+        /// For each leading column of the index, the left expression it must equal.
+        lookup: Vec<Expr>,
+        /// Applied to each table row read (on the ranges).
+        filter: Option<Expr>,
+        /// Inner or left.
+        kind: JoinKind,
+        /// Every equality of the join, as a hash join's keys: over the left row...
+        left_keys: Vec<Expr>,
+        /// ...and over the table's row, one per left key.
+        right_keys: Vec<Expr>,
+        /// The rest of the join condition, over the combined row.
+        on: Option<Expr>,
+    },
     /// Each input row followed by one column per subquery: its value for that row. Subqueries
     /// that read no outer value run once ([`crate::exec_apply`]).
     Apply {
@@ -390,6 +413,7 @@ impl Plan {
             }
             Plan::Apply { source, subqueries } => source.width() + subqueries.len(),
             Plan::Lateral { left, right_width, .. } => left.width() + right_width,
+            Plan::LookupJoin { left, table, .. } => left.width() + table.columns.len(),
             Plan::Measure { source, .. } => source.width(),
             Plan::SetOp { left, .. } => left.width(),
             Plan::Recursive { anchor, .. } => anchor.width(),
@@ -527,6 +551,37 @@ impl Plan {
                     let _ = write!(line, " filter {}", show(on));
                 }
             }
+            Plan::LookupJoin {
+                left,
+                table,
+                index,
+                left_keys,
+                right_keys,
+                filter,
+                kind,
+                on,
+                ..
+            } => {
+                let shift = left.width();
+                let keys: Vec<String> = (left_keys.iter().zip(right_keys))
+                    .map(|(l, r)| {
+                        format!("{} = {}", show(l), show(&r.clone().map_columns(&|c| c + shift)))
+                    })
+                    .collect();
+                let index = index.as_ref().map_or("primary", |i| i.name.as_str());
+                let _ = write!(
+                    line,
+                    "lookup join {} {}@{index} on {}",
+                    kind.name(),
+                    table.name,
+                    keys.join(", ")
+                );
+                for (what, e) in [("table filter", filter), ("filter", on)] {
+                    if let Some(e) = e {
+                        let _ = write!(line, " {what} {}", show(e));
+                    }
+                }
+            }
             Plan::Apply { source, subqueries } => {
                 let first = source.width();
                 let _ = write!(line, "apply");
@@ -623,6 +678,30 @@ impl Plan {
             Plan::Lateral { left, right, params, kind, on, right_width } => {
                 Plan::Lateral { left: sub(left), right, params, kind, on, right_width }
             }
+            Plan::LookupJoin {
+                left,
+                table,
+                index,
+                lookup,
+                filter,
+                kind,
+                left_keys,
+                right_keys,
+                on,
+            } => {
+                let left = sub(left);
+                Plan::LookupJoin {
+                    left,
+                    table,
+                    index,
+                    lookup,
+                    filter,
+                    kind,
+                    left_keys,
+                    right_keys,
+                    on,
+                }
+            }
             leaf @ (Plan::Scan { .. }
             | Plan::IndexScan { .. }
             | Plan::Values { .. }
@@ -644,7 +723,8 @@ impl Plan {
             | Plan::Limit { source, .. }
             | Plan::Distinct { source, .. }
             | Plan::Window { source, .. }
-            | Plan::Measure { source, .. } => vec![source],
+            | Plan::Measure { source, .. }
+            | Plan::LookupJoin { left: source, .. } => vec![source],
             Plan::Join { left, right, .. }
             | Plan::HashJoin { left, right, .. }
             | Plan::SetOp { left, right, .. }

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //!   > CREATE TABLE t (k INT PRIMARY KEY, v STRING)     declares a table (no output)
+//!   > CREATE INDEX t_v ON t (v)                        declares an index (no output)
 //!   > SELECT v FROM t WHERE k = 1                      prints the plan and output columns
 //!   !> SELECT nope FROM t                              prints the error and its SQLSTATE
 //!   prepare "SELECT v FROM t WHERE k = $1"             prints parameter and column types
@@ -101,6 +102,27 @@ impl goldenscript::Runner for Runner {
                     self.next_id += 1;
                     let mut contents = (*self.snapshot.contents).clone();
                     contents.tables.insert((table.parent_id, name), Arc::new(table));
+                    self.snapshot = Arc::new(contents).view(DEFAULT_DATABASE);
+                }
+                // Plain ascending columns only: enough to show plans that use an index.
+                Statement::CreateIndex(create) => {
+                    let table_name =
+                        crate::binder::object_name(&create.table_name).map_err(with_code)?;
+                    let table = self.snapshot.table(&table_name).map_err(with_code)?;
+                    let columns: Vec<(String, bool)> =
+                        create.columns.iter().map(|c| (c.column.expr.to_string(), true)).collect();
+                    let mut updated = (*table).clone();
+                    updated.indexes.push(crate::catalog::IndexDescriptor {
+                        id: updated.next_index_id,
+                        name: create.name.as_ref().map_or("idx".into(), |n| n.to_string()),
+                        columns: crate::ddl::resolve_columns(&updated, &columns)
+                            .map_err(with_code)?,
+                        unique: create.unique,
+                        hash_buckets: None,
+                    });
+                    updated.next_index_id += 1;
+                    let mut contents = (*self.snapshot.contents).clone();
+                    contents.tables.insert((table.parent_id, table_name), Arc::new(updated));
                     self.snapshot = Arc::new(contents).view(DEFAULT_DATABASE);
                 }
                 Statement::Query(query) => {

@@ -214,7 +214,8 @@ fn spans_of(plan: &Plan, out: &mut Vec<Span>) {
         | Plan::Limit { source, .. }
         | Plan::Distinct { source, .. }
         | Plan::Window { source, .. }
-        | Plan::Measure { source, .. } => spans_of(source, out),
+        | Plan::Measure { source, .. }
+        | Plan::LookupJoin { left: source, .. } => spans_of(source, out),
         Plan::Join { left, right, .. }
         | Plan::HashJoin { left, right, .. }
         | Plan::SetOp { left, right, .. }
