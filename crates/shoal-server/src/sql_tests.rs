@@ -551,9 +551,11 @@ async fn explain_analyze_counts_each_operators_rows() {
     .map(|mut row| row.remove(0))
     .collect();
     // 19 rows of b; their v (k % 10) is a's key for 18 of them (b.k = 10 has v = 0).
-    let join = lines.iter().find(|l| l.contains("hash join")).expect("a hash join");
+    // b's 19 rows look up their a by key.
+    let join = lines.iter().find(|l| l.contains("lookup join inner t@primary")).expect("a lookup");
     assert!(join.contains("(actual rows=18 "), "{lines:#?}");
-    assert!(lines.iter().any(|l| l.contains("filter (#0 < 20)  (actual rows=19 ")), "{lines:#?}");
+    let scan = lines.iter().find(|l| l.contains("filter (#0 < 20)")).expect("the scan of b");
+    assert!(scan.contains("(actual rows=19 "), "{lines:#?}");
 }
 
 /// A correlated subquery runs per outer value while each run is a point lookup, and switches
@@ -633,4 +635,79 @@ async fn rows_counting_reads(
     let before = rows_returned(nodes);
     let answer = rows(session, sql).await;
     (answer, rows_returned(nodes) - before)
+}
+
+/// Runs `sql` on `session` every 100 ms until its rows satisfy `done`, failing after 30 s.
+async fn poll_rows(session: &mut Session, sql: &str, done: impl Fn(&[Vec<String>]) -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answer = rows(session, sql).await;
+        if done(&answer) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{sql} still gives {answer:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Table statistics: collected automatically once enough rows changed, and by ANALYZE /
+/// CREATE STATISTICS; shown by SHOW STATISTICS; read by the planner, whose estimates pick
+/// a lookup join once the small side is known small, on every node (the others read new
+/// statistics within seconds); the answer is the same either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn statistics_are_collected_and_steer_join_plans() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (_nodes, engines) = sql_cluster(&dirs).await;
+    let mut session = engines[1].session();
+    for sql in [
+        "CREATE TABLE big (k INT PRIMARY KEY, v INT)",
+        "CREATE INDEX big_v ON big (v)",
+        "CREATE TABLE small (k INT PRIMARY KEY, v INT)",
+    ] {
+        session.execute(sql).await.unwrap();
+    }
+    for chunk in (1..=2000).collect::<Vec<i64>>().chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|k| format!("({k}, {})", k % 100)).collect();
+        let insert = format!("INSERT INTO big VALUES {}", values.join(", "));
+        session.execute(&insert).await.unwrap();
+    }
+    let values: Vec<String> = (1..=20).map(|k| format!("({k}, {k})")).collect();
+    let insert = format!("INSERT INTO small VALUES {}", values.join(", "));
+    session.execute(&insert).await.unwrap();
+
+    // 2,000 rows written here: this node collected big's statistics by itself.
+    poll_rows(&mut session, "SHOW STATISTICS FOR TABLE big", |rows| {
+        rows.iter().any(|r| r[1] == "{v}" && r[2] == "2000" && r[3] == "100")
+    })
+    .await;
+    // 20 rows are too few for that: small has none, and counts as 1,000 rows.
+    assert!(rows(&mut session, "SHOW STATISTICS FOR TABLE small").await.is_empty());
+    let join = "SELECT count(*) FROM small s JOIN big b ON b.v = s.v";
+    let explain = format!("EXPLAIN {join}");
+    let plan = rows(&mut session, &explain).await.concat().join("\n");
+    assert!(plan.contains("hash join") && !plan.contains("lookup join"), "{plan}");
+    assert_eq!(rows(&mut session, join).await, [["400"]]);
+
+    // Known to be 20 rows, small looks up its matches through big's index on v.
+    session.execute("ANALYZE small").await.unwrap();
+    let shown = rows(&mut session, "SHOW STATISTICS FOR TABLE small").await;
+    assert_eq!(shown, [["__auto__", "{k}", "20", "20", "0"], ["__auto__", "{v}", "20", "20", "0"]]);
+    let plan = rows(&mut session, &explain).await.concat().join("\n");
+    assert!(plan.contains("lookup join inner big@big_v"), "{plan}");
+    assert_eq!(rows(&mut session, join).await, [["400"]]);
+
+    // Another node reads the new statistics by itself.
+    let mut other = engines[2].session();
+    poll_rows(&mut other, &explain, |rows| rows.concat().join("\n").contains("lookup join")).await;
+
+    // CockroachDB's form, for some columns; PostgreSQL's errors.
+    session.execute("CREATE STATISTICS s ON v FROM small").await.unwrap();
+    let shown = rows(&mut session, "SHOW STATISTICS FOR TABLE small").await;
+    assert_eq!(shown, [["__auto__", "{v}", "20", "20", "0"]]);
+    let err = session.execute("ANALYZE nope").await.unwrap_err();
+    assert_eq!(err.sqlstate(), "42P01", "{err}");
+    let err = session.execute("ANALYZE small (nope)").await.unwrap_err();
+    assert_eq!(err.sqlstate(), "42703", "{err}");
+    assert_eq!(err.to_string(), "column \"nope\" of relation \"small\" does not exist");
 }

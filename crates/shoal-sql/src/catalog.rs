@@ -7,7 +7,12 @@
 //!   /System/sql/desc/<id>                Descriptor: a database, table or view (postcard)
 //!   /System/sql/ns/<parent id>/<name>    the id of <name>: databases under parent 0,
 //!                                        tables and views under their database's id
+//!   /System/sql/stats/<table id>         the table's statistics (postcard; crate::stats)
 //! ```
+//!
+//! Statistics are not versioned with the descriptors: writing them does not bump the
+//! version. The cache holds them beside the descriptors (in [`TableDescriptor::stats`], never
+//! stored in the descriptor itself) and replaces them as [`crate::stats`] describes.
 //!
 //! `defaultdb` (id 1) always exists and has no descriptor; `CREATE DATABASE` adds others.
 //! Each session has a current database ([`Snapshot`] is the catalog seen from it): a bare
@@ -148,6 +153,10 @@ pub struct TableDescriptor {
     pub next_column_id: u32,
     /// The next index id to hand out.
     pub next_index_id: u32,
+    /// The table's statistics as this node's cache last read them; not part of the stored
+    /// descriptor.
+    #[serde(skip)]
+    pub stats: Option<Arc<crate::stats::TableStats>>,
 }
 
 impl TableDescriptor {
@@ -197,6 +206,16 @@ fn desc_span() -> Span {
     Span::new(system_key(b"sql/desc/"), system_key(b"sql/desc0"))
 }
 
+fn stats_key(table_id: u64) -> Key {
+    let mut k = system_key(b"sql/stats/").into_bytes();
+    k.extend_from_slice(&table_id.to_be_bytes());
+    Key::new(k)
+}
+
+fn stats_span() -> Span {
+    Span::new(system_key(b"sql/stats/"), system_key(b"sql/stats0"))
+}
+
 fn name_key(parent_id: u64, name: &str) -> Key {
     let mut k = system_key(b"sql/ns/").into_bytes();
     k.extend_from_slice(&parent_id.to_be_bytes());
@@ -215,6 +234,8 @@ pub struct Contents {
     pub tables: BTreeMap<(u64, String), Arc<TableDescriptor>>,
     /// Views by database id and name.
     pub views: BTreeMap<(u64, String), Arc<ViewDescriptor>>,
+    /// Which statistics its tables carry ([`Catalog`]'s generation of them).
+    stats_generation: u64,
 }
 
 impl Contents {
@@ -226,7 +247,26 @@ impl Contents {
             databases: BTreeMap::from([(default.name.clone(), Arc::new(default))]),
             tables: BTreeMap::new(),
             views: BTreeMap::new(),
+            stats_generation: 0,
         }
+    }
+
+    /// These contents with each table carrying its entry of `stats`.
+    fn with_stats(&self, stats: &Statistics) -> Contents {
+        let tables = self
+            .tables
+            .iter()
+            .map(|(key, table)| {
+                let wanted = stats.tables.get(&table.id).cloned();
+                let table = if table.stats == wanted {
+                    table.clone()
+                } else {
+                    Arc::new(TableDescriptor { stats: wanted, ..(**table).clone() })
+                };
+                (key.clone(), table)
+            })
+            .collect();
+        Contents { tables, stats_generation: stats.generation, ..self.clone() }
     }
 
     /// The catalog seen from database `database`: its tables are the ones bare names mean.
@@ -325,6 +365,19 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct Catalog {
     cached: Mutex<Option<Arc<Contents>>>,
+    stats: Mutex<Statistics>,
+}
+
+/// This node's copy of every table's statistics.
+#[derive(Debug, Default)]
+struct Statistics {
+    /// Bumped by every change of `tables`.
+    generation: u64,
+    tables: BTreeMap<u64, Arc<crate::stats::TableStats>>,
+    /// When they were last read whole (the statements' clock, microseconds); None: never.
+    read_at_micros: Option<i64>,
+    /// A read is under way.
+    reading: bool,
 }
 
 impl Catalog {
@@ -340,10 +393,11 @@ impl Catalog {
             Some(bytes) => decode_counter(&bytes)?,
             None => 0,
         };
-        if let Some(cached) = self.cached.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
+        let cached = self.cached.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(cached) = cached
             && cached.version == version
         {
-            return Ok(cached.clone());
+            return Ok(self.with_current_stats(cached));
         }
         let mut contents = Contents::with_default_database(version);
         let mut start = desc_span().start;
@@ -369,12 +423,108 @@ impl Catalog {
                 _ => break,
             }
         }
-        let contents = Arc::new(contents);
+        let contents = {
+            let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::new(contents.with_stats(&stats))
+        };
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
         if cached.as_ref().is_none_or(|c| c.version <= version) {
             *cached = Some(contents.clone());
         }
         Ok(contents)
+    }
+
+    /// `contents` with this node's current statistics, cached in their place.
+    fn with_current_stats(&self, contents: Arc<Contents>) -> Arc<Contents> {
+        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if contents.stats_generation == stats.generation {
+            return contents;
+        }
+        let updated = Arc::new(contents.with_stats(&stats));
+        drop(stats);
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        if cached.as_ref().is_some_and(|c| c.version == updated.version) {
+            *cached = Some(updated.clone());
+        }
+        updated
+    }
+
+    /// Records `stats` as table `table_id`'s statistics on this node (None: it has none).
+    pub fn set_stats(&self, table_id: u64, stats: Option<crate::stats::TableStats>) {
+        let mut state = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        match stats {
+            Some(stats) => state.tables.insert(table_id, Arc::new(stats)),
+            None => state.tables.remove(&table_id),
+        };
+        state.generation += 1;
+    }
+
+    /// Whether this node's statistics are older than [`crate::stats::STATS_REFRESH`] at
+    /// `now_micros` and no read is under way; if so, the caller is to read them
+    /// ([`Catalog::read_stats`]) and a read counts as under way.
+    pub fn claim_stats_read(&self, now_micros: i64) -> bool {
+        let mut state = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = state
+            .read_at_micros
+            .is_none_or(|at| now_micros.saturating_sub(at) >= crate::stats::STATS_REFRESH);
+        if stale && !state.reading {
+            state.reading = true;
+            return true;
+        }
+        false
+    }
+
+    /// Reads every table's statistics through `kv` (outside any transaction) and makes
+    /// them this node's; `now_micros` is when, by the statements' clock.
+    pub async fn read_stats(&self, kv: &impl KvOps, now_micros: i64) -> Result<()> {
+        let read = async {
+            let mut tables = BTreeMap::new();
+            let mut start = stats_span().start;
+            loop {
+                let page = kv.scan(Span::new(start.clone(), stats_span().end), Some(256)).await?;
+                for (key, bytes) in &page {
+                    let bytes_of_id =
+                        key.as_bytes().len().checked_sub(8).map(|at| &key.as_bytes()[at..]);
+                    let id = bytes_of_id
+                        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                        .map(u64::from_be_bytes)
+                        .ok_or_else(|| {
+                            SqlError::Internal(format!("corrupt statistics key {key}"))
+                        })?;
+                    let stats: crate::stats::TableStats = postcard::from_bytes(bytes)
+                        .map_err(|e| SqlError::Internal(format!("corrupt statistics: {e}")))?;
+                    tables.insert(id, Arc::new(stats));
+                }
+                match page.last() {
+                    Some((key, _)) if page.len() == 256 => start = key.next(),
+                    _ => break,
+                }
+            }
+            Ok::<_, SqlError>(tables)
+        };
+        let result = read.await;
+        let mut state = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        state.reading = false;
+        let tables = result?;
+        if tables != state.tables {
+            state.tables = tables;
+            state.generation += 1;
+        }
+        state.read_at_micros = Some(now_micros);
+        Ok(())
+    }
+
+    /// Stores table `table_id`'s statistics in `txn` (the catalog version stays).
+    pub async fn write_stats(
+        &self,
+        txn: &impl KvOps,
+        table_id: u64,
+        stats: &crate::stats::TableStats,
+    ) -> Result<()> {
+        let bytes = postcard::to_allocvec(stats)
+            .map_err(|e| SqlError::Internal(format!("encoding statistics: {e}")))?;
+        txn.put(stats_key(table_id), bytes).await?;
+        Ok(())
     }
 
     /// Allocates a new table id.
@@ -398,6 +548,7 @@ impl Catalog {
 
     /// Removes a table's descriptor and name, and bumps the catalog version.
     pub async fn drop_table(&self, txn: &impl KvOps, table: &TableDescriptor) -> Result<()> {
+        txn.delete(stats_key(table.id)).await?;
         drop_descriptor(txn, table.id, name_key(table.parent_id, &table.name)).await
     }
 

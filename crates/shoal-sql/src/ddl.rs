@@ -70,6 +70,7 @@ pub fn table_from_create(
         checks: Vec::new(),
         next_column_id: 1,
         next_index_id: 2,
+        stats: None,
     };
     let mut primary: Option<KeyColumns> = None;
     let mut uniques: Vec<(Option<String>, KeyColumns)> = Vec::new();

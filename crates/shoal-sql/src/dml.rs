@@ -354,7 +354,7 @@ pub async fn insert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
         }
     }
     pending.flush(d.txn).await?;
-    Ok(finish("INSERT", count, ret_columns, returned, insert.returning.is_some()))
+    Ok(finish(d, &table, "INSERT", count, ret_columns, returned, insert.returning.is_some()))
 }
 
 /// Rows an INSERT sends per KV batch.
@@ -466,13 +466,20 @@ pub async fn upsert(d: &DmlContext<'_>, insert: &ast::Insert) -> Result<Output> 
     self::insert(d, &insert).await
 }
 
+/// A DML statement's output; its rows changed count towards `table`'s next automatic
+/// statistics ([`crate::stats`]).
 fn finish(
+    d: &DmlContext<'_>,
+    table: &TableDescriptor,
     tag: &'static str,
     count: u64,
     columns: Vec<Column>,
     rows: Vec<Row>,
     returning: bool,
 ) -> Output {
+    if let Some(changes) = &d.env.changes {
+        changes.note(table, count);
+    }
     if returning { Output::Rows { columns, rows } } else { Output::Affected { tag, count } }
 }
 
@@ -603,7 +610,7 @@ pub async fn update(d: &DmlContext<'_>, update: &ast::Update) -> Result<Output> 
             returned.push(ret_exprs.iter().map(|e| e.eval(&new, &d.ctx)).collect::<Result<_>>()?);
         }
     }
-    Ok(finish("UPDATE", count, ret_columns, returned, update.returning.is_some()))
+    Ok(finish(d, &table, "UPDATE", count, ret_columns, returned, update.returning.is_some()))
 }
 
 /// Runs a DELETE, with USING and subqueries in WHERE ([`crate::dml_target`]).
@@ -647,5 +654,5 @@ pub async fn delete(d: &DmlContext<'_>, delete: &ast::Delete) -> Result<Output> 
             returned.push(ret_exprs.iter().map(|e| e.eval(&old, &d.ctx)).collect::<Result<_>>()?);
         }
     }
-    Ok(finish("DELETE", count, ret_columns, returned, delete.returning.is_some()))
+    Ok(finish(d, &table, "DELETE", count, ret_columns, returned, delete.returning.is_some()))
 }

@@ -67,6 +67,8 @@ pub struct ExecEnv {
     pub memory: MemoryBudget,
     /// Set for EXPLAIN ANALYZE: where measured operators count what they do.
     pub profile: Option<Arc<crate::profile::Profile>>,
+    /// Where DML counts the rows it changed, for automatic statistics; None: nowhere.
+    pub changes: Option<Arc<crate::stats::Changes>>,
 }
 
 /// Returns the rows of `plan`, read through `txn`, computed on `env`'s runtime.

@@ -76,6 +76,7 @@ pub mod session;
 pub mod session_results;
 pub mod session_statement;
 pub mod session_vars;
+pub mod stats;
 pub mod subquery;
 pub mod syntax;
 pub mod types;

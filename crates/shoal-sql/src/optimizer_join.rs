@@ -30,8 +30,12 @@
 //! sides are hash keys, and the rest stays in the join condition (an ON conjunct over the
 //! left side alone cannot filter the left input: it only decides what matches).
 //!
-//! Estimates, until tables have statistics: a full scan 1,000 rows, a scan with key spans
-//! 10 per span, a filter keeps a third, an aggregate without groups 1 row. Only equalities
+//! Estimates: a full scan reads the table's row count from its statistics
+//! ([`crate::stats`]; 1,000 rows without), a scan's filter keeps, per conjunct, one row in
+//! the column's distinct count for an equality with a constant and a third otherwise; a scan
+//! with key spans 1 per span when its filter fixes the whole primary key, else 10 (at most
+//! the table); any other filter a third; an aggregate
+//! without groups 1 row. Only equalities
 //! whose two sides have comparable types (both numeric, both text, or the same type) become
 //! keys, so a hash match means exactly what `=` would.
 //!
@@ -44,7 +48,8 @@
 //! hash-sharded ones never) and the left input is estimated at least ten times smaller:
 //! reading a few keys per left row beats reading the table.
 //!
-//! Out of scope: reordering across LEFT joins, merge joins, statistics.
+//! Out of scope: reordering across LEFT joins, merge joins, join selectivity from distinct
+//! counts (a hash join is estimated at its larger input, as for a key joined to a key).
 
 use crate::expr::{BinaryOp, Expr};
 use crate::optimizer::{conjuncts, optimize};
@@ -210,13 +215,16 @@ fn inner_region(join: Plan, filter: Vec<Expr>) -> Plan {
     }
 
     // 5: the written column order.
-    if (0..width).all(|c| to_new(c) == c) {
-        tree
-    } else {
-        Plan::Project {
+    match tree {
+        tree if (0..width).all(|c| to_new(c) == c) => tree,
+        // The last join's own reordering (a hash join built on its left side) folds in.
+        Plan::Project { source, exprs } => {
+            Plan::Project { source, exprs: (0..width).map(|c| exprs[to_new(c)].clone()).collect() }
+        }
+        tree => Plan::Project {
             source: Box::new(tree),
             exprs: (0..width).map(|c| Expr::Column(to_new(c))).collect(),
-        }
+        },
     }
 }
 
@@ -397,21 +405,29 @@ pub(crate) fn output_types(plan: &Plan) -> Vec<Option<DataType>> {
     }
 }
 
-/// Rows a plan is guessed to produce (see the module essay: no statistics yet).
+/// Rows a plan is guessed to produce (see the module essay), from the tables' statistics
+/// where they have some.
 pub(crate) fn estimate(plan: &Plan) -> f64 {
-    const TABLE_ROWS: f64 = 1000.0;
-    const FILTER_KEEPS: f64 = 1.0 / 3.0;
+    const FILTER_KEEPS: f64 = crate::stats::UNKNOWN_SELECTIVITY;
     match plan {
         Plan::Scan { table, spans, filter } => {
+            let table_rows = crate::stats::table_rows(table);
             let whole = vec![RowCodec::default().index_span(table, &table.primary)];
-            let rows = if *spans == whole {
-                TABLE_ROWS
-            } else {
-                (10.0 * spans.len() as f64).min(TABLE_ROWS)
-            };
-            if filter.is_some() && *spans == whole { rows * FILTER_KEEPS } else { rows }
+            if *spans != whole {
+                let per_span = match filter {
+                    Some(f) if crate::stats::fixes_primary_key(table, f) => 1.0,
+                    _ => 10.0,
+                };
+                return (per_span * spans.len() as f64).min(table_rows);
+            }
+            match filter {
+                Some(filter) => (table_rows * crate::stats::selectivity(table, filter)).max(1.0),
+                None => table_rows,
+            }
         }
-        Plan::IndexScan { spans, .. } => (10.0 * spans.len() as f64).min(TABLE_ROWS),
+        Plan::IndexScan { table, spans, .. } => {
+            (10.0 * spans.len() as f64).min(crate::stats::table_rows(table))
+        }
         Plan::Values { rows, .. } => rows.len() as f64,
         Plan::Filter { source, .. } => estimate(source) * FILTER_KEEPS,
         Plan::Project { source, .. }
@@ -448,7 +464,7 @@ const LOOKUP_RATIO: f64 = 10.0;
 /// The join of `left` and `right` on equality keys: a lookup join
 /// ([`crate::exec_lookup`]) when `right` is a table read whole, led on some index by
 /// columns the keys equal, and `left` is estimated [`LOOKUP_RATIO`] times smaller; a hash
-/// join otherwise.
+/// join otherwise, built on the side estimated smaller.
 fn equi_join(
     left: Plan,
     right: Plan,
@@ -479,6 +495,23 @@ fn equi_join(
             right_keys,
             on,
         },
+        // A hash join holds its right input: an inner join builds on the smaller side, and a
+        // projection puts the columns back.
+        (_, right) if kind == JoinKind::Inner && estimate(&right) > estimate(&left) => {
+            let left_width = left.width();
+            let swapped = |c: usize| if c < left_width { c + right_width } else { c - left_width };
+            let join = Plan::HashJoin {
+                left: Box::new(right),
+                right: Box::new(left),
+                kind,
+                left_keys: right_keys,
+                right_keys: left_keys,
+                on: on.map(|on| on.map_columns(&swapped)),
+                right_width: left_width,
+            };
+            let exprs = (0..left_width + right_width).map(|c| Expr::Column(swapped(c))).collect();
+            Plan::Project { source: Box::new(join), exprs }
+        }
         (_, right) => Plan::HashJoin {
             left: Box::new(left),
             right: Box::new(right),

@@ -220,7 +220,9 @@ fn limits_to_one(parsed: &mut Parsed) {
         Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
             ast::VisitMut::visit(query.as_mut(), &mut Limits)
         }
-        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => ControlFlow::Continue(()),
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) | Parsed::ShowStatistics(_) => {
+            ControlFlow::Continue(())
+        }
     };
 }
 
@@ -253,7 +255,9 @@ where
         Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
             ast::visit_expressions(query.as_ref(), f)
         }
-        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => ControlFlow::Continue(()),
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) | Parsed::ShowStatistics(_) => {
+            ControlFlow::Continue(())
+        }
     }
 }
 
@@ -266,7 +270,9 @@ where
         Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
             ast::visit_expressions_mut(query.as_mut(), f)
         }
-        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => ControlFlow::Continue(()),
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) | Parsed::ShowStatistics(_) => {
+            ControlFlow::Continue(())
+        }
     }
 }
 
@@ -314,7 +320,9 @@ fn tables_of(parsed: &Parsed, catalog: &Snapshot) -> Vec<(String, Arc<TableDescr
             }
             ast::Visit::visit(rows.as_ref(), &mut tables)
         }
-        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => ControlFlow::Continue(()),
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) | Parsed::ShowStatistics(_) => {
+            ControlFlow::Continue(())
+        }
     };
     tables.found
 }
@@ -521,6 +529,9 @@ fn describe(parsed: Parsed, catalog: &Snapshot, ctx: EvalContext) -> Result<Opti
         Parsed::AsOf { query, .. } => return plan(query).map(Some),
         Parsed::ShowIndexes(table) => {
             return Ok(columns_of(crate::schema::show_indexes(catalog.table(table)?.as_ref())));
+        }
+        Parsed::ShowStatistics(table) => {
+            return Ok(columns_of(crate::stats::show(catalog.table(table)?.as_ref())));
         }
         Parsed::Statement(s) | Parsed::Upsert(s) => s.as_ref(),
         Parsed::ShowRanges(_) | Parsed::SplitAt { .. } => return Ok(None),

@@ -585,7 +585,7 @@ impl Plan {
             Plan::Apply { source, subqueries } => {
                 let first = source.width();
                 let _ = write!(line, "apply");
-                out.push(format!("{pad}{line}"));
+                out.push(format!("{pad}{line}{}", estimated(self)));
                 source.explain_into(out, depth + 1, how);
                 for (i, s) in subqueries.iter().enumerate() {
                     let test = match &s.test {
@@ -633,7 +633,7 @@ impl Plan {
                 let _ = write!(line, "{name}{}", if *all { " all" } else { "" });
             }
         }
-        out.push(format!("{pad}{line}"));
+        out.push(format!("{pad}{line}{}", estimated(self)));
         for child in self.children() {
             child.explain_into(out, depth + 1, how);
         }
@@ -732,6 +732,11 @@ impl Plan {
             Plan::Apply { source, .. } => vec![source],
         }
     }
+}
+
+/// The rows the planner estimates `plan` produces, as EXPLAIN shows them.
+fn estimated(plan: &Plan) -> String {
+    format!("  (est rows={:.0})", crate::optimizer_join::estimate(plan))
 }
 
 /// How EXPLAIN describes spans and measured operators.

@@ -78,6 +78,8 @@ pub struct SqlEngine {
     runtime: Option<Arc<SqlRuntime>>,
     /// Each statement's memory budget, in bytes.
     query_memory_limit: AtomicUsize,
+    /// Rows changed per table on this node, for automatic statistics.
+    changes: Arc<crate::stats::Changes>,
 }
 
 impl SqlEngine {
@@ -102,6 +104,7 @@ impl SqlEngine {
             last_rowid: AtomicI64::new(0),
             runtime,
             query_memory_limit: AtomicUsize::new(crate::memory::DEFAULT_QUERY_MEMORY_LIMIT),
+            changes: Arc::default(),
         })
     }
 
@@ -122,6 +125,65 @@ impl SqlEngine {
             runtime: self.runtime.as_ref().map(|r| r.handle()),
             memory: MemoryBudget::new(self.query_memory_limit()),
             profile: None,
+            changes: Some(self.changes.clone()),
+        }
+    }
+
+    /// Starts this node's statistics work that is due at `now_micros` (the statements'
+    /// clock) in the background: reading every table's statistics when this node's copy is
+    /// stale, and collecting those of tables that changed enough here ([`crate::stats`]).
+    fn start_statistics_work(self: &Arc<Self>, now_micros: i64) {
+        if self.catalog.claim_stats_read(now_micros) {
+            let engine = self.clone();
+            self.spawn(async move {
+                if let Err(e) = engine.catalog.read_stats(&engine.client, now_micros).await {
+                    tracing::debug!("reading table statistics: {e}");
+                }
+            });
+        }
+        for table_id in self.changes.take_due() {
+            let engine = self.clone();
+            self.spawn(async move { engine.collect_statistics(table_id).await });
+        }
+    }
+
+    /// Collects and stores table `table_id`'s statistics in a transaction of its own,
+    /// restarting it on retryable errors a few times; other failures are only logged (the
+    /// next round of changes tries again).
+    async fn collect_statistics(&self, table_id: u64) {
+        for _ in 0..MAX_ATTEMPTS {
+            let txn = self.client.begin();
+            let ctx = EvalContext::at(txn.read_ts());
+            let env = ExecEnv { changes: None, ..self.exec_env() };
+            let collected = async {
+                let contents = self.catalog.contents(&txn).await?;
+                let Some(table) = contents.tables.values().find(|t| t.id == table_id).cloned()
+                else {
+                    return Ok(None);
+                };
+                let stats = crate::stats::collect(&table, &[], "__auto__", &txn, ctx, &env).await?;
+                self.catalog.write_stats(&txn, table_id, &stats).await?;
+                txn.commit().await?;
+                Ok::<_, SqlError>(Some(stats))
+            }
+            .await;
+            match collected {
+                Ok(Some(stats)) => return self.catalog.set_stats(table_id, Some(stats)),
+                Ok(None) => return txn.rollback_in_background(),
+                Err(SqlError::Retry { .. }) => txn.rollback_in_background(),
+                Err(e) => {
+                    txn.rollback_in_background();
+                    return tracing::debug!("collecting statistics of table {table_id}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Runs `work` on the SQL runtime (the caller's without one).
+    fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        match &self.runtime {
+            Some(runtime) => drop(runtime.handle().spawn(work)),
+            None => drop(tokio::spawn(work)),
         }
     }
 
@@ -550,6 +612,7 @@ impl Session {
         let ctx = EvalContext::at(txn.read_ts());
         let env = self.engine.exec_env();
         let now_micros = ctx.now_micros;
+        self.engine.start_statistics_work(now_micros);
         let inlined;
         // A view keeps its subqueries: they run whenever it is read.
         let defines_view = matches!(parsed, Parsed::Statement(s) if matches!(s.as_ref(), Statement::CreateView(_)));
@@ -589,6 +652,7 @@ impl Session {
                 Ok(crate::schema::show_indexes(&table))
             }
             Parsed::ShowRanges(table) => crate::alter::show_ranges(client, &catalog, table).await,
+            Parsed::ShowStatistics(table) => Ok(crate::stats::show(catalog.table(table)?.as_ref())),
             Parsed::SplitAt { table, rows } => {
                 crate::alter::split_at(client, txn, &catalog, table, rows, ctx, &env).await
             }

@@ -142,6 +142,15 @@ impl Session {
                 let rows = vec![vec![crate::Value::Text(value)]];
                 Ok(Output::Rows { columns: vec![column], rows })
             }
+            Statement::Analyze(analyze)
+                if analyze.partitions.is_none()
+                    && !analyze.for_columns
+                    && !analyze.cache_metadata
+                    && !analyze.noscan
+                    && !analyze.compute_statistics =>
+            {
+                crate::stats::analyze(txn, &self.engine.catalog, catalog, analyze, ctx, d.env).await
+            }
             Statement::CreateIndex(create) => {
                 crate::schema::create_index(txn, &self.engine.catalog, catalog, create, ctx, d.env)
                     .await

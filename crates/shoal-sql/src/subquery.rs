@@ -79,7 +79,7 @@ pub async fn inline_parsed(
         Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
             inline(query.as_mut(), catalog, txn, ctx, env).await
         }
-        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => Ok(()),
+        Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) | Parsed::ShowStatistics(_) => Ok(()),
     }
 }
 

@@ -10,6 +10,8 @@
 //!   ALTER TABLE t SPLIT AT VALUES (5), (10)    → Parsed::SplitAt { table: "t", rows: VALUES … }
 //!   UPSERT INTO t VALUES (1, 'a')              → Parsed::Upsert(INSERT INTO t VALUES (1, 'a'))
 //!   SELECT * FROM t AS OF SYSTEM TIME '-5s'    → Parsed::AsOf { query, at: "-5s" }
+//!   CREATE STATISTICS s [ON a, b] FROM t       → ANALYZE t [(a, b)]
+//!   SHOW STATISTICS FOR TABLE t                → Parsed::ShowStatistics("t")
 //! ```
 //!
 //! The time of `AS OF SYSTEM TIME` must be one literal: a negative interval (`'-5s'`,
@@ -38,6 +40,8 @@ pub enum Parsed {
     ShowIndexes(String),
     /// `SHOW RANGES FROM TABLE t`.
     ShowRanges(String),
+    /// `SHOW STATISTICS FOR TABLE t`.
+    ShowStatistics(String),
     /// `ALTER TABLE t SPLIT AT <query>`: split the table's ranges at each row's primary key.
     SplitAt {
         /// The table.
@@ -69,7 +73,9 @@ impl Parsed {
             Parsed::AsOf { query, .. } | Parsed::SplitAt { rows: query, .. } => {
                 ast::visit_expressions(query.as_ref(), visit)
             }
-            Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) => return false,
+            Parsed::ShowIndexes(_) | Parsed::ShowRanges(_) | Parsed::ShowStatistics(_) => {
+                return false;
+            }
         };
         found.is_break()
     }
@@ -146,6 +152,37 @@ fn parse_one(tokens: &[Token]) -> Result<Parsed> {
         && let Some(table) = name_at(4)
     {
         return Ok(Parsed::ShowRanges(table));
+    }
+    if sig.len() == 5
+        && words(&["show", "statistics", "for", "table"])
+        && let Some(table) = name_at(4)
+    {
+        return Ok(Parsed::ShowStatistics(table));
+    }
+    // CREATE STATISTICS name [ON columns] FROM table: the statistics' name is not kept
+    // apart (a table has one set), so this is ANALYZE of those columns.
+    if words(&["create", "statistics"]) && sig.len() >= 5 && name_at(2).is_some() {
+        let from = sig.iter().position(|(_, t)| is_word(t, "from"));
+        let Some(from) = from.filter(|&f| f + 2 == sig.len() && (f == 3 || f > 4)) else {
+            return Err(SqlError::Syntax(
+                "CREATE STATISTICS takes a name, optionally ON columns, then FROM a table".into(),
+            ));
+        };
+        let table = tokens[sig[from].0 + 1..].to_vec();
+        let mut analyze =
+            vec![Token::make_keyword("ANALYZE"), Token::Whitespace(Whitespace::Space)];
+        analyze.extend(table);
+        if from > 3 {
+            if !is_word(sig[3].1, "on") {
+                return Err(SqlError::Syntax(
+                    "expected ON or FROM after the statistics' name".into(),
+                ));
+            }
+            analyze.push(Token::LParen);
+            analyze.extend(tokens[sig[3].0 + 1..sig[from].0].iter().cloned());
+            analyze.push(Token::RParen);
+        }
+        return Ok(Parsed::Statement(Box::new(parse_standard(analyze)?)));
     }
     if words(&["alter", "table"])
         && sig.len() > 5
