@@ -255,6 +255,43 @@ impl<'a> Binder<'a> {
                 ast::UnaryOperator::Plus => self.bind(expr)?,
                 other => return Err(SqlError::NotSupported(format!("operator {other}"))),
             },
+            // An interval literal added to or subtracted from a date or timestamp.
+            A::BinaryOp {
+                left,
+                op: op @ (ast::BinaryOperator::Plus | ast::BinaryOperator::Minus),
+                right,
+            } if matches!(right.as_ref(), A::Interval(_))
+                || (matches!(op, ast::BinaryOperator::Plus)
+                    && matches!(left.as_ref(), A::Interval(_))) =>
+            {
+                let (at, interval) = match (left.as_ref(), right.as_ref()) {
+                    (at, A::Interval(interval)) if !matches!(at, A::Interval(_)) => (at, interval),
+                    (A::Interval(interval), at) if !matches!(at, A::Interval(_)) => (at, interval),
+                    _ => return Err(SqlError::NotSupported(format!("interval arithmetic {expr}"))),
+                };
+                let mut parts = crate::expr_datetime::interval_literal(interval)?;
+                if matches!(op, ast::BinaryOperator::Minus) {
+                    parts = parts.negated();
+                }
+                let int = |n: i64| Expr::Literal(Value::Int(n));
+                let args =
+                    vec![self.bind(at)?, int(parts.months), int(parts.days), int(parts.micros)];
+                Expr::Call(Function::AddInterval, args)
+            }
+            A::Extract { field, expr: of, .. } => {
+                let field = field.to_string().to_lowercase();
+                let of = self.bind(of)?;
+                let types: Vec<Option<DataType>> =
+                    self.scope.columns.iter().map(|c| c.data_type).collect();
+                let date_only = matches!(of.static_type(&types), Some(DataType::Date));
+                if !crate::expr_datetime::extract_field_known(&field, date_only) {
+                    let kind = if date_only { "date" } else { "timestamp" };
+                    return Err(SqlError::NotSupported(format!(
+                        "unit \"{field}\" not supported for type {kind}"
+                    )));
+                }
+                Expr::Call(Function::Extract, vec![Expr::Literal(Value::Text(field)), of])
+            }
             A::BinaryOp { left, op: ast_op, right } => {
                 let op = binary_op(ast_op)?;
                 let (left, right) = (self.bind(left)?, self.bind(right)?);

@@ -168,6 +168,12 @@ impl Expr {
                 }
             }
             Expr::Call(Function::Now, _) => Some(DataType::TimestampTz),
+            Expr::Call(Function::AddInterval, args) => match args.first()?.static_type(input)? {
+                DataType::TimestampTz => Some(DataType::TimestampTz),
+                _ => Some(DataType::Timestamp),
+            },
+            Expr::Call(Function::Extract, _) => Some(DataType::Decimal(None)),
+            Expr::Call(Function::DatePart, _) => Some(DataType::Float(8)),
             Expr::Call(Function::CurrentDate, _) => Some(DataType::Date),
             Expr::Call(Function::Length | Function::Strpos, _) => Some(DataType::Int(8)),
             Expr::Call(

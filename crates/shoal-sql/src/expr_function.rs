@@ -94,6 +94,14 @@ pub enum Function {
     /// `cluster_logical_timestamp()`: the transaction's HLC commit timestamp as text,
     /// `<nanoseconds>.<logical, 10 digits>`, the form `AS OF SYSTEM TIME` takes
     ClusterLogicalTimestamp,
+    // New variants go last: pushed-down filters encode a function by its position.
+    /// `x + interval`: (x, months, days, microseconds), bound from an interval literal
+    /// ([`crate::expr_datetime`])
+    AddInterval,
+    /// `extract(field from x)`: (field as text, x), numeric
+    Extract,
+    /// `date_part(field, x)`: `extract` as double precision
+    DatePart,
 }
 
 impl Function {
@@ -128,6 +136,7 @@ impl Function {
             "now" | "current_timestamp" | "transaction_timestamp" => (Now, &|n| n == 0),
             "current_date" => (CurrentDate, &|n| n == 0),
             "cluster_logical_timestamp" => (ClusterLogicalTimestamp, &|n| n == 0),
+            "date_part" => (DatePart, &|n| n == 2),
             _ => return None,
         };
         arity(args).then_some(f)
@@ -211,6 +220,22 @@ pub(crate) fn call(f: Function, args: &[Expr], row: &[Value], ctx: &EvalContext)
     }
     let v = &values[0];
     Ok(match f {
+        AddInterval => {
+            let part = |i: usize| int_arg(&values[i], f);
+            let interval = crate::expr_datetime::IntervalParts {
+                months: part(1)?,
+                days: part(2)?,
+                micros: part(3)?,
+            };
+            crate::expr_datetime::add_interval(v, interval)?
+        }
+        Extract | DatePart => {
+            let field = text_arg(v, f)?.to_lowercase();
+            match crate::expr_datetime::extract(&field, &values[1])? {
+                Value::Decimal(d) if f == DatePart => Value::Float(d.to_f64().unwrap_or(f64::NAN)),
+                other => other,
+            }
+        }
         Lower => Value::Text(text_arg(v, f)?.to_lowercase()),
         Upper => Value::Text(text_arg(v, f)?.to_uppercase()),
         Length => match v {

@@ -54,6 +54,7 @@ pub mod exec_topk;
 pub mod exec_window;
 pub mod expr;
 pub mod expr_columns;
+pub mod expr_datetime;
 pub mod expr_function;
 pub mod memory;
 pub mod optimizer;

@@ -248,7 +248,7 @@ impl<'a> Planner<'a> {
                     windowed(e, "GROUP BY")?;
                 }
                 crate::planner_grouping::GroupingSets::expand(exprs, |e| {
-                    self.group_key(e, &select.projection)
+                    self.group_key(e, &select.projection, &scope)
                 })?
             }
             other => return Err(SqlError::NotSupported(format!("{other}"))),
@@ -440,8 +440,31 @@ impl<'a> Planner<'a> {
         Ok(Selected { plan, scope, items, grouping, windows, distinct })
     }
 
-    /// Resolves `GROUP BY 1` to the first projection item.
-    fn group_key(&self, e: &ast::Expr, projection: &[ast::SelectItem]) -> Result<ast::Expr> {
+    /// Resolves `GROUP BY 1` to the first projection item, and `GROUP BY name` to the
+    /// select item named so when no input column has that name (PostgreSQL's rule: an input
+    /// column wins).
+    fn group_key(
+        &self,
+        e: &ast::Expr,
+        projection: &[ast::SelectItem],
+        scope: &Scope,
+    ) -> Result<ast::Expr> {
+        if let ast::Expr::Identifier(id) = e {
+            let name = crate::binder::ident(id);
+            let aliased = projection.iter().find_map(|item| match item {
+                ast::SelectItem::ExprWithAlias { expr, alias }
+                    if crate::binder::ident(alias) == name =>
+                {
+                    Some(expr)
+                }
+                _ => None,
+            });
+            if let Some(expr) = aliased
+                && scope.resolve(None, &name).is_err()
+            {
+                return Ok(expr.clone());
+            }
+        }
         if let ast::Expr::Value(v) = e
             && let ast::Value::Number(n, _) = &v.value
         {
