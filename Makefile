@@ -5,7 +5,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/shoal-target
 CARGO ?= cargo
 
-.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-plan bench-kv bench-bank bench-tpcb bench-pgbench demo cluster cluster-stop jepsen jepsen-smoke
+.PHONY: all deps build test unit fmt fmt-check lint doc openapi-check golden bench bench-plan bench-kv bench-bank bench-tpcb bench-tpch bench-pgbench demo cluster cluster-stop jepsen jepsen-smoke
 
 all: build
 
@@ -60,6 +60,11 @@ bench-kv: deps
 bench-bank: deps
 	$(CARGO) build --release -p shoal
 	scripts/bench-bank.sh
+
+## bench-tpch: TPC-H (SF 0.1, tpchgen) on a local 3-node Shoal and on PostgreSQL, compared row for row
+bench-tpch: deps
+	$(CARGO) build --release -p shoal
+	scripts/bench-tpch.sh
 
 ## bench-tpcb: `shoal workload tpcb` (pgbench's TPC-B over SQL) against a local 3-node cluster
 bench-tpcb: deps

@@ -28,6 +28,7 @@ mod start;
 mod workload;
 mod workload_bank;
 mod workload_tpcb;
+mod workload_tpch;
 mod workload_txn;
 
 use std::process::ExitCode;
@@ -72,6 +73,8 @@ enum WorkloadCommand {
     Bank(workload_bank::BankArgs),
     /// pgbench's TPC-B-like transaction over SQL, checking that the balances agree.
     Tpcb(workload_tpcb::TpcbArgs),
+    /// Writes TPC-H's tables as `.tbl` files (for `make bench-tpch`).
+    TpchData(workload_tpch::TpchDataArgs),
 }
 
 /// Flags of `shoal start`.
@@ -279,6 +282,7 @@ fn main() -> ExitCode {
             Command::Workload(WorkloadCommand::Kv(args)) => workload::run(args).await,
             Command::Workload(WorkloadCommand::Bank(args)) => workload_bank::run(args).await,
             Command::Workload(WorkloadCommand::Tpcb(args)) => workload_tpcb::run(args).await,
+            Command::Workload(WorkloadCommand::TpchData(args)) => workload_tpch::run(args),
             Command::Sql(args) => shell::run(args).await,
             Command::Demo(args) => demo::run(args).await,
         }
