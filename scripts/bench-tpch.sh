@@ -2,8 +2,8 @@
 # TPC-H at scale factor $SF (default 0.1): the data from `shoal workload tpch-data` (the
 # tpchgen crate), loaded into a local 3-node Shoal cluster and into PostgreSQL on the same
 # machine; the 22 queries (bench/tpch/) run on both and their results are compared row for
-# row by scripts/bench-tpch.py: what `make bench-tpch` runs. docs/benchmarks.md records the
-# table it prints.
+# row by scripts/bench-tpch.py; then the select-heavy join of scripts/bench-join8.py: what
+# `make bench-tpch` runs. docs/benchmarks.md records the tables they print.
 #
 #   scripts/bench-tpch.sh                      SF 0.1, every query
 #   SF=0.01 QUERIES=1,3,6 scripts/bench-tpch.sh
@@ -51,3 +51,5 @@ args=(--data "$data" --pg-host 127.0.0.1 --pg-port 25432 --pg-user postgres --pg
   --shoal-host 127.0.0.1 --shoal-port 15431 --queries "$QUERIES" --timeout "$TIMEOUT")
 if [ -n "$OUT" ]; then args+=(--out "$OUT"); fi
 python3 "$here/bench-tpch.py" "${args[@]}"
+echo "== the select-heavy join: 8 tables of 100 rows joined on equality predicates"
+python3 "$here/bench-join8.py" --pg-port 25432 --pg-db tpch --shoal-port 15431

@@ -128,7 +128,9 @@ pub(crate) fn build(plan: Plan, x: &Exec, wanted: Option<u64>) -> Rows {
         }
         Plan::Measure { id, source } => match &x.profile {
             Some(profile) => {
-                crate::profile::measured(build(*source, x, wanted), id, profile.clone())
+                // The operator's reservations count towards its own line too.
+                let metered = Exec { memory: x.memory.metered(profile.meter(id)), ..x.clone() };
+                crate::profile::measured(build(*source, &metered, wanted), id, profile.clone())
             }
             None => build(*source, x, wanted),
         },

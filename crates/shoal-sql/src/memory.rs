@@ -39,6 +39,32 @@ pub struct MemoryBudget {
     limit: usize,
     used: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    /// Where the reservations made through this handle are also counted: one operator's
+    /// share, for EXPLAIN ANALYZE.
+    meter: Option<Arc<Meter>>,
+}
+
+/// What one operator's reservations hold now, and the most they held at once.
+#[derive(Debug, Default)]
+pub struct Meter {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Meter {
+    /// The most bytes held at once so far.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, bytes: usize) {
+        let now = self.now.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn sub(&self, bytes: usize) {
+        self.now.fetch_sub(bytes, Ordering::Relaxed);
+    }
 }
 
 impl Default for MemoryBudget {
@@ -50,7 +76,18 @@ impl Default for MemoryBudget {
 impl MemoryBudget {
     /// A budget of `limit` bytes, none used.
     pub fn new(limit: usize) -> Self {
-        MemoryBudget { limit, used: Arc::new(AtomicUsize::new(0)), peak: Arc::default() }
+        MemoryBudget {
+            limit,
+            used: Arc::new(AtomicUsize::new(0)),
+            peak: Arc::default(),
+            meter: None,
+        }
+    }
+
+    /// The same budget, with the reservations made through the copy also counted by
+    /// `meter` (an operator's, under EXPLAIN ANALYZE).
+    pub fn metered(&self, meter: Arc<Meter>) -> MemoryBudget {
+        MemoryBudget { meter: Some(meter), ..self.clone() }
     }
 
     /// The limit in bytes.
@@ -88,6 +125,9 @@ impl MemoryBudget {
             {
                 Ok(_) => {
                     self.peak.fetch_max(next, Ordering::Relaxed);
+                    if let Some(meter) = &self.meter {
+                        meter.add(bytes);
+                    }
                     return Ok(());
                 }
                 Err(current) => used = current,
@@ -115,7 +155,7 @@ impl Reservation {
     /// Gives back `bytes` of what this reservation holds (at most all of it).
     pub fn shrink(&mut self, bytes: usize) {
         let bytes = bytes.min(self.bytes);
-        self.budget.used.fetch_sub(bytes, Ordering::Relaxed);
+        self.budget.give_back(bytes);
         self.bytes -= bytes;
     }
 
@@ -127,7 +167,16 @@ impl Reservation {
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.budget.give_back(self.bytes);
+    }
+}
+
+impl MemoryBudget {
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+        if let Some(meter) = &self.meter {
+            meter.sub(bytes);
+        }
     }
 }
 

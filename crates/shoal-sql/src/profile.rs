@@ -16,10 +16,12 @@
 //!   execution: 2 rows in 0.25ms, kv requests 1, peak memory 96 B
 //! ```
 //!
+//! Each operator also shows the most memory its own reservations held at once (a sort's
+//! buffer, a hash join's build side; [`crate::memory`]), when it held any.
+//!
 //! Not measured: the plans of subqueries and of LATERAL right sides, which are re-planned per
 //! outer value (their operators' lines carry no counts; the apply or lateral join above them
-//! includes their time); memory per operator (the statement's peak is given); the
-//! statement's transaction restarts (an implicit transaction that restarts runs the whole
+//! includes their time and memory); the statement's transaction restarts (an implicit transaction that restarts runs the whole
 //! statement again, and the counts are those of the last run).
 
 use std::pin::Pin;
@@ -42,12 +44,15 @@ pub struct OperatorStats {
     pub rows: u64,
     /// Time spent producing them, inputs included.
     pub time: Duration,
+    /// The most memory its own reservations held at once (its inputs' not included).
+    pub memory: usize,
 }
 
 /// The counts of one statement's run.
 #[derive(Debug, Default)]
 pub struct Profile {
     operators: Mutex<Vec<OperatorStats>>,
+    meters: Vec<std::sync::Arc<crate::memory::Meter>>,
     kv_requests: AtomicU64,
     subquery_runs: AtomicU64,
     subqueries_hashed: AtomicU64,
@@ -58,6 +63,7 @@ impl Profile {
     pub fn new(operators: usize) -> Self {
         Profile {
             operators: Mutex::new(vec![OperatorStats::default(); operators]),
+            meters: (0..operators).map(|_| std::sync::Arc::default()).collect(),
             kv_requests: AtomicU64::new(0),
             subquery_runs: AtomicU64::new(0),
             subqueries_hashed: AtomicU64::new(0),
@@ -66,12 +72,14 @@ impl Profile {
 
     /// What operator `id` did so far.
     pub fn operator(&self, id: usize) -> OperatorStats {
-        self.operators
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-            .unwrap_or_default()
+        let stats = self.operators.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let memory = self.meters.get(id).map_or(0, |m| m.peak());
+        OperatorStats { memory, ..stats.unwrap_or_default() }
+    }
+
+    /// Where operator `id`'s memory reservations are counted.
+    pub(crate) fn meter(&self, id: usize) -> std::sync::Arc<crate::memory::Meter> {
+        self.meters.get(id).cloned().unwrap_or_default()
     }
 
     /// The KV read requests the statement's scans sent.
@@ -179,7 +187,12 @@ pub async fn explain_analyze(
     crate::schema::explain_analyzed(client, &plan, &profile, footer).await
 }
 
-/// An operator's counts as EXPLAIN ANALYZE shows them.
+/// An operator's counts as EXPLAIN ANALYZE shows them (memory only for operators that
+/// held some).
 pub fn show(stats: &OperatorStats) -> String {
-    format!("(actual rows={} time={:.3}ms)", stats.rows, stats.time.as_secs_f64() * 1000.0)
+    let memory = match stats.memory {
+        0 => String::new(),
+        bytes => format!(" memory={}", crate::memory::show_bytes(bytes)),
+    };
+    format!("(actual rows={} time={:.3}ms{memory})", stats.rows, stats.time.as_secs_f64() * 1000.0)
 }

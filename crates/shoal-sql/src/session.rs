@@ -141,42 +141,84 @@ impl SqlEngine {
                 }
             });
         }
-        for table_id in self.changes.take_due() {
+        if let Some(table_id) = self.changes.claim_due() {
             let engine = self.clone();
-            self.spawn(async move { engine.collect_statistics(table_id).await });
+            self.spawn(async move {
+                if let Err(e) = engine.collect_statistics(table_id).await {
+                    tracing::debug!("collecting statistics of table {table_id}: {e}");
+                }
+                engine.changes.collected();
+            });
         }
     }
 
-    /// Collects and stores table `table_id`'s statistics in a transaction of its own,
-    /// restarting it on retryable errors a few times; other failures are only logged (the
-    /// next round of changes tries again).
-    async fn collect_statistics(&self, table_id: u64) {
-        for _ in 0..MAX_ATTEMPTS {
+    /// Collects table `table_id`'s statistics and stores them. The table is read as of
+    /// [`crate::stats::AUTO_READ_BEHIND`] ago, in a read-only transaction: most writers in
+    /// flight then have committed below that time, so the read rarely meets their intents and
+    /// never pushes them. The statistics are then written in a short transaction of their
+    /// own, restarted on retryable errors a few times; other failures are left to the next
+    /// round of changes.
+    async fn collect_statistics(&self, table_id: u64) -> Result<()> {
+        let now = self.client.now();
+        let behind = u64::try_from(crate::stats::AUTO_READ_BEHIND.as_nanos()).unwrap_or(0);
+        let at = shoal_hlc::Timestamp::new(now.wall.saturating_sub(behind), 0);
+        let reader = self.client.begin_historical(at);
+        let ctx = EvalContext::at(at);
+        let env = ExecEnv { changes: None, ..self.exec_env() };
+        let read = async {
+            let contents = self.catalog.contents(&reader).await?;
+            let found = contents.tables.values().find(|t| t.id == table_id).cloned();
+            match found {
+                Some(table) => crate::stats::collect(&table, &[], "__auto__", &reader, ctx, &env)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        }
+        .await;
+        reader.rollback_in_background();
+        // A table created less than that ago is read as of now instead.
+        let read = match read {
+            Ok(None) => {
+                let txn = self.client.begin();
+                let ctx = EvalContext::at(txn.read_ts());
+                let read = async {
+                    let contents = self.catalog.contents(&txn).await?;
+                    let found = contents.tables.values().find(|t| t.id == table_id).cloned();
+                    match found {
+                        Some(t) => crate::stats::collect(&t, &[], "__auto__", &txn, ctx, &env)
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                }
+                .await;
+                txn.rollback_in_background();
+                read
+            }
+            other => other,
+        };
+        let Some(stats) = read? else { return Ok(()) };
+        for attempt in 1..=MAX_ATTEMPTS {
             let txn = self.client.begin();
-            let ctx = EvalContext::at(txn.read_ts());
-            let env = ExecEnv { changes: None, ..self.exec_env() };
-            let collected = async {
-                let contents = self.catalog.contents(&txn).await?;
-                let Some(table) = contents.tables.values().find(|t| t.id == table_id).cloned()
-                else {
-                    return Ok(None);
-                };
-                let stats = crate::stats::collect(&table, &[], "__auto__", &txn, ctx, &env).await?;
+            let written = async {
                 self.catalog.write_stats(&txn, table_id, &stats).await?;
                 txn.commit().await?;
-                Ok::<_, SqlError>(Some(stats))
+                Ok::<_, SqlError>(())
             }
             .await;
-            match collected {
-                Ok(Some(stats)) => return self.catalog.set_stats(table_id, Some(stats)),
-                Ok(None) => return txn.rollback_in_background(),
-                Err(SqlError::Retry { .. }) => txn.rollback_in_background(),
+            match written {
+                Ok(()) => break,
                 Err(e) => {
                     txn.rollback_in_background();
-                    return tracing::debug!("collecting statistics of table {table_id}: {e}");
+                    if attempt == MAX_ATTEMPTS || !matches!(e, SqlError::Retry { .. }) {
+                        return Err(e);
+                    }
                 }
             }
         }
+        self.catalog.set_stats(table_id, Some(stats));
+        Ok(())
     }
 
     /// Runs `work` on the SQL runtime (the caller's without one).

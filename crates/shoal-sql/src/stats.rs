@@ -9,7 +9,9 @@
 //!                                                   the others within STATS_REFRESH
 //!   rows written by INSERT/UPDATE/DELETE on a node: once they reach 20 % of the last row
 //!   count (at least AUTO_MIN_CHANGES), that node collects the table's statistics again in
-//!   the background, in a transaction of its own
+//!   the background: one table at a time, read as of AUTO_READ_BEHIND ago (a read-only
+//!   transaction that neither meets nor pushes the writers in flight), then stored in a
+//!   short transaction of its own
 //! ```
 //!
 //! # Why statistics are not part of the catalog version
@@ -55,6 +57,9 @@ pub const STATS_REFRESH: i64 = 10_000_000;
 
 /// Rows changed on one node that make it collect a table's statistics again, at least.
 pub const AUTO_MIN_CHANGES: u64 = 500;
+
+/// How far behind the present automatic collection reads a table.
+pub const AUTO_READ_BEHIND: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Distinct values counted exactly per column.
 pub const DISTINCT_CAP: usize = 100_000;
@@ -222,11 +227,23 @@ pub fn show(table: &TableDescriptor) -> Output {
 
 /// Rows changed on this node per table since its statistics were last collected here: what
 /// decides when automatic collection runs again.
+///
+/// One collection at a time per node: a bulk load writes faster than a table can be read
+/// again, and the threshold only grows once a collection has finished (it is a share of the
+/// row count the last one found), so collections started per statement would pile up and
+/// starve the load. A table that comes due while another collects waits its turn.
 #[derive(Debug, Default)]
 pub struct Changes {
-    changed: Mutex<HashMap<u64, u64>>,
-    /// Tables whose statistics are due, not yet claimed.
-    due: Mutex<Vec<u64>>,
+    state: Mutex<ChangesState>,
+}
+
+#[derive(Debug, Default)]
+struct ChangesState {
+    changed: HashMap<u64, u64>,
+    /// Tables whose statistics are due, in the order they came due.
+    due: Vec<u64>,
+    /// The table being collected now, if any.
+    collecting: Option<u64>,
 }
 
 impl Changes {
@@ -238,24 +255,33 @@ impl Changes {
         }
         let known = table.stats.as_ref().map_or(0, |s| s.row_count);
         let due_at = AUTO_MIN_CHANGES.max(known / 5);
-        let mut changed = self.changed.lock().unwrap_or_else(|p| p.into_inner());
-        let count = changed.entry(table.id).or_default();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let waiting = state.due.contains(&table.id) || state.collecting == Some(table.id);
+        let count = state.changed.entry(table.id).or_default();
         *count += rows;
-        if *count >= due_at {
-            changed.remove(&table.id);
-            drop(changed);
-            let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
-            if !due.contains(&table.id) {
-                due.push(table.id);
-            }
+        if *count >= due_at && !waiting {
+            state.changed.remove(&table.id);
+            state.due.push(table.id);
             return true;
         }
         false
     }
 
-    /// Takes the tables whose statistics are due.
-    pub fn take_due(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.due.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The next table whose statistics are due, unless a collection runs already; the
+    /// caller collects it, then calls [`Changes::collected`].
+    pub fn claim_due(&self) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.collecting.is_some() || state.due.is_empty() {
+            return None;
+        }
+        let table_id = state.due.remove(0);
+        state.collecting = Some(table_id);
+        Some(table_id)
+    }
+
+    /// Ends the collection [`Changes::claim_due`] handed out.
+    pub fn collected(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).collecting = None;
     }
 }
 
