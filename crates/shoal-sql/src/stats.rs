@@ -170,6 +170,10 @@ pub async fn analyze(
         Some(name) => vec![snapshot.table(&crate::binder::object_name(name)?)?],
         None => snapshot.tables.values().cloned().collect(),
     };
+    // Every table is read before any statistics are written: the transaction then holds its
+    // intents on the statistics keys for a moment, not for the whole scan (an automatic
+    // collection writing the same key meanwhile would have to wait for it, or push it).
+    let mut collected = Vec::with_capacity(tables.len());
     for table in tables {
         let positions = analyze
             .columns
@@ -182,10 +186,12 @@ pub async fn analyze(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let stats = collect(&table, &positions, "__auto__", txn, ctx, env).await?;
-        catalog.write_stats(txn, table.id, &stats).await?;
+        collected.push((table.id, collect(&table, &positions, "__auto__", txn, ctx, env).await?));
+    }
+    for (table_id, stats) in collected {
+        catalog.write_stats(txn, table_id, &stats).await?;
         // Seen by this node's next statement, even before the commit: an estimate only.
-        catalog.set_stats(table.id, Some(stats));
+        catalog.set_stats(table_id, Some(stats));
     }
     Ok(Output::Done("ANALYZE"))
 }
