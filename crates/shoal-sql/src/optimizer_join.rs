@@ -15,6 +15,8 @@
 //! An *inner region* is a tree of inner and cross joins with the filter above it: its
 //! leaves (tables, derived tables, LEFT joins) and the AND-ed conjuncts of every ON and the
 //! WHERE. Within a region the join order is free, since inner joins commute and associate:
+//! 0. a conjunct common to every branch of an OR is taken out of it (`(a AND b) OR (a AND
+//!    c)` is `a AND (b OR c)`);
 //! 1. a conjunct over one leaf becomes that leaf's filter (and there, key spans);
 //! 2. a conjunct over no leaf (`WHERE false`) filters the first leaf;
 //! 3. the leaves are joined left-deep, greedily: first the one with the fewest estimated
@@ -113,6 +115,7 @@ fn inner_region(join: Plan, filter: Vec<Expr>) -> Plan {
     let mut leaves = Vec::new();
     let mut parts = filter;
     flatten(join, 0, &mut leaves, &mut parts);
+    let parts: Vec<Expr> = parts.into_iter().flat_map(factor_or).collect();
     let types: Vec<Option<DataType>> = leaves.iter().flat_map(|l| output_types(&l.plan)).collect();
     let width = types.len();
 
@@ -270,6 +273,57 @@ fn outer_join(
         equi_join(left, right, kind, (left_keys, right_keys), on, right_width)
     };
     with_filter(join, above)
+}
+
+/// `part` as conjuncts, with those common to every branch of an OR taken out of it:
+/// `(a AND b) OR (a AND c)` is `a AND (b OR c)`, so `a` (TPC-H Q19's join key) can become a
+/// hash key or a leaf's filter. A branch left with nothing makes the OR true: it goes.
+fn factor_or(part: Expr) -> Vec<Expr> {
+    fn disjuncts(e: &Expr, out: &mut Vec<Expr>) {
+        match e {
+            Expr::Binary(BinaryOp::Or, a, b) => {
+                disjuncts(a, out);
+                disjuncts(b, out);
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    if !matches!(part, Expr::Binary(BinaryOp::Or, ..)) {
+        return vec![part];
+    }
+    let mut branches = Vec::new();
+    disjuncts(&part, &mut branches);
+    // `x = y` and `y = x` are one condition.
+    let canonical = |e: &Expr| match e {
+        Expr::Binary(BinaryOp::Eq, a, b) if format!("{a:?}") > format!("{b:?}") => {
+            Expr::Binary(BinaryOp::Eq, b.clone(), a.clone())
+        }
+        other => other.clone(),
+    };
+    let branch_parts: Vec<Vec<Expr>> =
+        branches.iter().map(|b| conjuncts(b).into_iter().map(canonical).collect()).collect();
+    let common: Vec<Expr> = branch_parts[0]
+        .iter()
+        .filter(|c| branch_parts[1..].iter().all(|b| b.contains(c)))
+        .fold(Vec::new(), |mut seen, c| {
+            if !seen.contains(c) {
+                seen.push(c.clone());
+            }
+            seen
+        });
+    if common.is_empty() {
+        return vec![part];
+    }
+    let rests: Vec<Option<Expr>> = branch_parts
+        .into_iter()
+        .map(|b| and_all(b.into_iter().filter(|c| !common.contains(c)).collect()))
+        .collect();
+    let mut out = common;
+    if rests.iter().all(Option::is_some) {
+        let rest = rests.into_iter().flatten();
+        out.extend(rest.reduce(|a, b| Expr::Binary(BinaryOp::Or, Box::new(a), Box::new(b))));
+    }
+    out
 }
 
 /// `plan` under the AND of `filter` (itself when empty).
