@@ -190,12 +190,7 @@ fn pull(plan: &Plan, widen: bool) -> Option<(Plan, Vec<Pulled>)> {
         }
         Plan::Join { left, right, kind, on, right_width } => {
             let (left, right, mut pulled) = pull_join(left, right, *kind)?;
-            let types = [output_types(&left), output_types(&right)].concat();
-            let on = match on {
-                Some(on) if *kind == JoinKind::Inner => split(on, &types, &mut pulled)?,
-                Some(on) if reads_outer(on) => return None,
-                other => other.clone(),
-            };
+            let on = pull_on(on.as_ref(), *kind, &left, &right, &mut pulled)?;
             let plan = Plan::Join {
                 left: Box::new(left),
                 right: Box::new(right),
@@ -210,12 +205,7 @@ fn pull(plan: &Plan, widen: bool) -> Option<(Plan, Vec<Pulled>)> {
                 return None;
             }
             let (left, right, mut pulled) = pull_join(left, right, *kind)?;
-            let types = [output_types(&left), output_types(&right)].concat();
-            let on = match on {
-                Some(on) if *kind == JoinKind::Inner => split(on, &types, &mut pulled)?,
-                Some(on) if reads_outer(on) => return None,
-                other => other.clone(),
-            };
+            let on = pull_on(on.as_ref(), *kind, &left, &right, &mut pulled)?;
             let plan = Plan::HashJoin {
                 left: Box::new(left),
                 right: Box::new(right),
@@ -252,6 +242,25 @@ fn pull_join(left: &Plan, right: &Plan, kind: JoinKind) -> Option<(Plan, Plan, V
             .map(|p| Pulled { param: p.param, inner: p.inner.map_columns(&|c| c + shift) }),
     );
     Some((left, right, pulled))
+}
+
+/// A join's condition without its correlated equalities (an inner join's only: the
+/// condition of an outer join decides which rows are padded).
+fn pull_on(
+    on: Option<&Expr>,
+    kind: JoinKind,
+    left: &Plan,
+    right: &Plan,
+    pulled: &mut Vec<Pulled>,
+) -> Option<Option<Expr>> {
+    match on {
+        Some(on) if kind == JoinKind::Inner => {
+            let types = [output_types(left), output_types(right)].concat();
+            split(on, &types, pulled)
+        }
+        Some(on) if reads_outer(on) => None,
+        other => Some(other.cloned()),
+    }
 }
 
 /// Moves the correlated equalities among `predicate`'s conjuncts into `pulled` and returns

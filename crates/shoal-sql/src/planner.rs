@@ -440,49 +440,6 @@ impl<'a> Planner<'a> {
         Ok(Selected { plan, scope, items, grouping, windows, distinct })
     }
 
-    /// Resolves `GROUP BY 1` to the first projection item, and `GROUP BY name` to the
-    /// select item named so when no input column has that name (PostgreSQL's rule: an input
-    /// column wins).
-    fn group_key(
-        &self,
-        e: &ast::Expr,
-        projection: &[ast::SelectItem],
-        scope: &Scope,
-    ) -> Result<ast::Expr> {
-        if let ast::Expr::Identifier(id) = e {
-            let name = crate::binder::ident(id);
-            let aliased = projection.iter().find_map(|item| match item {
-                ast::SelectItem::ExprWithAlias { expr, alias }
-                    if crate::binder::ident(alias) == name =>
-                {
-                    Some(expr)
-                }
-                _ => None,
-            });
-            if let Some(expr) = aliased
-                && scope.resolve(None, &name).is_err()
-            {
-                return Ok(expr.clone());
-            }
-        }
-        if let ast::Expr::Value(v) = e
-            && let ast::Value::Number(n, _) = &v.value
-        {
-            let position: usize =
-                n.parse().map_err(|_| SqlError::Syntax(format!("GROUP BY {n}")))?;
-            return match projection.get(position.wrapping_sub(1)) {
-                Some(
-                    ast::SelectItem::UnnamedExpr(e)
-                    | ast::SelectItem::ExprWithAlias { expr: e, .. },
-                ) => Ok(e.clone()),
-                _ => Err(SqlError::InvalidReference(format!(
-                    "GROUP BY position {n} is not in select list"
-                ))),
-            };
-        }
-        Ok(e.clone())
-    }
-
     /// Adds projection, DISTINCT, ORDER BY and LIMIT above `selected`.
     fn finish(
         &self,
