@@ -186,7 +186,7 @@ pub async fn analyze(
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        collected.push((table.id, collect(&table, &positions, "__auto__", txn, ctx, env).await?));
+        collected.push((table.id, collect_on_sql_runtime(table, positions, txn, ctx, env).await?));
     }
     for (table_id, stats) in collected {
         catalog.write_stats(txn, table_id, &stats).await?;
@@ -194,6 +194,36 @@ pub async fn analyze(
         catalog.set_stats(table_id, Some(stats));
     }
     Ok(Output::Done("ANALYZE"))
+}
+
+/// [`collect`] on the SQL runtime when there is one, so that counting the rows never takes
+/// the node runtime's threads (the session awaits it there); dropping the future (a cancel,
+/// a timeout) aborts the collection.
+async fn collect_on_sql_runtime(
+    table: Arc<TableDescriptor>,
+    positions: Vec<usize>,
+    txn: &Txn,
+    ctx: EvalContext,
+    env: &crate::exec::ExecEnv,
+) -> Result<TableStats> {
+    let Some(runtime) = env.runtime.clone() else {
+        return collect(&table, &positions, "__auto__", txn, ctx, env).await;
+    };
+    struct AbortOnDrop(tokio::task::JoinHandle<Result<TableStats>>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let (txn, env) = (txn.clone(), env.clone());
+    let mut task = AbortOnDrop(
+        runtime
+            .spawn(async move { collect(&table, &positions, "__auto__", &txn, ctx, &env).await }),
+    );
+    match (&mut task.0).await {
+        Ok(result) => result,
+        Err(e) => Err(SqlError::Internal(format!("statistics collection stopped: {e}"))),
+    }
 }
 
 /// `SHOW STATISTICS FOR TABLE t`: one row per column with statistics.
