@@ -453,6 +453,16 @@ impl Catalog {
     pub fn set_stats(&self, table_id: u64, stats: Option<crate::stats::TableStats>) {
         let mut state = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         match stats {
+            // An older collection finishing late (automatic ones read behind) never replaces
+            // a newer one.
+            Some(stats)
+                if state
+                    .tables
+                    .get(&table_id)
+                    .is_some_and(|s| s.collected_at_micros > stats.collected_at_micros) =>
+            {
+                return;
+            }
             Some(stats) => state.tables.insert(table_id, Arc::new(stats)),
             None => state.tables.remove(&table_id),
         };
@@ -521,6 +531,13 @@ impl Catalog {
         table_id: u64,
         stats: &crate::stats::TableStats,
     ) -> Result<()> {
+        // An older collection finishing late never replaces a newer one.
+        if let Some(stored) = txn.get(stats_key(table_id)).await?
+            && let Ok(stored) = postcard::from_bytes::<crate::stats::TableStats>(&stored)
+            && stored.collected_at_micros > stats.collected_at_micros
+        {
+            return Ok(());
+        }
         let bytes = postcard::to_allocvec(stats)
             .map_err(|e| SqlError::Internal(format!("encoding statistics: {e}")))?;
         txn.put(stats_key(table_id), bytes).await?;
