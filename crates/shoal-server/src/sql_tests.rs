@@ -611,7 +611,9 @@ async fn a_few_rows_joined_on_a_key_look_up_only_their_matches() {
     assert!(plan.contains("lookup join inner t@primary"), "{plan}");
     let (answer, scanned) = rows_counting_reads(&nodes, &mut session, by_key).await;
     assert_eq!(answer, [["7", "7", "7"]]);
-    assert!(scanned <= 4, "{scanned} rows read for two point lookups");
+    // Two point lookups, plus at most a few system rows (the node reading the table
+    // statistics in the background), never the table's 2,000.
+    assert!(scanned <= 10, "{scanned} rows read for two point lookups");
 
     // Through the secondary index: b.v = 7 holds for b.k 7 and 1007.
     let by_index =
