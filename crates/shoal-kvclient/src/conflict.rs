@@ -16,7 +16,7 @@
 //! Pushing from the sender keeps the KV server free of a client of its own: a range never
 //! sends requests to other ranges.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use shoal_api::txn::{
     IntentResolution, ObservedTimestamp, PushKind, Transaction, TxnMeta, TxnStatus,
@@ -27,19 +27,31 @@ use shoal_keys::Key;
 
 use crate::DistSender;
 use crate::dist_sender::Locate;
+use crate::trace::KvTrace;
 
 /// A transaction shared by the parts of one batch sent in parallel: each range may move its
 /// write timestamp up or add a clock reading.
-/// It also keeps the highest timestamp any part was evaluated at.
-pub(crate) struct TxnUpdates(Mutex<(Option<Transaction>, Timestamp)>);
+/// It also keeps the highest timestamp any part was evaluated at, and the trace the parts
+/// record into, if someone watches ([`crate::trace`]).
+pub(crate) struct TxnUpdates(Mutex<(Option<Transaction>, Timestamp)>, Option<Arc<KvTrace>>);
 
 impl TxnUpdates {
     pub(crate) fn new(txn: Option<Transaction>) -> Self {
-        TxnUpdates(Mutex::new((txn, Timestamp::ZERO)))
+        TxnUpdates(Mutex::new((txn, Timestamp::ZERO)), None)
+    }
+
+    /// The same, recording into `trace`.
+    pub(crate) fn traced(txn: Option<Transaction>, trace: Option<Arc<KvTrace>>) -> Self {
+        TxnUpdates(Mutex::new((txn, Timestamp::ZERO)), trace)
     }
 
     fn current(&self) -> Option<Transaction> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+    }
+
+    /// Where the parts record what they cost, if anywhere.
+    pub(crate) fn trace(&self) -> Option<&KvTrace> {
+        self.1.as_deref()
     }
 
     /// Returns the highest timestamp a part was evaluated at.
@@ -75,14 +87,22 @@ impl DistSender {
     ) -> Result<BatchResponse, KvError> {
         loop {
             let current = txn.current();
-            let result =
-                self.send_to_range(descriptor.clone(), locate, requests.clone(), current.clone());
+            let result = self.send_to_range(
+                descriptor.clone(),
+                locate,
+                requests.clone(),
+                current.clone(),
+                txn.trace(),
+            );
             match result.await {
                 Ok(response) => {
                     txn.merge(&response);
                     return Ok(response);
                 }
                 Err(KvError::LockConflict { locks, push_to }) => {
+                    if let Some(trace) = txn.trace() {
+                        trace.lock_conflicts(locks.len());
+                    }
                     for (key, holder) in locks {
                         let writes = requests
                             .iter()

@@ -117,7 +117,18 @@ impl DistSender {
         requests: Vec<Request>,
         txn: Option<Transaction>,
     ) -> Result<(Vec<Response>, Option<Transaction>), KvError> {
-        let txn = TxnUpdates::new(txn);
+        self.send_txn_traced(requests, txn, None).await
+    }
+
+    /// [`DistSender::send_txn`], recording each range's answer, and each redirect and lock
+    /// conflict on the way, into `trace` ([`crate::trace`]).
+    pub async fn send_txn_traced(
+        &self,
+        requests: Vec<Request>,
+        txn: Option<Transaction>,
+        trace: Option<Arc<crate::trace::KvTrace>>,
+    ) -> Result<(Vec<Response>, Option<Transaction>), KvError> {
+        let txn = TxnUpdates::traced(txn, trace);
         let responses = self.send_parts(requests, &txn).await?;
         Ok((responses, txn.into_inner()))
     }
@@ -351,7 +362,7 @@ impl DistSender {
         };
         let lookup = Request::Scan { span: lookup_span, limit: Some(1), filter: None };
         let response = self
-            .send_to_range(self.meta_range(), &Locate::At(Key::MIN), vec![lookup], None)
+            .send_to_range(self.meta_range(), &Locate::At(Key::MIN), vec![lookup], None, None)
             .await?;
         let Some(Response::Scan { rows, .. }) = response.responses.into_iter().next() else {
             return Err(KvError::Internal(
@@ -378,13 +389,20 @@ impl DistSender {
 
     /// Sends requests that all fall in `descriptor`'s range to its leaseholder, retrying on
     /// routing errors until the deadline. `locate` re-finds the range if the descriptor is stale.
+    /// The answer, and each replica that turned the batch away, are recorded in `trace`.
     pub(crate) async fn send_to_range(
         &self,
         mut descriptor: RangeDescriptor,
         locate: &Locate,
         requests: Vec<Request>,
         txn: Option<Transaction>,
+        trace: Option<&crate::trace::KvTrace>,
     ) -> Result<BatchResponse, KvError> {
+        let redirected = || {
+            if let Some(trace) = trace {
+                trace.redirect();
+            }
+        };
         let deadline = tokio::time::Instant::now() + self.deadline;
         let mut last_error =
             KvError::Unavailable(format!("no replica of range {} answered", descriptor.range_id));
@@ -405,9 +423,13 @@ impl DistSender {
                 match self.sender.send(replica.node_id, batch).await {
                     Ok(response) => {
                         self.cache.set_leaseholder(descriptor.range_id, replica);
+                        if let Some(trace) = trace {
+                            trace.batch(descriptor.range_id, replica.node_id);
+                        }
                         return Ok(response);
                     }
                     Err(KvError::NotLeaseholder { leaseholder: Some(hint), .. }) => {
+                        redirected();
                         self.cache.set_leaseholder(descriptor.range_id, hint);
                         // Bounded: replicas that disagree about the leaseholder must not keep
                         // this loop bouncing between them.
@@ -423,6 +445,7 @@ impl DistSender {
                     // The range changed shape (a split): refresh the cache and let the caller
                     // re-cut its requests to the new boundaries.
                     Err(KvError::RangeKeyMismatch { range_id, key, actual }) => {
+                        redirected();
                         self.cache.evict(range_id);
                         if let Some(actual) = &actual {
                             self.cache.insert((**actual).clone());
@@ -430,8 +453,12 @@ impl DistSender {
                         return Err(KvError::RangeKeyMismatch { range_id, key, actual });
                     }
                     // This node has no replica (yet): another replica may.
-                    Err(e @ KvError::RangeNotFound(_)) => last_error = e,
+                    Err(e @ KvError::RangeNotFound(_)) => {
+                        redirected();
+                        last_error = e
+                    }
                     Err(e) if matches!(e.kind(), ErrorKind::Route | ErrorKind::Retry) => {
+                        redirected();
                         last_error = e
                     }
                     Err(e) => return Err(e),

@@ -9,6 +9,8 @@
 //! - Range administration: [`KvClient::split_at`] splits a range and updates its addressing
 //!   records; [`KvClient::ranges_in`] lists the ranges of a span.
 //! - [`conflict`]: what a sender does about other transactions' locks (push, resolve, retry).
+//! - [`trace`]: what one transaction's requests cost (batches, ranges, nodes, redirects),
+//!   recorded while someone watches (EXPLAIN ANALYZE).
 //!
 //! How a batch reaches another node is the [`NodeSender`]'s business: the server sends over the
 //! node-to-node transport, tests call stores directly.
@@ -18,6 +20,7 @@ mod cache;
 mod client;
 pub mod conflict;
 mod dist_sender;
+pub mod trace;
 pub mod txn;
 
 #[cfg(test)]

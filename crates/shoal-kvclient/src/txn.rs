@@ -35,6 +35,7 @@ use shoal_keys::{Key, Span};
 
 use crate::DistSender;
 use crate::client::{KvClient, KvOps};
+use crate::trace::KvTrace;
 
 /// How many times [`KvClient::txn`] runs a transaction before giving up.
 const MAX_ATTEMPTS: usize = 100;
@@ -57,6 +58,8 @@ struct TxnState {
     /// [`Txn::fix_commit_timestamp`] was called in this epoch: the transaction commits at
     /// `txn.read_ts` or restarts, never refreshes.
     commit_ts_fixed: bool,
+    /// Where the transaction's batches are recorded while someone watches ([`Txn::set_trace`]).
+    trace: Option<Arc<KvTrace>>,
 }
 
 /// A transaction in progress. Clones are handles to the same transaction.
@@ -137,6 +140,7 @@ impl KvClient {
                     finished: None,
                     aborted: None,
                     commit_ts_fixed: false,
+                    trace: None,
                 })),
                 heartbeat: Mutex::new(None),
             }),
@@ -217,6 +221,16 @@ impl Txn {
         state.txn.read_ts
     }
 
+    /// Records the transaction's reads and writes from now on into `trace` (None: stop
+    /// recording). Commits, rollbacks and heartbeats are never recorded.
+    pub fn set_trace(&self, trace: Option<Arc<KvTrace>>) {
+        self.lock().trace = trace;
+    }
+
+    fn trace(&self) -> Option<Arc<KvTrace>> {
+        self.lock().trace.clone()
+    }
+
     /// Returns the transaction as it would be sent now.
     pub fn transaction(&self) -> Transaction {
         self.lock().txn.clone()
@@ -251,7 +265,8 @@ impl Txn {
         let reads = requests.iter().all(|r| !r.writes_data() || r.is_locking_read());
         loop {
             let txn = self.prepare(&requests)?;
-            match self.inner.sender.send_txn(requests.clone(), Some(txn)).await {
+            let sent = self.inner.sender.send_txn_traced(requests.clone(), Some(txn), self.trace());
+            match sent.await {
                 Ok((responses, updated)) => {
                     let mut state = self.lock();
                     if let Some(updated) = updated {
@@ -319,7 +334,11 @@ impl Txn {
         if !spans.is_empty() && !self.inner.skip_refresh {
             let from = txn.read_ts;
             let refreshes = spans.into_iter().map(|span| Request::Refresh { span, from }).collect();
-            match self.inner.sender.send_txn(refreshes, Some(txn.clone())).await {
+            let trace = self.trace();
+            if let Some(trace) = &trace {
+                trace.refresh();
+            }
+            match self.inner.sender.send_txn_traced(refreshes, Some(txn.clone()), trace).await {
                 Ok(_) => {}
                 Err(KvError::TxnRetry { reason: RetryReason::RefreshFailed, .. }) => {
                     return Ok(false);

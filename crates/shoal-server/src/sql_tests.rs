@@ -542,7 +542,18 @@ async fn explain_analyze_counts_each_operators_rows() {
     let kv: u64 =
         footer.split("kv requests ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
     assert!(kv >= 1, "{footer}");
-    assert!(!footer.ends_with("peak memory 0 B"), "{footer}");
+    assert!(!footer.contains("peak memory 0 B"), "{footer}");
+    assert!(footer.contains(", restarts 0"), "{footer}");
+    // Every range the scan's spans cross answered it, and the trace names them.
+    let traced = &lines[lines.len() - 2];
+    assert!(traced.starts_with("kv: "), "{lines:#?}");
+    let scanned = find("scan t");
+    let on = scanned.split(" on ").nth(1).unwrap().split_whitespace();
+    let is_range = |w: &&str| w.len() > 1 && w.starts_with('r') && w[1..].parse::<u64>().is_ok();
+    for range in on.take_while(is_range) {
+        assert!(traced.contains(&format!("{range} on n")), "{range} of {scanned} in {traced}");
+    }
+    assert!(traced.ends_with("redirects 0, lock conflicts 0, read refreshes 0"), "{traced}");
 
     // A join: each input's rows, and the join's.
     let lines: Vec<String> = rows(
@@ -559,6 +570,37 @@ async fn explain_analyze_counts_each_operators_rows() {
     assert!(join.contains("(actual rows=18 "), "{lines:#?}");
     let scan = lines.iter().find(|l| l.contains("filter (#0 < 20)")).expect("the scan of b");
     assert!(scan.contains("(actual rows=19 "), "{lines:#?}");
+}
+
+/// EXPLAIN ANALYZE's KV line counts the locks of other transactions a statement met: a read
+/// of a row another transaction is writing waits for it to commit, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn explain_analyze_counts_the_locks_a_statement_waited_for() {
+    let _serial = SERIAL.lock().await;
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (nodes, engines) = table_t(&dirs, "v INT", 20, |k| format!("({k}, {k})")).await;
+    let mut writer = engines[1].session();
+    writer.execute("BEGIN").await.unwrap();
+    writer.execute("UPDATE t SET v = 0 WHERE k = 5").await.unwrap();
+
+    let mut reader = engines[0].session();
+    let read = tokio::spawn(async move {
+        rows(&mut reader, "EXPLAIN ANALYZE SELECT v FROM t WHERE k = 5").await
+    });
+    // The reader is queued behind the writer's lock: commit, and it reads the new value.
+    let cluster = nodes[0].require_cluster().unwrap();
+    let sender = cluster.kv.sender();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sender.waiting_txns().is_empty() {
+        assert!(!read.is_finished(), "the read did not wait: {:?}", read.await);
+        assert!(tokio::time::Instant::now() < deadline, "the read never waited for the lock");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    writer.execute("COMMIT").await.unwrap();
+    let lines: Vec<String> = read.await.unwrap().into_iter().map(|mut r| r.remove(0)).collect();
+    let traced = &lines[lines.len() - 2];
+    assert!(traced.contains("lock conflicts 1,"), "{lines:#?}");
+    assert!(lines.last().unwrap().starts_with("execution: 1 rows"), "{lines:#?}");
 }
 
 /// A correlated subquery runs per outer value while each run is a point lookup, and switches

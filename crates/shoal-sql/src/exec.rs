@@ -69,6 +69,9 @@ pub struct ExecEnv {
     pub profile: Option<Arc<crate::profile::Profile>>,
     /// Where DML counts the rows it changed, for automatic statistics; None: nowhere.
     pub changes: Option<Arc<crate::stats::Changes>>,
+    /// Why earlier runs of this statement (in its own transaction) were restarted, for
+    /// EXPLAIN ANALYZE; empty on the first run and inside an explicit transaction.
+    pub restarts: Vec<shoal_api::txn::RetryReason>,
 }
 
 /// Returns the rows of `plan`, read through `txn`, computed on `env`'s runtime.

@@ -4,25 +4,33 @@
 //! [`Plan::Measure`] with the operator's number (pre-order, as EXPLAIN lists them). The
 //! executor then counts, per operator, the rows it produced and the time spent pulling them
 //! (inclusive of its inputs, as PostgreSQL's "actual time" is); the statement as a whole
-//! counts its KV read requests, the peak of its memory budget, and (when it has correlated
-//! subqueries) how many times they ran for one outer value and how many switched to their
-//! decorrelated plan ([`crate::exec_apply`]).
+//! counts its KV read requests, the peak of its memory budget, its restarts, and (when it has
+//! correlated subqueries) how many times they ran for one outer value and how many switched
+//! to their decorrelated plan ([`crate::exec_apply`]). A KV trace on the transaction
+//! ([`shoal_kvclient::trace`]) says where the requests went: the batches the ranges
+//! answered, each range with the nodes that served it, and what got in the way (redirects,
+//! other transactions' locks, read refreshes).
 //!
 //! ```text
 //!   EXPLAIN ANALYZE SELECT k FROM t WHERE v > 1
 //!
 //!   project #0  (actual rows=2 time=0.21ms)
 //!     scan t spans [...] on r12 - filter (#1 > 1)  (actual rows=2 time=0.19ms)
-//!   execution: 2 rows in 0.25ms, kv requests 1, peak memory 96 B
+//!   kv: 1 batch to 1 range on 1 node (r12 on n1), redirects 0, lock conflicts 0, read refreshes 0
+//!   execution: 2 rows in 0.25ms, kv requests 1, peak memory 96 B, restarts 0
 //! ```
 //!
 //! Each operator also shows the most memory its own reservations held at once (a sort's
 //! buffer, a hash join's build side; [`crate::memory`]), when it held any.
 //!
+//! Restarts: a statement in its own transaction that restarts runs again whole; the footer
+//! names the reasons of the runs before, and every other count is the last run's. Inside an
+//! explicit transaction the client restarts, so the count is always 0 there.
+//!
 //! Not measured: the plans of subqueries and of LATERAL right sides, which are re-planned per
 //! outer value (their operators' lines carry no counts; the apply or lateral join above them
-//! includes their time and memory); the statement's transaction restarts (an implicit transaction that restarts runs the whole
-//! statement again, and the counts are those of the last run).
+//! includes their time and memory); the KV work of uncorrelated subqueries, which run before
+//! the statement is planned.
 
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -32,6 +40,8 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use futures::stream::StreamExt;
+
+use shoal_kvclient::trace::KvTrace;
 
 use crate::error::Result;
 use crate::exec::{Row, Rows};
@@ -56,6 +66,7 @@ pub struct Profile {
     kv_requests: AtomicU64,
     subquery_runs: AtomicU64,
     subqueries_hashed: AtomicU64,
+    kv: std::sync::Arc<KvTrace>,
 }
 
 impl Profile {
@@ -67,6 +78,7 @@ impl Profile {
             kv_requests: AtomicU64::new(0),
             subquery_runs: AtomicU64::new(0),
             subqueries_hashed: AtomicU64::new(0),
+            kv: std::sync::Arc::default(),
         }
     }
 
@@ -169,6 +181,7 @@ pub async fn explain_analyze(
     let plan = instrument(planned.plan, &mut operators);
     let profile = std::sync::Arc::new(Profile::new(operators));
     let env = crate::exec::ExecEnv { profile: Some(profile.clone()), ..d.env.clone() };
+    let tracing = Tracing::start(d.txn, &profile.kv);
     // Wall-clock time of the run, for the report only.
     let started = Instant::now();
     let mut rows = crate::exec::execute(plan.clone(), d.txn.clone(), d.ctx, &env);
@@ -177,14 +190,74 @@ pub async fn explain_analyze(
         count += 1;
     }
     let elapsed = started.elapsed();
-    let footer = vec![format!(
-        "execution: {count} rows in {:.3}ms, kv requests {}, peak memory {}{}",
-        elapsed.as_secs_f64() * 1000.0,
-        profile.kv_requests(),
-        crate::memory::show_bytes(env.memory.peak()),
-        profile.subqueries(),
-    )];
+    drop(tracing);
+    let footer = vec![
+        show_kv(&profile.kv.summary()),
+        format!(
+            "execution: {count} rows in {:.3}ms, kv requests {}, peak memory {}, {}{}",
+            elapsed.as_secs_f64() * 1000.0,
+            profile.kv_requests(),
+            crate::memory::show_bytes(env.memory.peak()),
+            show_restarts(&env.restarts),
+            profile.subqueries(),
+        ),
+    ];
     crate::schema::explain_analyzed(client, &plan, &profile, footer).await
+}
+
+/// Records `txn`'s KV work into a trace until dropped (also when the statement fails or is
+/// cancelled midway).
+struct Tracing<'a>(&'a shoal_kvclient::txn::Txn);
+
+impl<'a> Tracing<'a> {
+    fn start(txn: &'a shoal_kvclient::txn::Txn, trace: &std::sync::Arc<KvTrace>) -> Self {
+        txn.set_trace(Some(trace.clone()));
+        Tracing(txn)
+    }
+}
+
+impl Drop for Tracing<'_> {
+    fn drop(&mut self) {
+        self.0.set_trace(None);
+    }
+}
+
+/// `restarts 0`, or `restarts 2 (write_too_old, refresh_failed)`.
+fn show_restarts(restarts: &[shoal_api::txn::RetryReason]) -> String {
+    match restarts {
+        [] => "restarts 0".into(),
+        reasons => {
+            let names: Vec<&str> = reasons.iter().map(|r| r.name()).collect();
+            format!("restarts {} ({})", reasons.len(), names.join(", "))
+        }
+    }
+}
+
+/// The KV trace's footer line: where the statement's batches went and what got in their way.
+pub(crate) fn show_kv(kv: &shoal_kvclient::trace::KvTraceSummary) -> String {
+    let count =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let ranges: Vec<String> = kv
+        .ranges
+        .iter()
+        .map(|(range, nodes)| {
+            let nodes: Vec<String> = nodes.iter().map(|n| format!("n{n}")).collect();
+            format!("r{range} on {}", nodes.join(" "))
+        })
+        .collect();
+    let served = match ranges.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", ranges.join(", ")),
+    };
+    format!(
+        "kv: {} to {} on {}{served}, redirects {}, lock conflicts {}, read refreshes {}",
+        count(kv.batches as usize, "batch", "batches"),
+        count(kv.ranges.len(), "range", "ranges"),
+        count(kv.nodes().len(), "node", "nodes"),
+        kv.redirects,
+        kv.lock_conflicts,
+        kv.refreshes,
+    )
 }
 
 /// An operator's counts as EXPLAIN ANALYZE shows them (memory only for operators that

@@ -126,6 +126,7 @@ impl SqlEngine {
             memory: MemoryBudget::new(self.query_memory_limit()),
             profile: None,
             changes: Some(self.changes.clone()),
+            restarts: Vec::new(),
         }
     }
 
@@ -249,6 +250,7 @@ impl SqlEngine {
             result_buffer_rows: RESULT_BUFFER_ROWS,
             vars: Default::default(),
             cancel: None,
+            restarts: std::sync::Mutex::default(),
         }
     }
 
@@ -291,6 +293,9 @@ pub struct Session {
     pub(crate) vars: std::sync::Mutex<crate::session_vars::SessionVars>,
     /// Bumped to cancel the running statement ([`Session::set_cancel_signal`]).
     cancel: Option<tokio::sync::watch::Receiver<u64>>,
+    /// Why the statement running now in its own transaction was restarted so far (EXPLAIN
+    /// ANALYZE reports them).
+    restarts: std::sync::Mutex<Vec<shoal_api::txn::RetryReason>>,
 }
 
 impl Drop for Session {
@@ -475,6 +480,8 @@ impl Session {
         sink: &mut S,
         buffer_rows: usize,
     ) -> Result<Output> {
+        // Restarts are counted per statement, by the implicit transaction that takes them.
+        self.restarts.lock().unwrap_or_else(|p| p.into_inner()).clear();
         match parsed {
             Parsed::Statement(statement) => match statement.as_ref() {
                 Statement::StartTransaction { .. } => {
@@ -595,6 +602,7 @@ impl Session {
                 }
                 Err(SqlError::Retry { reason, .. }) if attempt < MAX_ATTEMPTS && !streamed => {
                     attempt += 1;
+                    self.restarts.lock().unwrap_or_else(|p| p.into_inner()).push(reason);
                     if reason.is_abort() {
                         let priority = txn.meta().priority.saturating_add(1);
                         txn.rollback_in_background();
@@ -652,7 +660,8 @@ impl Session {
             txn.fix_commit_timestamp();
         }
         let ctx = EvalContext::at(txn.read_ts());
-        let env = self.engine.exec_env();
+        let mut env = self.engine.exec_env();
+        env.restarts = self.restarts.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let now_micros = ctx.now_micros;
         self.engine.start_statistics_work(now_micros);
         let inlined;
